@@ -1,0 +1,832 @@
+"""The program that runs *inside* the sandbox: a warm zygote plus the test runner.
+
+Standard library only, and never imported by the server: the host reads this file as text and
+starts it with ``python -c`` inside bubblewrap. The zygote imports common modules once, then for
+every job forks a child that applies the rlimits, runs the candidate and its tests, and reports
+each test over a private pipe. A test counts as passed only when that report says so, so exiting,
+crashing, killing the harness or lying about equality can only lose results, never invent them.
+
+Wire format with the host: a 4-byte big-endian length, then a UTF-8 JSON object, both ways.
+"""
+
+import ast
+import builtins
+import gc
+import json
+import os
+import resource
+import select
+import shutil
+import signal
+import struct
+import sys
+import time
+import traceback
+
+# Imported once here so that each forked child starts with them loaded (copy-on-write).
+PRELOAD = (
+    "array bisect cmath collections copy dataclasses datetime decimal enum fractions functools hashlib "
+    "heapq itertools json math numbers operator random re statistics string textwrap typing unicodedata"
+).split()
+# Module attributes that a candidate must not replace while tests run (checked by identity).
+GUARDED = ("builtins", "math", "cmath", "operator", "functools", "itertools", "collections", "heapq",
+           "bisect", "re", "string", "statistics", "fractions")
+
+SOLUTION = "solution.py"
+MAX_REPR = 300
+MAX_MESSAGE = 2000
+MAX_RECORD_BYTES = 4 * 1024 * 1024
+
+# Everything the checks use is bound here, before candidate code can patch builtins.
+_type, _isinstance, _issubclass, _repr, _len, _str = type, isinstance, issubclass, repr, len, str
+_bool, _list, _tuple, _dict, _set, _frozenset = bool, list, tuple, dict, set, frozenset
+_int, _float, _complex, _bytes = int, float, complex, bytes
+_os_write, _json_dumps, _getattr, _id = os.write, json.dumps, getattr, id
+_BaseException, _SystemExit = BaseException, SystemExit
+_EXACT = (type(None), bool, int, float, complex, str, bytes)
+
+
+class _Verdict(BaseException):
+    """Raised by the assert helpers; BaseException so that test code's `except Exception` keeps out."""
+
+
+class _NotPlain(Exception):
+    pass
+
+
+def _short(text, limit=MAX_REPR):
+    return text if _len(text) <= limit else text[: limit - 15] + "...<truncated>"
+
+
+# ---------------------------------------------------------------------------- plain values
+def _plain(value, depth=0):
+    """Convert to builtin data without calling any method the candidate could have defined.
+
+    Equality is then decided by builtin comparison of plain values, so an object whose __eq__
+    always returns True (or whose class was patched) cannot pass for the expected value.
+    """
+    t = _type(value)
+    if t in _EXACT:
+        return value
+    if depth > 100:
+        raise _NotPlain("a structure nested more than 100 levels deep")
+    d = depth + 1
+    if t is _list:
+        return [_plain(x, d) for x in value]
+    if t is _tuple:
+        return _tuple(_plain(x, d) for x in value)
+    if t is _dict:
+        return {_plain(k, d): _plain(v, d) for k, v in _dict.items(value)}
+    if t is _set or t is _frozenset:
+        return t(_plain(x, d) for x in value)
+    for base, convert in _SUBCLASS_CONVERTERS:
+        if _issubclass(t, base):
+            return _plain(convert(value), d)
+    for adapt in _ADAPTERS:
+        converted = adapt(t, value)
+        if converted is not _NO:
+            return _plain(converted, d)
+    raise _NotPlain("a " + _describe_type(t) + " object")
+
+
+_NO = object()
+_SUBCLASS_CONVERTERS = (
+    (bool, _bool.__bool__), (int, _int.__int__), (float, _float.__float__),
+    (complex, _complex.__complex__), (str, _str.__str__), (bytes, lambda v: _bytes.__getitem__(v, slice(None))),
+    (list, lambda v: _list(_list.__iter__(v))), (tuple, lambda v: _tuple(_tuple.__iter__(v))),
+    (dict, lambda v: _dict(_dict.items(v))), (frozenset, lambda v: _frozenset(_frozenset.__iter__(v))),
+    (set, lambda v: _set(_set.__iter__(v))),
+)
+
+
+def _adapt_stdlib(t, value):
+    # Decimal is an immutable C type, so its comparison cannot be patched; Fraction is pure Python.
+    import decimal
+    import fractions
+
+    if t is decimal.Decimal:
+        return value if value.is_nan() else (_int(value) if value == value.to_integral_value() else _float(value))
+    if t is fractions.Fraction:
+        num, den = fractions.Fraction.numerator.__get__(value), fractions.Fraction.denominator.__get__(value)
+        return num if den == 1 else num / den
+    return _NO
+
+
+def _adapt_numpy(t, value):
+    np = sys.modules.get("numpy")
+    if np is None:
+        return _NO
+    if _issubclass(t, np.ndarray):
+        return np.ndarray.tolist(value)
+    if _issubclass(t, np.generic):
+        return np.generic.item(value)
+    return _NO
+
+
+_ADAPTERS = (_adapt_stdlib, _adapt_numpy)
+
+
+def _describe_type(t):
+    module = _getattr(t, "__module__", "")
+    name = _getattr(t, "__qualname__", "?")
+    return name if module in ("builtins", "solution", "__main__", "") else module + "." + name
+
+
+def _show(value):
+    """repr of a value, without running candidate code for non-plain objects."""
+    try:
+        return _short(_repr(_plain(value)))
+    except _NotPlain:
+        return "<" + _describe_type(_type(value)) + " object>"
+
+
+# ---------------------------------------------------------------------------- assert helpers
+class _Checks:
+    """The functions rewritten asserts call. `last` keeps the details of the latest comparison."""
+
+    def __init__(self):
+        self.last = None
+
+    def compare(self, left_fn, ops, right_fns, sources):
+        """Chained comparison a op1 b op2 c..., each operand evaluated once, left to right."""
+        left = left_fn()
+        for op, right_fn, (lsrc, rsrc) in zip(ops, right_fns, sources):
+            right = right_fn()
+            ok = self._compare_one(left, op, right)
+            self.last = (lsrc, op, rsrc, left, right, ok)
+            if not ok:
+                return False
+            left = right
+        return True
+
+    @staticmethod
+    def _compare_one(left, op, right):
+        if op == "is":
+            return left is right
+        if op == "is not":
+            return left is not right
+        try:
+            a, b = _plain(left), _plain(right)
+        except _NotPlain:
+            a = b = None
+            plain = False
+        else:
+            plain = True
+        if not plain:
+            left_plain, right_plain = _is_plain(left), _is_plain(right)
+            if left_plain != right_plain:
+                other = left if not left_plain else right
+                raise _Verdict(
+                    "got " + _show(other) + ", which is not a plain value (int, str, list, dict, ...); "
+                    "compare or return builtin values")
+            # Two objects of the candidate's own classes: only their own comparison can decide.
+            result = _OPS[op](left, right)
+            try:
+                return _bool(_plain(result))
+            except _NotPlain:
+                raise _Verdict("comparison returned " + _show(result) + " instead of a bool") from None
+        return _OPS[op](a, b)
+
+    def truth(self, value, src):
+        try:
+            return _bool(_plain(value))
+        except _NotPlain:
+            raise _Verdict(src + " returned " + _show(value) + ", which is not a plain value") from None
+
+    def all_of(self, fns):
+        return all(f() for f in fns)
+
+    def any_of(self, fns):
+        return any(f() for f in fns)
+
+    def check(self, ok, src, kind, msg_fn):
+        """The assert itself: ``kind`` is 'compare', 'truth' or 'not'."""
+        if ok:
+            self.last = None
+            return
+        message = self._explain(src, kind)
+        if msg_fn is not None:
+            try:
+                message += " (assert message: " + _short(_str(msg_fn())) + ")"
+            except _BaseException:
+                pass
+        self.last = None
+        raise _Verdict(message)
+
+    def _explain(self, src, kind):
+        last = self.last
+        if kind == "compare" and last is not None:
+            lsrc, op, rsrc, left, right, _ = last
+            verb = " returned " if lsrc.rstrip().endswith(")") else " is "
+            if _is_literal(lsrc) and not _is_literal(rsrc):  # `assert 4 == f(2)`
+                lsrc, rsrc, left, right = rsrc, lsrc, right, left
+                op = _FLIPPED.get(op, op)
+                verb = " returned " if lsrc.rstrip().endswith(")") else " is "
+            if op == "==":
+                return lsrc + verb + _show(left) + ", expected " + _show(right)
+            return lsrc + verb + _show(left) + ", expected it to be " + op + " " + _show(right) + (
+                "" if _is_literal(rsrc) else " (" + rsrc + ")")
+        if kind == "not":
+            return "expected " + src + " to be false"
+        if last is not None and kind == "truth_compare":
+            lsrc, op, rsrc, left, right, _ = last
+            return "assertion failed: " + src + "; " + lsrc + " = " + _show(left) + ", " + rsrc + " = " + _show(right)
+        return "assertion failed: " + src + " is false"
+
+
+def _is_plain(value):
+    try:
+        _plain(value)
+        return True
+    except _NotPlain:
+        return False
+
+
+def _is_literal(src):
+    try:
+        ast.literal_eval(src)
+        return True
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return False
+
+
+_OPS = {
+    "==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+    "in": lambda a, b: a in b, "not in": lambda a, b: a not in b,
+}
+_FLIPPED = {"<": ">", ">": "<", "<=": ">=", ">=": "<="}
+_OP_NAMES = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=",
+             ast.Is: "is", ast.IsNot: "is not", ast.In: "in", ast.NotIn: "not in"}
+H = "__mucode_checks__"
+
+
+class _AssertRewriter(ast.NodeTransformer):
+    """Turns every ``assert`` in test code into calls of _Checks, so the harness judges the values."""
+
+    def __init__(self, source):
+        self.source = source
+
+    def _src(self, node):
+        return ast.get_source_segment(self.source, node) or ast.unparse(node)
+
+    def _call(self, method, args):
+        func = ast.Attribute(value=ast.Name(id=H, ctx=ast.Load()), attr=method, ctx=ast.Load())
+        return ast.Call(func=func, args=args, keywords=[])
+
+    @staticmethod
+    def _thunk(expr):
+        return ast.Lambda(args=ast.arguments(posonlyargs=[], args=[], kwonlyargs=[], kw_defaults=[], defaults=[]),
+                          body=expr)
+
+    def strict(self, node):
+        """An expression that evaluates ``node`` to a bool through the strict helpers."""
+        if isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            srcs = [(self._src(a), self._src(b)) for a, b in zip(operands, operands[1:])]
+            return self._call("compare", [
+                self._thunk(self.visit(node.left)),
+                ast.List(elts=[ast.Constant(_OP_NAMES[type(op)]) for op in node.ops], ctx=ast.Load()),
+                ast.List(elts=[self._thunk(self.visit(c)) for c in node.comparators], ctx=ast.Load()),
+                ast.List(elts=[ast.Tuple(elts=[ast.Constant(a), ast.Constant(b)], ctx=ast.Load()) for a, b in srcs],
+                         ctx=ast.Load()),
+            ])
+        if isinstance(node, ast.BoolOp):
+            method = "all_of" if isinstance(node.op, ast.And) else "any_of"
+            return self._call(method, [ast.List(elts=[self._thunk(self.strict(v)) for v in node.values],
+                                                ctx=ast.Load())])
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            return ast.UnaryOp(op=ast.Not(), operand=self.strict(node.operand))
+        return self._call("truth", [self.visit(node), ast.Constant(self._src(node))])
+
+    def visit_Assert(self, node):
+        test = node.test
+        if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And) and node.msg is None:
+            # `assert a and b` is `assert a; assert b`: each part gets its own precise message.
+            parts = [ast.copy_location(ast.Assert(test=v, msg=None), node) for v in test.values]
+            return [self.visit_Assert(p) for p in parts]
+        if isinstance(test, ast.Compare) and len(test.ops) == 1:
+            kind = "compare"
+        elif isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+            kind = "not"
+        elif isinstance(test, (ast.Compare, ast.BoolOp)):
+            kind = "truth_compare"
+        else:
+            kind = "truth"
+        msg = self._thunk(self.visit(node.msg)) if node.msg is not None else ast.Constant(None)
+        call = self._call("check", [self.strict(test), ast.Constant(self._src(test)), ast.Constant(kind), msg])
+        return ast.copy_location(ast.Expr(value=call), node)
+
+
+def compile_test(source, index):
+    tree = ast.parse(source, filename="<test %d>" % (index + 1))
+    tree = ast.fix_missing_locations(_AssertRewriter(source).visit(tree))
+    return compile(tree, "<test %d>" % (index + 1), "exec")
+
+
+# ---------------------------------------------------------------------------- error text
+def describe_exception(exc, code_lines):
+    """One line naming the exception, then a traceback trimmed to the candidate's own lines."""
+    if isinstance(exc, SyntaxError) and exc.filename == SOLUTION:
+        head = "%s: %s at line %s" % (_type(exc).__name__, exc.msg, exc.lineno)
+        text = (exc.text or "").rstrip("\n")
+        if text and exc.offset:
+            indent = len(text) - len(text.lstrip())
+            head += "\n    " + text.strip() + "\n    " + " " * max(exc.offset - 1 - indent, 0) + "^"
+        return head
+    summary = _exception_summary(exc)
+    head = summary or _short("".join(traceback.format_exception_only(_type(exc), exc)).strip(), 600)
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == SOLUTION]
+    if not frames:
+        return head
+    lines = [head, "Traceback (candidate's code, most recent call last):"]
+    shown = frames if len(frames) <= 8 else [*frames[:3], None, *frames[-4:]]
+    for f in shown:
+        if f is None:
+            lines.append("  ... %d more frames ..." % (len(frames) - 7))
+            continue
+        text = code_lines[f.lineno - 1].strip() if f.lineno and 0 < f.lineno <= len(code_lines) else ""
+        lines.append('  File "%s", line %s, in %s' % (SOLUTION, f.lineno, f.name))
+        if text:
+            lines.append("    " + _short(text, 200))
+    return "\n".join(lines)
+
+
+def _exception_summary(exc):
+    if isinstance(exc, _SystemExit):
+        return "SystemExit(%r): the program called exit() instead of returning" % (exc.code,)
+    if isinstance(exc, MemoryError):
+        return "MemoryError: the memory limit was reached"
+    if isinstance(exc, RecursionError):
+        return "RecursionError: " + _short(_str(exc), 200)
+    return None
+
+
+# ---------------------------------------------------------------------------- child side
+class Reporter:
+    """Writes records to the zygote over a pipe the candidate never needs to touch."""
+
+    def __init__(self, fd):
+        self.fd = fd
+
+    def send(self, **record):
+        data = (_json_dumps(record) + "\n").encode("utf-8", "replace")
+        view = memoryview(data)
+        while view:
+            view = view[_os_write(self.fd, view):]
+
+
+def _snapshot_guarded():
+    return {name: _dict(vars(sys.modules[name])) for name in GUARDED if name in sys.modules}
+
+
+def _tampered(snapshot):
+    """Names of guarded attributes changed since the snapshot; restores them as it goes."""
+    changed = []
+    for name, saved in snapshot.items():
+        current = vars(sys.modules[name])
+        for key, value in saved.items():
+            if current.get(key, _NO) is not value:
+                changed.append(name + "." + key)
+                current[key] = value
+    return changed
+
+
+def run_assert_tests(job, reporter):
+    """Child process: load the candidate once, then run every test and report each one."""
+    code = job["code"]
+    code_lines = code.splitlines()
+    snapshot = _snapshot_guarded()
+    pristine_builtins = _dict(vars(builtins))
+    namespace = {"__name__": "solution", "__file__": SOLUTION, "__builtins__": builtins}
+    try:
+        program = compile(code, SOLUTION, "exec")
+    except (SyntaxError, ValueError) as exc:
+        reporter.send(e="load_error", message="the code does not compile: " + describe_exception(exc, code_lines))
+        return
+    try:
+        exec(program, namespace)
+    except _BaseException as exc:
+        reporter.send(e="load_error", message="running the code's top level raised " + describe_exception(exc, code_lines))
+        return
+    _tampered(snapshot)
+    checks = _Checks()
+    test_globals = _dict(namespace)
+    test_globals["__builtins__"] = pristine_builtins
+    test_globals["__name__"] = "__tests__"
+    reporter.send(e="loaded")
+    for index, source in enumerate(job["tests"]):
+        reporter.send(e="start", i=index)
+        started = time.perf_counter()
+        status, message = _run_one(source, index, test_globals, checks, code_lines)
+        changed = _tampered(snapshot)
+        if test_globals.get(H) is not checks:
+            status, message = "failed", "the test's checking helper was replaced"
+        elif status == "passed" and changed:
+            status, message = "failed", "the code replaced " + ", ".join(changed[:5]) + " while the test ran"
+        reporter.send(e="result", i=index, status=status, message=_short(message, MAX_MESSAGE),
+                      ms=(time.perf_counter() - started) * 1000)
+
+
+def _run_one(source, index, test_globals, checks, code_lines):
+    try:
+        compiled = compile_test(source, index)
+    except SyntaxError as exc:
+        return "error", "the test itself does not compile: " + _short(_str(exc), 300)
+    test_globals[H] = checks
+    checks.last = None
+    try:
+        exec(compiled, test_globals)
+    except _Verdict as verdict:
+        return "failed", _str(verdict.args[0])
+    except _BaseException as exc:
+        where = source.strip().splitlines()[0] if source.strip() else source
+        return "error", _short(where, 200) + " raised " + describe_exception(exc, code_lines)
+    return "passed", ""
+
+
+def run_program(job, reporter):
+    """Child process for a stdin/stdout test: the code runs as __main__ with the input on stdin."""
+    code = job["code"]
+    code_lines = code.splitlines()
+    namespace = {"__name__": "__main__", "__file__": SOLUTION, "__builtins__": builtins}
+    try:
+        program = compile(code, SOLUTION, "exec")
+        exec(program, namespace)
+    except _SystemExit as exc:
+        if exc.code not in (None, 0):
+            reporter.send(e="exit", status="error", message="the program exited with status %r" % (exc.code,))
+            return
+    except _BaseException as exc:
+        reporter.send(e="exit", status="error", message="the program raised " + describe_exception(exc, code_lines))
+        return
+    reporter.send(e="exit", status="ok", message="")
+
+
+# ---------------------------------------------------------------------------- zygote side
+class Zygote:
+    def __init__(self, channel_in, channel_out, isolated, workroot):
+        self.channel_in, self.channel_out = channel_in, channel_out
+        self.isolated = isolated  # inside bubblewrap's PID namespace: kill(-1) reaches only our processes
+        self.workroot = workroot
+        self.counter = 0
+
+    # -- wire
+    def read_message(self):
+        header = self._read_exact(4)
+        if header is None:
+            return None
+        (size,) = struct.unpack(">I", header)
+        return json.loads(self._read_exact(size).decode("utf-8"))
+
+    def _read_exact(self, size):
+        chunks, remaining = [], size
+        while remaining:
+            chunk = os.read(self.channel_in, remaining)
+            if not chunk:
+                return None
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks)
+
+    def write_message(self, message):
+        data = json.dumps(message).encode("utf-8")
+        data = struct.pack(">I", len(data)) + data
+        while data:
+            data = data[os.write(self.channel_out, data):]
+
+    # -- one job: prepare, run, cleanup (always)
+    def run_job(self, job):
+        started = time.monotonic()
+        deadline = started + job["timeout_s"]
+        self.counter += 1
+        workdir = os.path.join(self.workroot, "run%d" % self.counter)
+        os.makedirs(workdir)
+        try:
+            outcome = self._run_phases(job, workdir, deadline)
+        finally:
+            self._kill_strays()
+            self._cleanup(workdir)
+        outcome["duration_ms"] = (time.monotonic() - started) * 1000
+        return outcome
+
+    def _run_phases(self, job, workdir, deadline):
+        results = {}
+        stdout, stderr, notes = [], [], []
+        out_truncated = err_truncated = False
+        tests = job["tests"]
+        if tests or not job["io_tests"]:
+            run = self._fork(job, workdir, deadline, None)
+            out, err, ot, et = run["stdout"], run["stderr"], run["stdout_truncated"], run["stderr_truncated"]
+            stdout.append(out)
+            stderr.append(err)
+            out_truncated, err_truncated = ot, et
+            self._assert_results(tests, run, results, notes)
+        for k, io_test in enumerate(job["io_tests"]):
+            index = len(tests) + k
+            if time.monotonic() >= deadline:
+                results[index] = ("error", "not run: the time limit was reached by an earlier test", 0.0)
+                continue
+            run = self._fork(job, workdir, deadline, io_test["input"])
+            stdout.append(run["stdout"])
+            stderr.append(run["stderr"])
+            out_truncated |= run["stdout_truncated"]
+            err_truncated |= run["stderr_truncated"]
+            results[index] = self._io_result(io_test, run)
+        return {
+            "results": [results[i] for i in range(len(tests) + len(job["io_tests"]))],
+            "stdout": "".join(stdout), "stderr": "".join(stderr),
+            "stdout_truncated": out_truncated, "stderr_truncated": err_truncated,
+            "notes": notes,
+        }
+
+    def _assert_results(self, tests, run, results, notes):
+        records = run["records"]
+        load_error = next((r for r in records if r.get("e") == "load_error"), None)
+        if load_error is not None:
+            notes.append(load_error["message"])
+            for i in range(len(tests)):
+                results[i] = ("error", "not run: " + load_error["message"].split("\n")[0], 0.0)
+            return
+        loaded = any(r.get("e") == "loaded" for r in records)
+        done = {r["i"]: (r["status"], r["message"], r["ms"]) for r in records if r.get("e") == "result"}
+        started = [r["i"] for r in records if r.get("e") == "start"]
+        interrupted = started[-1] if started and started[-1] not in done else None
+        ending = run["ending"]
+        if not loaded and ending:
+            notes.append("loading the code " + ending["text"])
+        for i in range(len(tests)):
+            if i in done:
+                results[i] = done[i]
+            elif i == interrupted:
+                results[i] = (ending["status"], "this test " + ending["text"], ending.get("ms", 0.0))
+            elif not loaded:
+                results[i] = (ending["status"] if ending else "error",
+                              "not run: loading the code " + (ending["text"] if ending else "failed"), 0.0)
+            else:
+                results[i] = ("error", "not run: the program stopped during an earlier test", 0.0)
+        if tests == [] and ending:
+            notes.append("the program " + ending["text"])
+
+    def _io_result(self, io_test, run):
+        exit_record = next((r for r in run["records"] if r.get("e") == "exit"), None)
+        ms = run["ms"]
+        if run["ending"] and (exit_record is None or run["ending"]["status"] == "timeout"):
+            return (run["ending"]["status"], "the program " + run["ending"]["text"], ms)
+        if exit_record is None:
+            return ("error", "the program ended without finishing", ms)
+        if exit_record["status"] != "ok":
+            return ("error", exit_record["message"], ms)
+        if run["stdout_truncated"]:
+            return ("failed", "the output was larger than the output limit", ms)
+        actual, expected = normalise_output(run["stdout"]), normalise_output(io_test["output"])
+        if actual == expected:
+            return ("passed", "", ms)
+        return ("failed", describe_output_mismatch(io_test["input"], expected, actual), ms)
+
+    def _fork(self, job, workdir, deadline, stdin_text):
+        """Run one child to completion or to the deadline; collect its records and output."""
+        out_path, err_path = os.path.join(workdir, ".stdout"), os.path.join(workdir, ".stderr")
+        in_path = os.path.join(workdir, ".stdin")
+        if stdin_text is not None:
+            with open(in_path, "w", encoding="utf-8") as handle:
+                handle.write(stdin_text)
+        read_fd, write_fd = os.pipe()
+        started = time.monotonic()
+        pid = os.fork()
+        if pid == 0:  # child: never returns
+            os.close(read_fd)
+            self._child(job, workdir, write_fd, out_path, err_path, in_path if stdin_text is not None else None)
+        os.close(write_fd)
+        records, ending = self._collect(pid, read_fd, deadline, job)
+        ms = (time.monotonic() - started) * 1000
+        if ending is not None:
+            ending["ms"] = ms
+        cap = job["capture_bytes"]
+        stdout, out_truncated = _read_capped(out_path, cap if stdin_text is None else job["output_limit_bytes"])
+        stderr, err_truncated = _read_capped(err_path, cap)
+        return {"records": records, "ending": ending, "stdout": stdout, "stderr": stderr,
+                "stdout_truncated": out_truncated, "stderr_truncated": err_truncated, "ms": ms}
+
+    def _collect(self, pid, read_fd, deadline, job):
+        records, buffer = [], b""
+        pidfd = os.pidfd_open(pid)
+        poller = select.poll()
+        poller.register(read_fd, select.POLLIN)
+        poller.register(pidfd, select.POLLIN)
+        finished = timed_out = False
+        open_pipe = True
+        try:
+            while not finished:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    timed_out = True
+                    break
+                for fd, _ in poller.poll(remaining * 1000):
+                    if fd == pidfd:
+                        finished = True
+                    elif open_pipe:
+                        chunk = os.read(read_fd, 65536)
+                        if not chunk:
+                            open_pipe = False
+                            poller.unregister(read_fd)
+                        buffer += chunk
+                        if len(buffer) > MAX_RECORD_BYTES:  # a flood of records is not a test run
+                            os.kill(pid, signal.SIGKILL)
+            if finished and open_pipe:  # drain what the child wrote before it exited
+                os.set_blocking(read_fd, False)
+                try:
+                    while True:
+                        chunk = os.read(read_fd, 65536)
+                        if not chunk:
+                            break
+                        buffer += chunk
+                except BlockingIOError:
+                    pass
+        finally:
+            if timed_out:
+                os.kill(pid, signal.SIGKILL)
+            status = self._reap(pid)
+            os.close(read_fd)
+            os.close(pidfd)
+        for line in buffer.split(b"\n"):
+            if line:
+                try:
+                    record = json.loads(line.decode("utf-8", "replace"))
+                except ValueError:
+                    continue
+                if isinstance(record, dict):
+                    records.append(record)
+        clean_exit = status == 0 and any(r.get("e") == "done" for r in records)
+        if timed_out:
+            return records, {"status": "timeout", "text": "timed out (time limit %gs)" % job["timeout_s"]}
+        if clean_exit:
+            return records, None
+        return records, _describe_status(status, job)
+
+    @staticmethod
+    def _reap(pid):
+        _, status = os.waitpid(pid, 0)
+        return status
+
+    def _child(self, job, workdir, write_fd, out_path, err_path, in_path):
+        code = 1
+        try:
+            os.close(self.channel_in)
+            os.close(self.channel_out)
+            os.chdir(workdir)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+            os.dup2(os.open(out_path, flags, 0o600), 1)
+            os.dup2(os.open(err_path, flags, 0o600), 2)
+            os.dup2(os.open(in_path or os.devnull, os.O_RDONLY), 0)
+            fd = os.dup2(write_fd, 1000) if write_fd < 1000 else write_fd
+            if fd != write_fd:
+                os.close(write_fd)
+            os.closerange(3, 1000)
+            if not self.isolated:
+                os.setsid()
+            _set_limits(job)
+            sys.stdin = open(0, "r", encoding="utf-8", errors="replace", closefd=False)
+            sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
+            sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
+            reporter = Reporter(fd)
+            out, err = sys.stdout, sys.stderr
+            if in_path is None:
+                run_assert_tests(job, reporter)
+            else:
+                run_program(job, reporter)
+            for stream in (out, err):
+                try:
+                    stream.flush()
+                except _BaseException:
+                    pass
+            reporter.send(e="done")
+            code = 0
+        except _BaseException:
+            code = 70
+        finally:
+            os._exit(code)  # no atexit handlers, no finalizers of candidate objects
+
+    def _kill_strays(self):
+        """Whatever the candidate left running (daemons, orphans) dies here."""
+        if self.isolated:
+            try:
+                os.kill(-1, signal.SIGKILL)  # every process in this PID namespace but us and its init
+            except ProcessLookupError:
+                pass
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+
+    def _cleanup(self, workdir):
+        def unlock(function, path, _excinfo):
+            os.chmod(os.path.dirname(path), 0o700)
+            function(path)
+
+        shutil.rmtree(workdir, onerror=unlock)
+        if self.isolated:  # the candidate may have written anywhere it could: start each run empty
+            for root in ("/tmp", "/dev/shm"):
+                for name in os.listdir(root):
+                    path = os.path.join(root, name)
+                    if os.path.isdir(path) and not os.path.islink(path):
+                        shutil.rmtree(path, onerror=unlock)
+                    else:
+                        os.unlink(path)
+
+    def serve(self):
+        self.write_message({"ready": True, "python": sys.version.split()[0], "pid": os.getpid()})
+        while True:
+            job = self.read_message()
+            if job is None:
+                return
+            try:
+                reply = self.run_job(job)
+            except Exception as exc:  # a harness bug, reported as such rather than as a test failure
+                reply = {"harness_error": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))}
+            self.write_message(reply)
+
+
+def _set_limits(job):
+    mb = 1024 * 1024
+    cpu = int(job["timeout_s"]) + 1
+    limits = (
+        (resource.RLIMIT_AS, job["memory_mb"] * mb),
+        (resource.RLIMIT_CPU, cpu),
+        (resource.RLIMIT_NPROC, job["max_processes"]),
+        (resource.RLIMIT_FSIZE, job["output_limit_bytes"]),
+        (resource.RLIMIT_NOFILE, job["max_open_files"]),
+        (resource.RLIMIT_CORE, 0),
+    )
+    for which, value in limits:
+        _soft, hard = resource.getrlimit(which)
+        value = value if hard == resource.RLIM_INFINITY else min(value, hard)
+        hard_value = value + 1 if which == resource.RLIMIT_CPU else value
+        if hard != resource.RLIM_INFINITY:
+            hard_value = min(hard_value, hard)
+        resource.setrlimit(which, (value, hard_value))
+
+
+def _describe_status(status, job):
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        if sig in (signal.SIGXCPU, signal.SIGKILL):
+            return {"status": "timeout", "text": "was killed: CPU time limit (%ss) exceeded" % (int(job["timeout_s"]) + 1)
+                    if sig == signal.SIGXCPU else "was killed (SIGKILL; CPU or memory limit)"}
+        return {"status": "error", "text": "crashed with signal %s" % signal.Signals(sig).name}
+    code = os.WEXITSTATUS(status)
+    return {"status": "error", "text": "exited with status %d (exit() or os._exit()) before finishing" % code}
+
+
+def _read_capped(path, cap):
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(cap + 1)
+    except FileNotFoundError:
+        return "", False
+    return data[:cap].decode("utf-8", "replace"), len(data) > cap
+
+
+def normalise_output(text):
+    lines = [line.rstrip() for line in text.replace("\r\n", "\n").split("\n")]
+    while lines and not lines[-1]:
+        lines.pop()
+    return "\n".join(lines)
+
+
+def describe_output_mismatch(stdin_text, expected, actual):
+    exp_lines, act_lines = expected.split("\n"), actual.split("\n")
+    line = next((i for i, (a, b) in enumerate(zip(exp_lines, act_lines)) if a != b), min(len(exp_lines), len(act_lines)))
+    detail = "first difference at output line %d" % (line + 1)
+    return "wrong output (%s)\ninput:\n%s\nexpected output:\n%s\nactual output:\n%s" % (
+        detail, _short(stdin_text, 500), _short(expected, 500), _short(actual, 500) if actual else "(nothing)")
+
+
+def main():
+    isolated = sys.argv[1] == "isolated"
+    workroot = sys.argv[2]
+    for name in PRELOAD:
+        try:
+            __import__(name)
+        except ImportError:
+            pass
+    channel_in, channel_out = os.dup(0), os.dup(1)
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1):
+        os.dup2(null, fd)
+    os.makedirs(workroot, exist_ok=True)
+    if isolated:
+        import ctypes
+
+        # Not dumpable: candidates (same uid) can neither ptrace the zygote nor read its memory.
+        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    gc.freeze()  # the preloaded heap stays shared between forks instead of being touched by the GC
+    Zygote(channel_in, channel_out, isolated, workroot).serve()
+
+
+if __name__ == "__main__":
+    main()

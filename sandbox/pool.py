@@ -1,0 +1,247 @@
+"""A pool of warm sandboxed workers with a bounded queue.
+
+Each worker is one long-lived harness process inside its own bubblewrap sandbox; it forks a fresh
+child per execution, so the interpreter start and the common imports are paid once per worker,
+not once per program. The pool hands each execution to an idle worker, lets at most
+``queue_size`` executions wait, and refuses more with ``SandboxBusy`` (backpressure) instead of
+queueing forever.
+
+The host keeps its own clock on every execution: if the harness does not answer within the
+timeout plus a margin (the candidate stopped or killed it), the whole sandbox is killed, which
+ends every process in it, and the worker is started again for the next execution.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import logging
+import struct
+import time
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from .errors import SandboxBusy, SandboxUnavailable, WorkerCrashed
+from .feedback import build_result, lost_result
+from .isolation import Isolation, select_isolation
+from .limits import SandboxSettings, resolve_limits
+from .types import ExecutionRequest, ExecutionResult, TestStatus
+
+log = logging.getLogger("mucode.sandbox")
+
+HOST_MARGIN_S = 2.0  # the harness enforces the timeout itself; the host waits this much longer
+MAX_REPLY_BYTES = 64 * 1024 * 1024
+
+
+class _WorkerLost(Exception):
+    def __init__(self, status: TestStatus, why: str) -> None:
+        super().__init__(why)
+        self.status = status
+        self.why = why
+
+
+class _Worker:
+    """One warm harness process. Not safe for concurrent use: the pool gives it one job at a time."""
+
+    def __init__(self, isolation: Isolation, settings: SandboxSettings, index: int) -> None:
+        self.isolation = isolation
+        self.settings = settings
+        self.index = index
+        self.proc: asyncio.subprocess.Process | None = None
+        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=40)
+        self._stderr_task: asyncio.Task[None] | None = None
+        self.starts = 0
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None
+
+    async def ensure_started(self) -> None:
+        if self.alive:
+            return
+        await self.kill()
+        self.proc = await asyncio.create_subprocess_exec(
+            *self.isolation.command(),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            **self.isolation.spawn_kwargs(),
+        )
+        self.starts += 1
+        self._stderr_task = asyncio.create_task(self._drain_stderr(self.proc))
+        try:
+            hello = await asyncio.wait_for(self._read(), self.settings.startup_timeout_s)
+        except (asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
+            await self.kill()
+            detail = " ".join(self.stderr_tail).strip() or type(exc).__name__
+            raise SandboxUnavailable(f"the {self.isolation.name} sandbox failed to start: {detail}") from exc
+        log.debug("sandbox worker %d ready (pid %s, python %s)", self.index, self.proc.pid, hello.get("python"))
+
+    async def _drain_stderr(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stderr is not None
+        while line := await proc.stderr.readline():
+            self.stderr_tail.append(line.decode("utf-8", "replace").rstrip())
+
+    async def _read(self) -> dict[str, Any]:
+        assert self.proc is not None and self.proc.stdout is not None
+        header = await self.proc.stdout.readexactly(4)
+        (size,) = struct.unpack(">I", header)
+        if size > MAX_REPLY_BYTES:
+            raise ValueError("reply too large")
+        message: dict[str, Any] = json.loads(await self.proc.stdout.readexactly(size))
+        return message
+
+    async def run(self, job: dict[str, Any], wait_s: float) -> dict[str, Any]:
+        assert self.proc is not None and self.proc.stdin is not None
+        data = json.dumps(job).encode("utf-8")
+        self.proc.stdin.write(struct.pack(">I", len(data)) + data)
+        try:
+            await self.proc.stdin.drain()
+            return await asyncio.wait_for(self._read(), wait_s)
+        except asyncio.TimeoutError:
+            await self.kill()
+            raise _WorkerLost(TestStatus.timeout, f"timed out (time limit {job['timeout_s']:g}s)") from None
+        except (asyncio.IncompleteReadError, ConnectionError, ValueError):
+            await self.kill()
+            raise _WorkerLost(
+                TestStatus.error, "the program killed the test harness (the run ended without a report)"
+            ) from None
+
+    async def kill(self) -> None:
+        """Kill the sandbox: bubblewrap's init dies with it, and the kernel then kills every
+        process left in its PID namespace."""
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                import os
+                import signal
+
+                os.killpg(proc.pid, signal.SIGKILL)  # unsafe mode: the harness's own process group
+            await proc.wait()
+        if self._stderr_task is not None:
+            self._stderr_task.cancel()
+            self._stderr_task = None
+
+
+@dataclass(frozen=True)
+class PoolStats:
+    isolation: str
+    workers: int
+    busy: int
+    waiting: int
+    executions: int
+    worker_restarts: int
+
+
+class SandboxPool:
+    """Runs ``ExecutionRequest``s in warm sandboxed workers. Use as ``async with SandboxPool() as pool``."""
+
+    def __init__(self, settings: SandboxSettings | None = None, *, isolation: Isolation | None = None) -> None:
+        self.settings = settings or SandboxSettings()
+        self._isolation = isolation
+        self._workers: list[_Worker] = []
+        self._idle: asyncio.Queue[_Worker] | None = None
+        self._waiting = 0
+        self._executions = 0
+
+    @property
+    def isolation(self) -> Isolation:
+        if self._isolation is None:
+            self._isolation = select_isolation(self.settings)
+        return self._isolation
+
+    async def start(self) -> None:
+        """Start every worker; raises ``SandboxUnavailable`` if the sandbox cannot run at all."""
+        if self._idle is not None:
+            return
+        isolation = self.isolation
+        self._workers = [_Worker(isolation, self.settings, i) for i in range(self.settings.workers)]
+        try:
+            await asyncio.gather(*(w.ensure_started() for w in self._workers))
+        except BaseException:
+            await asyncio.gather(*(w.kill() for w in self._workers))
+            raise
+        self._idle = asyncio.Queue()
+        for worker in self._workers:
+            self._idle.put_nowait(worker)
+        log.info("sandbox ready: %d %s workers", len(self._workers), isolation.name)
+
+    async def close(self) -> None:
+        await asyncio.gather(*(w.kill() for w in self._workers))
+        self._idle = None
+
+    async def __aenter__(self) -> SandboxPool:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    def stats(self) -> PoolStats:
+        idle = self._idle.qsize() if self._idle is not None else 0
+        return PoolStats(
+            isolation=self.isolation.name,
+            workers=len(self._workers),
+            busy=len(self._workers) - idle,
+            waiting=self._waiting,
+            executions=self._executions,
+            worker_restarts=sum(max(w.starts - 1, 0) for w in self._workers),
+        )
+
+    async def execute(self, request: ExecutionRequest) -> ExecutionResult:
+        """Run the code and its tests. Raises ``LimitExceeded`` for limits above the maxima and
+        ``SandboxBusy`` when the queue is full; cancelling the caller kills the run."""
+        limits = resolve_limits(self.settings, request.timeout_s, request.memory_mb)
+        if self._idle is None:
+            raise SandboxUnavailable("the sandbox pool is not started")
+        if self._idle.empty() and self._waiting >= self.settings.queue_size:
+            raise SandboxBusy(f"the sandbox queue is full ({self._waiting} executions waiting)")
+        self._waiting += 1
+        try:
+            worker = await self._idle.get()
+        finally:
+            self._waiting -= 1
+        job = {
+            "code": request.code,
+            "tests": request.tests,
+            "io_tests": [t.model_dump() for t in request.io_tests],
+            "timeout_s": limits.timeout_s,
+            "memory_mb": limits.memory_mb,
+            "capture_bytes": self.settings.capture_bytes,
+            "output_limit_bytes": self.settings.output_limit_bytes,
+            "max_processes": self.settings.max_processes,
+            "max_open_files": self.settings.max_open_files,
+        }
+        started = time.monotonic()
+        try:
+            await worker.ensure_started()
+            reply = await worker.run(job, limits.timeout_s + HOST_MARGIN_S)
+        except _WorkerLost as lost:
+            return lost_result(request, lost.status, lost.why, self.isolation.name, (time.monotonic() - started) * 1000)
+        except asyncio.CancelledError:
+            await asyncio.shield(worker.kill())  # the caller went away: stop the program now
+            raise
+        finally:
+            self._executions += 1
+            self._idle.put_nowait(worker)
+        if "harness_error" in reply:
+            raise WorkerCrashed("the sandbox harness failed: " + reply["harness_error"])
+        return build_result(request, reply, self.isolation.name)
+
+
+def execute_sync(request: ExecutionRequest, settings: SandboxSettings | None = None) -> ExecutionResult:
+    """One execution from synchronous code (CLI, scripts): starts a one-worker pool and closes it."""
+    base = settings or SandboxSettings()
+
+    async def _run() -> ExecutionResult:
+        async with SandboxPool(base.model_copy(update={"workers": 1})) as pool:
+            return await pool.execute(request)
+
+    return asyncio.run(_run())
