@@ -64,7 +64,7 @@ def write_feedback(results: list[TestResult], notes: list[str], stderr: str) -> 
             break
         shown += 1
         title = result.test if result.kind == "assert" else "Test with " + result.test
-        lines.append(f"Test {result.status.value.upper()}: {_first_line(title)}")
+        lines.append(f"Test {result.status.value.upper()}: {headline(title)}")
         lines.extend("  " + line for line in result.message.splitlines())
     if (notes or failing) and stderr.strip():
         tail = stderr.strip().splitlines()[-5:]
@@ -74,6 +74,8 @@ def write_feedback(results: list[TestResult], notes: list[str], stderr: str) -> 
     return text if len(text) <= MAX_FEEDBACK_CHARS else text[: MAX_FEEDBACK_CHARS - 20] + "\n...<truncated>"
 
 
-def _first_line(text: str) -> str:
-    first = text.strip().splitlines()[0] if text.strip() else text
-    return first if len(first) <= 200 else first[:190] + "..."
+def headline(test: str) -> str:
+    """The line that names a test: its last statement (the assert, or the ``check(f)`` call)."""
+    lines = [line for line in test.strip().splitlines() if line.strip()]
+    last = lines[-1].strip() if lines else test
+    return last if len(last) <= 200 else last[:190] + "..."

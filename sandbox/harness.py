@@ -43,7 +43,9 @@ _bool, _list, _tuple, _dict, _set, _frozenset = bool, list, tuple, dict, set, fr
 _int, _float, _complex, _bytes = int, float, complex, bytes
 _os_write, _json_dumps, _getattr, _id = os.write, json.dumps, getattr, id
 _BaseException, _SystemExit = BaseException, SystemExit
-_EXACT = (type(None), bool, int, float, complex, str, bytes)
+# Builtin C types whose comparison the candidate cannot patch; their values are taken as they are.
+_EXACT = (type(None), bool, int, float, complex, str, bytes, bytearray, range, slice, type(...))
+_DICT_VIEWS = {type({}.keys()): "keys", type({}.values()): "values", type({}.items()): "items"}
 
 
 class _Verdict(BaseException):
@@ -79,6 +81,10 @@ def _plain(value, depth=0):
         return {_plain(k, d): _plain(v, d) for k, v in _dict.items(value)}
     if t is _set or t is _frozenset:
         return t(_plain(x, d) for x in value)
+    view = _DICT_VIEWS.get(t)
+    if view is not None:
+        items = [_plain(x, d) for x in value]
+        return items if view == "values" else _set(items)
     for base, convert in _SUBCLASS_CONVERTERS:
         if _issubclass(t, base):
             return _plain(convert(value), d)
@@ -146,6 +152,7 @@ class _Checks:
 
     def __init__(self):
         self.last = None
+        self.last_truth = None
 
     def compare(self, left_fn, ops, right_fns, sources):
         """Chained comparison a op1 b op2 c..., each operand evaluated once, left to right."""
@@ -189,9 +196,11 @@ class _Checks:
 
     def truth(self, value, src):
         try:
-            return _bool(_plain(value))
+            result = _bool(_plain(value))
         except _NotPlain:
             raise _Verdict(src + " returned " + _show(value) + ", which is not a plain value") from None
+        self.last_truth = (src, value)
+        return result
 
     def all_of(self, fns):
         return all(f() for f in fns)
@@ -202,7 +211,7 @@ class _Checks:
     def check(self, ok, src, kind, msg_fn):
         """The assert itself: ``kind`` is 'compare', 'truth' or 'not'."""
         if ok:
-            self.last = None
+            self.last = self.last_truth = None
             return
         message = self._explain(src, kind)
         if msg_fn is not None:
@@ -210,28 +219,36 @@ class _Checks:
                 message += " (assert message: " + _short(_str(msg_fn())) + ")"
             except _BaseException:
                 pass
-        self.last = None
+        self.last = self.last_truth = None
         raise _Verdict(message)
 
     def _explain(self, src, kind):
         last = self.last
         if kind == "compare" and last is not None:
             lsrc, op, rsrc, left, right, _ = last
-            verb = " returned " if lsrc.rstrip().endswith(")") else " is "
             if _is_literal(lsrc) and not _is_literal(rsrc):  # `assert 4 == f(2)`
                 lsrc, rsrc, left, right = rsrc, lsrc, right, left
                 op = _FLIPPED.get(op, op)
-                verb = " returned " if lsrc.rstrip().endswith(")") else " is "
-            if op == "==":
+            verb = _verb(lsrc)
+            if op in ("==", "is"):
                 return lsrc + verb + _show(left) + ", expected " + _show(right)
+            if op == "is not":
+                return lsrc + verb + _show(left) + ", expected anything but " + _show(right)
             return lsrc + verb + _show(left) + ", expected it to be " + op + " " + _show(right) + (
                 "" if _is_literal(rsrc) else " (" + rsrc + ")")
-        if kind == "not":
-            return "expected " + src + " to be false"
+        truth = self.last_truth
+        if kind == "not" and truth is not None:
+            return truth[0] + _verb(truth[0]) + _show(truth[1]) + ", expected a false value"
+        if kind == "truth" and truth is not None:
+            return truth[0] + _verb(truth[0]) + _show(truth[1]) + ", expected a true value"
         if last is not None and kind == "truth_compare":
             lsrc, op, rsrc, left, right, _ = last
             return "assertion failed: " + src + "; " + lsrc + " = " + _show(left) + ", " + rsrc + " = " + _show(right)
         return "assertion failed: " + src + " is false"
+
+
+def _verb(src):
+    return " returned " if src.rstrip().endswith(")") else " is "
 
 
 def _is_plain(value):

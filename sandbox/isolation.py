@@ -44,7 +44,9 @@ class Isolation(ABC):
         """argv that starts one warm harness process."""
 
     def spawn_kwargs(self) -> dict[str, Any]:
-        return {"start_new_session": True}
+        # Nothing of the server's environment: bubblewrap's own init stays visible in the sandbox
+        # (/proc/1/environ), so even the launcher must not carry secrets.
+        return {"start_new_session": True, "env": {"PATH": SANDBOX_ENV["PATH"]}}
 
 
 class Bubblewrap(Isolation):

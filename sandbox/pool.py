@@ -18,6 +18,8 @@ import collections
 import contextlib
 import json
 import logging
+import os
+import signal
 import struct
 import time
 from dataclasses import dataclass
@@ -115,13 +117,10 @@ class _Worker:
         process left in its PID namespace."""
         proc, self.proc = self.proc, None
         if proc is not None and proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
+            # The worker leads its own process group (start_new_session). killpg rather than
+            # proc.kill(): Popen.kill() may reap the child behind asyncio's watcher.
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                import os
-                import signal
-
-                os.killpg(proc.pid, signal.SIGKILL)  # unsafe mode: the harness's own process group
+                os.killpg(proc.pid, signal.SIGKILL)
             await proc.wait()
         if self._stderr_task is not None:
             self._stderr_task.cancel()

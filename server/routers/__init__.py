@@ -1,0 +1,1 @@
+"""Thin HTTP routers: take the request, call the service, return its result."""

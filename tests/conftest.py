@@ -1,0 +1,123 @@
+"""Shared fixtures: a real sandbox pool and a live HTTP server, each started once per session."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import time
+from collections.abc import Coroutine, Iterator
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+import uvicorn
+
+from mucode.sandbox import ExecutionRequest, ExecutionResult, SandboxPool, SandboxSettings
+from mucode.server.app import create_app
+from mucode.server.settings import ServerSettings
+
+T = TypeVar("T")
+
+
+class LoopThread:
+    """An asyncio loop in a background thread, so synchronous tests can drive async objects."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 120) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+class Sandbox:
+    """A started pool plus a synchronous ``run`` for tests."""
+
+    def __init__(self, settings: SandboxSettings) -> None:
+        self.loop = LoopThread()
+        self.pool = SandboxPool(settings)
+        self.loop.run(self.pool.start())
+
+    def run(self, code: str, tests: list[str] | None = None, **kwargs: Any) -> ExecutionResult:
+        request = ExecutionRequest(code=code, tests=tests or [], **kwargs)
+        return self.loop.run(self.pool.execute(request))
+
+    def close(self) -> None:
+        self.loop.run(self.pool.close())
+        self.loop.stop()
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[Sandbox]:
+    box = Sandbox(SandboxSettings(workers=2, timeout_s=5))
+    yield box
+    box.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class LiveServer:
+    """uvicorn serving ``create_app(settings)`` on a free local port, in a thread."""
+
+    def __init__(self, settings: ServerSettings) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("server did not start")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)
+
+
+@pytest.fixture(scope="session")
+def live_server() -> Iterator[LiveServer]:
+    server = LiveServer(ServerSettings(sandbox=SandboxSettings(workers=2, timeout_s=5)))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def http(live_server: LiveServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=live_server.url, timeout=60) as client:
+        yield client
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below ``pid`` (from /proc, the host's view)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z":
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    found, stack = [], [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.append(child)
+            stack.append(child)
+    return found
