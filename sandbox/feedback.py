@@ -12,9 +12,13 @@ MAX_FEEDBACK_CHARS = 6000
 
 
 def build_result(request: ExecutionRequest, reply: dict[str, Any], isolation: str) -> ExecutionResult:
-    labels = [(t, "assert") for t in request.tests] + [(f"stdin #{k + 1}", "io") for k in range(len(request.io_tests))]
+    labels = [(t, "assert") for t in request.tests] + [
+        (f"stdin #{k + 1}", "io") for k in range(len(request.io_tests))
+    ]
     results = [
-        TestResult(test=label, kind=kind, status=TestStatus(status), message=message, duration_ms=round(ms, 3))
+        TestResult(
+            test=label, kind=kind, status=TestStatus(status), message=message, duration_ms=round(ms, 3)
+        )
         for (label, kind), (status, message, ms) in zip(labels, reply["results"], strict=True)
     ]
     notes: list[str] = reply.get("notes", [])
@@ -33,7 +37,9 @@ def build_result(request: ExecutionRequest, reply: dict[str, Any], isolation: st
     )
 
 
-def lost_result(request: ExecutionRequest, status: TestStatus, why: str, isolation: str, ms: float) -> ExecutionResult:
+def lost_result(
+    request: ExecutionRequest, status: TestStatus, why: str, isolation: str, ms: float
+) -> ExecutionResult:
     """Every test fails with the same reason: the run ended without the harness reporting."""
     reply = {
         "results": [(status.value, why, 0.0)] * (len(request.tests) + len(request.io_tests)),
@@ -51,7 +57,9 @@ def write_feedback(results: list[TestResult], notes: list[str], stderr: str) -> 
     for note in notes:
         lines.append("The code could not be run: " + note if not results else note)
     if total:
-        lines.insert(0, "All %d tests passed." % total if passed == total else f"{passed} of {total} tests passed.")
+        lines.insert(
+            0, f"All {total} tests passed." if passed == total else f"{passed} of {total} tests passed."
+        )
     elif not notes:
         lines.append("The code ran without errors (no tests were given).")
     shown = 0

@@ -9,6 +9,8 @@ crashing, killing the harness or lying about equality can only lose results, nev
 Wire format with the host: a 4-byte big-endian length, then a UTF-8 JSON object, both ways.
 """
 
+from __future__ import annotations
+
 import ast
 import builtins
 import gc
@@ -22,15 +24,57 @@ import struct
 import sys
 import time
 import traceback
+from types import CodeType
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+Job = dict[str, Any]  # one execution, as sent by the host
+Outcome = tuple[str, str, float]  # (status, message, milliseconds) of one test
 
 # Imported once here so that each forked child starts with them loaded (copy-on-write).
-PRELOAD = (
-    "array bisect cmath collections copy dataclasses datetime decimal enum fractions functools hashlib "
-    "heapq itertools json math numbers operator random re statistics string textwrap typing unicodedata"
-).split()
+PRELOAD = [
+    "array",
+    "bisect",
+    "cmath",
+    "collections",
+    "copy",
+    "dataclasses",
+    "datetime",
+    "decimal",
+    "enum",
+    "fractions",
+    "functools",
+    "hashlib",
+    "heapq",
+    "itertools",
+    "json",
+    "math",
+    "numbers",
+    "operator",
+    "random",
+    "re",
+    "statistics",
+    "string",
+    "textwrap",
+    "typing",
+    "unicodedata",
+]
 # Module attributes that a candidate must not replace while tests run (checked by identity).
-GUARDED = ("builtins", "math", "cmath", "operator", "functools", "itertools", "collections", "heapq",
-           "bisect", "re", "string", "statistics", "fractions")
+GUARDED = (
+    "builtins",
+    "math",
+    "cmath",
+    "operator",
+    "functools",
+    "itertools",
+    "collections",
+    "heapq",
+    "bisect",
+    "re",
+    "string",
+    "statistics",
+    "fractions",
+)
 
 SOLUTION = "solution.py"
 MAX_REPR = 300
@@ -56,12 +100,12 @@ class _NotPlain(Exception):
     pass
 
 
-def _short(text, limit=MAX_REPR):
+def _short(text: str, limit: int = MAX_REPR) -> str:
     return text if _len(text) <= limit else text[: limit - 15] + "...<truncated>"
 
 
 # ---------------------------------------------------------------------------- plain values
-def _plain(value, depth=0):
+def _plain(value: Any, depth: int = 0) -> Any:
     """Convert to builtin data without calling any method the candidate could have defined.
 
     Equality is then decided by builtin comparison of plain values, so an object whose __eq__
@@ -97,28 +141,38 @@ def _plain(value, depth=0):
 
 _NO = object()
 _SUBCLASS_CONVERTERS = (
-    (bool, _bool.__bool__), (int, _int.__int__), (float, _float.__float__),
-    (complex, _complex.__complex__), (str, _str.__str__), (bytes, lambda v: _bytes.__getitem__(v, slice(None))),
-    (list, lambda v: _list(_list.__iter__(v))), (tuple, lambda v: _tuple(_tuple.__iter__(v))),
-    (dict, lambda v: _dict(_dict.items(v))), (frozenset, lambda v: _frozenset(_frozenset.__iter__(v))),
+    (bool, _bool.__bool__),
+    (int, _int.__int__),
+    (float, _float.__float__),
+    (complex, _complex.__complex__),
+    (str, _str.__str__),
+    (bytes, lambda v: _bytes.__getitem__(v, slice(None))),
+    (list, lambda v: _list(_list.__iter__(v))),
+    (tuple, lambda v: _tuple(_tuple.__iter__(v))),
+    (dict, lambda v: _dict(_dict.items(v))),
+    (frozenset, lambda v: _frozenset(_frozenset.__iter__(v))),
     (set, lambda v: _set(_set.__iter__(v))),
 )
 
 
-def _adapt_stdlib(t, value):
+def _adapt_stdlib(t: type, value: Any) -> Any:
     # Decimal is an immutable C type, so its comparison cannot be patched; Fraction is pure Python.
     import decimal
     import fractions
 
     if t is decimal.Decimal:
-        return value if value.is_nan() else (_int(value) if value == value.to_integral_value() else _float(value))
+        return (
+            value
+            if value.is_nan()
+            else (_int(value) if value == value.to_integral_value() else _float(value))
+        )
     if t is fractions.Fraction:
         num, den = fractions.Fraction.numerator.__get__(value), fractions.Fraction.denominator.__get__(value)
         return num if den == 1 else num / den
     return _NO
 
 
-def _adapt_numpy(t, value):
+def _adapt_numpy(t: type, value: Any) -> Any:
     np = sys.modules.get("numpy")
     if np is None:
         return _NO
@@ -132,13 +186,13 @@ def _adapt_numpy(t, value):
 _ADAPTERS = (_adapt_stdlib, _adapt_numpy)
 
 
-def _describe_type(t):
+def _describe_type(t: type) -> str:
     module = _getattr(t, "__module__", "")
     name = _getattr(t, "__qualname__", "?")
     return name if module in ("builtins", "solution", "__main__", "") else module + "." + name
 
 
-def _show(value):
+def _show(value: Any) -> str:
     """repr of a value, without running candidate code for non-plain objects."""
     try:
         return _short(_repr(_plain(value)))
@@ -150,11 +204,17 @@ def _show(value):
 class _Checks:
     """The functions rewritten asserts call. `last` keeps the details of the latest comparison."""
 
-    def __init__(self):
-        self.last = None
-        self.last_truth = None
+    def __init__(self) -> None:
+        self.last: tuple[str, str, str, Any, Any, bool] | None = None
+        self.last_truth: tuple[str, Any] | None = None
 
-    def compare(self, left_fn, ops, right_fns, sources):
+    def compare(
+        self,
+        left_fn: Callable[[], Any],
+        ops: list[str],
+        right_fns: list[Callable[[], Any]],
+        sources: list[tuple[str, str]],
+    ) -> bool:
         """Chained comparison a op1 b op2 c..., each operand evaluated once, left to right."""
         left = left_fn()
         for op, right_fn, (lsrc, rsrc) in zip(ops, right_fns, sources):
@@ -167,7 +227,7 @@ class _Checks:
         return True
 
     @staticmethod
-    def _compare_one(left, op, right):
+    def _compare_one(left: Any, op: str, right: Any) -> bool:
         if op == "is":
             return left is right
         if op == "is not":
@@ -185,16 +245,17 @@ class _Checks:
                 other = left if not left_plain else right
                 raise _Verdict(
                     "got " + _show(other) + ", which is not a plain value (int, str, list, dict, ...); "
-                    "compare or return builtin values")
+                    "compare or return builtin values"
+                )
             # Two objects of the candidate's own classes: only their own comparison can decide.
             result = _OPS[op](left, right)
             try:
                 return _bool(_plain(result))
             except _NotPlain:
                 raise _Verdict("comparison returned " + _show(result) + " instead of a bool") from None
-        return _OPS[op](a, b)
+        return _bool(_OPS[op](a, b))
 
-    def truth(self, value, src):
+    def truth(self, value: Any, src: str) -> bool:
         try:
             result = _bool(_plain(value))
         except _NotPlain:
@@ -202,13 +263,13 @@ class _Checks:
         self.last_truth = (src, value)
         return result
 
-    def all_of(self, fns):
+    def all_of(self, fns: list[Callable[[], bool]]) -> bool:
         return all(f() for f in fns)
 
-    def any_of(self, fns):
+    def any_of(self, fns: list[Callable[[], bool]]) -> bool:
         return any(f() for f in fns)
 
-    def check(self, ok, src, kind, msg_fn):
+    def check(self, ok: bool, src: str, kind: str, msg_fn: Callable[[], Any] | None) -> None:
         """The assert itself: ``kind`` is 'compare', 'truth' or 'not'."""
         if ok:
             self.last = self.last_truth = None
@@ -222,7 +283,7 @@ class _Checks:
         self.last = self.last_truth = None
         raise _Verdict(message)
 
-    def _explain(self, src, kind):
+    def _explain(self, src: str, kind: str) -> str:
         last = self.last
         if kind == "compare" and last is not None:
             lsrc, op, rsrc, left, right, _ = last
@@ -234,8 +295,16 @@ class _Checks:
                 return lsrc + verb + _show(left) + ", expected " + _show(right)
             if op == "is not":
                 return lsrc + verb + _show(left) + ", expected anything but " + _show(right)
-            return lsrc + verb + _show(left) + ", expected it to be " + op + " " + _show(right) + (
-                "" if _is_literal(rsrc) else " (" + rsrc + ")")
+            return (
+                lsrc
+                + verb
+                + _show(left)
+                + ", expected it to be "
+                + op
+                + " "
+                + _show(right)
+                + ("" if _is_literal(rsrc) else " (" + rsrc + ")")
+            )
         truth = self.last_truth
         if kind == "not" and truth is not None:
             return truth[0] + _verb(truth[0]) + _show(truth[1]) + ", expected a false value"
@@ -243,15 +312,26 @@ class _Checks:
             return truth[0] + _verb(truth[0]) + _show(truth[1]) + ", expected a true value"
         if last is not None and kind == "truth_compare":
             lsrc, op, rsrc, left, right, _ = last
-            return "assertion failed: " + src + "; " + lsrc + " = " + _show(left) + ", " + rsrc + " = " + _show(right)
+            return (
+                "assertion failed: "
+                + src
+                + "; "
+                + lsrc
+                + " = "
+                + _show(left)
+                + ", "
+                + rsrc
+                + " = "
+                + _show(right)
+            )
         return "assertion failed: " + src + " is false"
 
 
-def _verb(src):
+def _verb(src: str) -> str:
     return " returned " if src.rstrip().endswith(")") else " is "
 
 
-def _is_plain(value):
+def _is_plain(value: Any) -> bool:
     try:
         _plain(value)
         return True
@@ -259,7 +339,7 @@ def _is_plain(value):
         return False
 
 
-def _is_literal(src):
+def _is_literal(src: str) -> bool:
     try:
         ast.literal_eval(src)
         return True
@@ -267,56 +347,81 @@ def _is_literal(src):
         return False
 
 
-_OPS = {
-    "==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
-    "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
-    "in": lambda a, b: a in b, "not in": lambda a, b: a not in b,
+_OPS: dict[str, Callable[[Any, Any], Any]] = {
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+    "in": lambda a, b: a in b,
+    "not in": lambda a, b: a not in b,
 }
 _FLIPPED = {"<": ">", ">": "<", "<=": ">=", ">=": "<="}
-_OP_NAMES = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=",
-             ast.Is: "is", ast.IsNot: "is not", ast.In: "in", ast.NotIn: "not in"}
+_OP_NAMES = {
+    ast.Eq: "==",
+    ast.NotEq: "!=",
+    ast.Lt: "<",
+    ast.LtE: "<=",
+    ast.Gt: ">",
+    ast.GtE: ">=",
+    ast.Is: "is",
+    ast.IsNot: "is not",
+    ast.In: "in",
+    ast.NotIn: "not in",
+}
 H = "__mucode_checks__"
 
 
 class _AssertRewriter(ast.NodeTransformer):
     """Turns every ``assert`` in test code into calls of _Checks, so the harness judges the values."""
 
-    def __init__(self, source):
+    def __init__(self, source: str) -> None:
         self.source = source
 
-    def _src(self, node):
+    def _src(self, node: ast.AST) -> str:
         return ast.get_source_segment(self.source, node) or ast.unparse(node)
 
-    def _call(self, method, args):
+    def _call(self, method: str, args: list[ast.expr]) -> ast.Call:
         func = ast.Attribute(value=ast.Name(id=H, ctx=ast.Load()), attr=method, ctx=ast.Load())
         return ast.Call(func=func, args=args, keywords=[])
 
     @staticmethod
-    def _thunk(expr):
-        return ast.Lambda(args=ast.arguments(posonlyargs=[], args=[], kwonlyargs=[], kw_defaults=[], defaults=[]),
-                          body=expr)
+    def _thunk(expr: ast.expr) -> ast.Lambda:
+        return ast.Lambda(
+            args=ast.arguments(posonlyargs=[], args=[], kwonlyargs=[], kw_defaults=[], defaults=[]), body=expr
+        )
 
-    def strict(self, node):
+    def strict(self, node: ast.expr) -> ast.expr:
         """An expression that evaluates ``node`` to a bool through the strict helpers."""
         if isinstance(node, ast.Compare):
             operands = [node.left, *node.comparators]
             srcs = [(self._src(a), self._src(b)) for a, b in zip(operands, operands[1:])]
-            return self._call("compare", [
-                self._thunk(self.visit(node.left)),
-                ast.List(elts=[ast.Constant(_OP_NAMES[type(op)]) for op in node.ops], ctx=ast.Load()),
-                ast.List(elts=[self._thunk(self.visit(c)) for c in node.comparators], ctx=ast.Load()),
-                ast.List(elts=[ast.Tuple(elts=[ast.Constant(a), ast.Constant(b)], ctx=ast.Load()) for a, b in srcs],
-                         ctx=ast.Load()),
-            ])
+            return self._call(
+                "compare",
+                [
+                    self._thunk(self.visit(node.left)),
+                    ast.List(elts=[ast.Constant(_OP_NAMES[type(op)]) for op in node.ops], ctx=ast.Load()),
+                    ast.List(elts=[self._thunk(self.visit(c)) for c in node.comparators], ctx=ast.Load()),
+                    ast.List(
+                        elts=[
+                            ast.Tuple(elts=[ast.Constant(a), ast.Constant(b)], ctx=ast.Load())
+                            for a, b in srcs
+                        ],
+                        ctx=ast.Load(),
+                    ),
+                ],
+            )
         if isinstance(node, ast.BoolOp):
             method = "all_of" if isinstance(node.op, ast.And) else "any_of"
-            return self._call(method, [ast.List(elts=[self._thunk(self.strict(v)) for v in node.values],
-                                                ctx=ast.Load())])
+            return self._call(
+                method, [ast.List(elts=[self._thunk(self.strict(v)) for v in node.values], ctx=ast.Load())]
+            )
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
             return ast.UnaryOp(op=ast.Not(), operand=self.strict(node.operand))
         return self._call("truth", [self.visit(node), ast.Constant(self._src(node))])
 
-    def visit_Assert(self, node):
+    def visit_Assert(self, node: ast.Assert) -> Any:
         test = node.test
         if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And) and node.msg is None:
             # `assert a and b` is `assert a; assert b`: each part gets its own precise message.
@@ -331,18 +436,20 @@ class _AssertRewriter(ast.NodeTransformer):
         else:
             kind = "truth"
         msg = self._thunk(self.visit(node.msg)) if node.msg is not None else ast.Constant(None)
-        call = self._call("check", [self.strict(test), ast.Constant(self._src(test)), ast.Constant(kind), msg])
+        call = self._call(
+            "check", [self.strict(test), ast.Constant(self._src(test)), ast.Constant(kind), msg]
+        )
         return ast.copy_location(ast.Expr(value=call), node)
 
 
-def compile_test(source, index):
+def compile_test(source: str, index: int) -> CodeType:
     tree = ast.parse(source, filename="<test %d>" % (index + 1))
     tree = ast.fix_missing_locations(_AssertRewriter(source).visit(tree))
     return compile(tree, "<test %d>" % (index + 1), "exec")
 
 
 # ---------------------------------------------------------------------------- error text
-def describe_exception(exc, code_lines):
+def describe_exception(exc: BaseException, code_lines: list[str]) -> str:
     """One line naming the exception, then a traceback trimmed to the candidate's own lines."""
     if isinstance(exc, SyntaxError) and exc.filename == SOLUTION:
         head = "%s: %s at line %s" % (_type(exc).__name__, exc.msg, exc.lineno)
@@ -369,7 +476,7 @@ def describe_exception(exc, code_lines):
     return "\n".join(lines)
 
 
-def _exception_summary(exc):
+def _exception_summary(exc: BaseException) -> str | None:
     if isinstance(exc, _SystemExit):
         return "SystemExit(%r): the program called exit() instead of returning" % (exc.code,)
     if isinstance(exc, MemoryError):
@@ -383,21 +490,21 @@ def _exception_summary(exc):
 class Reporter:
     """Writes records to the zygote over a pipe the candidate never needs to touch."""
 
-    def __init__(self, fd):
+    def __init__(self, fd: int) -> None:
         self.fd = fd
 
-    def send(self, **record):
+    def send(self, **record: Any) -> None:
         data = (_json_dumps(record) + "\n").encode("utf-8", "replace")
         view = memoryview(data)
         while view:
-            view = view[_os_write(self.fd, view):]
+            view = view[_os_write(self.fd, view) :]
 
 
-def _snapshot_guarded():
+def _snapshot_guarded() -> dict[str, dict[str, Any]]:
     return {name: _dict(vars(sys.modules[name])) for name in GUARDED if name in sys.modules}
 
 
-def _tampered(snapshot):
+def _tampered(snapshot: dict[str, dict[str, Any]]) -> list[str]:
     """Names of guarded attributes changed since the snapshot; restores them as it goes."""
     changed = []
     for name, saved in snapshot.items():
@@ -409,7 +516,7 @@ def _tampered(snapshot):
     return changed
 
 
-def run_assert_tests(job, reporter):
+def run_assert_tests(job: Job, reporter: Reporter) -> None:
     """Child process: load the candidate once, then run every test and report each one."""
     code = job["code"]
     code_lines = code.splitlines()
@@ -419,12 +526,17 @@ def run_assert_tests(job, reporter):
     try:
         program = compile(code, SOLUTION, "exec")
     except (SyntaxError, ValueError) as exc:
-        reporter.send(e="load_error", message="the code does not compile: " + describe_exception(exc, code_lines))
+        reporter.send(
+            e="load_error", message="the code does not compile: " + describe_exception(exc, code_lines)
+        )
         return
     try:
         exec(program, namespace)
     except _BaseException as exc:
-        reporter.send(e="load_error", message="running the code's top level raised " + describe_exception(exc, code_lines))
+        reporter.send(
+            e="load_error",
+            message="running the code's top level raised " + describe_exception(exc, code_lines),
+        )
         return
     _tampered(snapshot)
     checks = _Checks()
@@ -441,11 +553,18 @@ def run_assert_tests(job, reporter):
             status, message = "failed", "the test's checking helper was replaced"
         elif status == "passed" and changed:
             status, message = "failed", "the code replaced " + ", ".join(changed[:5]) + " while the test ran"
-        reporter.send(e="result", i=index, status=status, message=_short(message, MAX_MESSAGE),
-                      ms=(time.perf_counter() - started) * 1000)
+        reporter.send(
+            e="result",
+            i=index,
+            status=status,
+            message=_short(message, MAX_MESSAGE),
+            ms=(time.perf_counter() - started) * 1000,
+        )
 
 
-def _run_one(source, index, test_globals, checks, code_lines):
+def _run_one(
+    source: str, index: int, test_globals: dict[str, Any], checks: _Checks, code_lines: list[str]
+) -> tuple[str, str]:
     try:
         compiled = compile_test(source, index)
     except SyntaxError as exc:
@@ -462,7 +581,7 @@ def _run_one(source, index, test_globals, checks, code_lines):
     return "passed", ""
 
 
-def run_program(job, reporter):
+def run_program(job: Job, reporter: Reporter) -> None:
     """Child process for a stdin/stdout test: the code runs as __main__ with the input on stdin."""
     code = job["code"]
     code_lines = code.splitlines()
@@ -475,28 +594,34 @@ def run_program(job, reporter):
             reporter.send(e="exit", status="error", message="the program exited with status %r" % (exc.code,))
             return
     except _BaseException as exc:
-        reporter.send(e="exit", status="error", message="the program raised " + describe_exception(exc, code_lines))
+        reporter.send(
+            e="exit", status="error", message="the program raised " + describe_exception(exc, code_lines)
+        )
         return
     reporter.send(e="exit", status="ok", message="")
 
 
 # ---------------------------------------------------------------------------- zygote side
 class Zygote:
-    def __init__(self, channel_in, channel_out, isolated, workroot):
+    def __init__(self, channel_in: int, channel_out: int, isolated: bool, workroot: str) -> None:
         self.channel_in, self.channel_out = channel_in, channel_out
         self.isolated = isolated  # inside bubblewrap's PID namespace: kill(-1) reaches only our processes
         self.workroot = workroot
         self.counter = 0
 
     # -- wire
-    def read_message(self):
+    def read_message(self) -> Job | None:
         header = self._read_exact(4)
         if header is None:
             return None
         (size,) = struct.unpack(">I", header)
-        return json.loads(self._read_exact(size).decode("utf-8"))
+        body = self._read_exact(size)
+        if body is None:
+            return None
+        job: Job = json.loads(body.decode("utf-8"))
+        return job
 
-    def _read_exact(self, size):
+    def _read_exact(self, size: int) -> bytes | None:
         chunks, remaining = [], size
         while remaining:
             chunk = os.read(self.channel_in, remaining)
@@ -506,14 +631,14 @@ class Zygote:
             remaining -= len(chunk)
         return b"".join(chunks)
 
-    def write_message(self, message):
+    def write_message(self, message: dict[str, Any]) -> None:
         data = json.dumps(message).encode("utf-8")
         data = struct.pack(">I", len(data)) + data
         while data:
-            data = data[os.write(self.channel_out, data):]
+            data = data[os.write(self.channel_out, data) :]
 
     # -- one job: prepare, run, cleanup (always)
-    def run_job(self, job):
+    def run_job(self, job: Job) -> dict[str, Any]:
         started = time.monotonic()
         deadline = started + job["timeout_s"]
         self.counter += 1
@@ -527,9 +652,11 @@ class Zygote:
         outcome["duration_ms"] = (time.monotonic() - started) * 1000
         return outcome
 
-    def _run_phases(self, job, workdir, deadline):
-        results = {}
-        stdout, stderr, notes = [], [], []
+    def _run_phases(self, job: Job, workdir: str, deadline: float) -> dict[str, Any]:
+        results: dict[int, Outcome] = {}
+        stdout: list[str] = []
+        stderr: list[str] = []
+        notes: list[str] = []
         out_truncated = err_truncated = False
         tests = job["tests"]
         if tests or not job["io_tests"]:
@@ -552,12 +679,16 @@ class Zygote:
             results[index] = self._io_result(io_test, run)
         return {
             "results": [results[i] for i in range(len(tests) + len(job["io_tests"]))],
-            "stdout": "".join(stdout), "stderr": "".join(stderr),
-            "stdout_truncated": out_truncated, "stderr_truncated": err_truncated,
+            "stdout": "".join(stdout),
+            "stderr": "".join(stderr),
+            "stdout_truncated": out_truncated,
+            "stderr_truncated": err_truncated,
             "notes": notes,
         }
 
-    def _assert_results(self, tests, run, results, notes):
+    def _assert_results(
+        self, tests: list[str], run: dict[str, Any], results: dict[int, Outcome], notes: list[str]
+    ) -> None:
         records = run["records"]
         load_error = next((r for r in records if r.get("e") == "load_error"), None)
         if load_error is not None:
@@ -578,14 +709,17 @@ class Zygote:
             elif i == interrupted:
                 results[i] = (ending["status"], "this test " + ending["text"], ending.get("ms", 0.0))
             elif not loaded:
-                results[i] = (ending["status"] if ending else "error",
-                              "not run: loading the code " + (ending["text"] if ending else "failed"), 0.0)
+                results[i] = (
+                    ending["status"] if ending else "error",
+                    "not run: loading the code " + (ending["text"] if ending else "failed"),
+                    0.0,
+                )
             else:
                 results[i] = ("error", "not run: the program stopped during an earlier test", 0.0)
         if tests == [] and ending:
             notes.append("the program " + ending["text"])
 
-    def _io_result(self, io_test, run):
+    def _io_result(self, io_test: dict[str, str], run: dict[str, Any]) -> Outcome:
         exit_record = next((r for r in run["records"] if r.get("e") == "exit"), None)
         ms = run["ms"]
         if run["ending"] and (exit_record is None or run["ending"]["status"] == "timeout"):
@@ -601,7 +735,7 @@ class Zygote:
             return ("passed", "", ms)
         return ("failed", describe_output_mismatch(io_test["input"], expected, actual), ms)
 
-    def _fork(self, job, workdir, deadline, stdin_text):
+    def _fork(self, job: Job, workdir: str, deadline: float, stdin_text: str | None) -> dict[str, Any]:
         """Run one child to completion or to the deadline; collect its records and output."""
         out_path, err_path = os.path.join(workdir, ".stdout"), os.path.join(workdir, ".stderr")
         in_path = os.path.join(workdir, ".stdin")
@@ -613,19 +747,32 @@ class Zygote:
         pid = os.fork()
         if pid == 0:  # child: never returns
             os.close(read_fd)
-            self._child(job, workdir, write_fd, out_path, err_path, in_path if stdin_text is not None else None)
+            self._child(
+                job, workdir, write_fd, out_path, err_path, in_path if stdin_text is not None else None
+            )
         os.close(write_fd)
         records, ending = self._collect(pid, read_fd, deadline, job)
         ms = (time.monotonic() - started) * 1000
         if ending is not None:
             ending["ms"] = ms
         cap = job["capture_bytes"]
-        stdout, out_truncated = _read_capped(out_path, cap if stdin_text is None else job["output_limit_bytes"])
+        stdout, out_truncated = _read_capped(
+            out_path, cap if stdin_text is None else job["output_limit_bytes"]
+        )
         stderr, err_truncated = _read_capped(err_path, cap)
-        return {"records": records, "ending": ending, "stdout": stdout, "stderr": stderr,
-                "stdout_truncated": out_truncated, "stderr_truncated": err_truncated, "ms": ms}
+        return {
+            "records": records,
+            "ending": ending,
+            "stdout": stdout,
+            "stderr": stderr,
+            "stdout_truncated": out_truncated,
+            "stderr_truncated": err_truncated,
+            "ms": ms,
+        }
 
-    def _collect(self, pid, read_fd, deadline, job):
+    def _collect(
+        self, pid: int, read_fd: int, deadline: float, job: Job
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         records, buffer = [], b""
         pidfd = os.pidfd_open(pid)
         poller = select.poll()
@@ -682,11 +829,13 @@ class Zygote:
         return records, _describe_status(status, job)
 
     @staticmethod
-    def _reap(pid):
+    def _reap(pid: int) -> int:
         _, status = os.waitpid(pid, 0)
         return status
 
-    def _child(self, job, workdir, write_fd, out_path, err_path, in_path):
+    def _child(
+        self, job: Job, workdir: str, write_fd: int, out_path: str, err_path: str, in_path: str | None
+    ) -> NoReturn:
         code = 1
         try:
             os.close(self.channel_in)
@@ -703,7 +852,7 @@ class Zygote:
             if not self.isolated:
                 os.setsid()
             _set_limits(job)
-            sys.stdin = open(0, "r", encoding="utf-8", errors="replace", closefd=False)
+            sys.stdin = open(0, encoding="utf-8", errors="replace", closefd=False)
             sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
             sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
             reporter = Reporter(fd)
@@ -724,7 +873,7 @@ class Zygote:
         finally:
             os._exit(code)  # no atexit handlers, no finalizers of candidate objects
 
-    def _kill_strays(self):
+    def _kill_strays(self) -> None:
         """Whatever the candidate left running (daemons, orphans) dies here."""
         if self.isolated:
             try:
@@ -739,8 +888,8 @@ class Zygote:
             if pid == 0:
                 break
 
-    def _cleanup(self, workdir):
-        def unlock(function, path, _excinfo):
+    def _cleanup(self, workdir: str) -> None:
+        def unlock(function: Callable[[str], Any], path: str, _excinfo: Any) -> None:
             os.chmod(os.path.dirname(path), 0o700)
             function(path)
 
@@ -754,7 +903,7 @@ class Zygote:
                     else:
                         os.unlink(path)
 
-    def serve(self):
+    def serve(self) -> None:
         self.write_message({"ready": True, "python": sys.version.split()[0], "pid": os.getpid()})
         while True:
             job = self.read_message()
@@ -763,11 +912,13 @@ class Zygote:
             try:
                 reply = self.run_job(job)
             except Exception as exc:  # a harness bug, reported as such rather than as a test failure
-                reply = {"harness_error": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))}
+                reply = {
+                    "harness_error": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+                }
             self.write_message(reply)
 
 
-def _set_limits(job):
+def _set_limits(job: Job) -> None:
     mb = 1024 * 1024
     cpu = int(job["timeout_s"]) + 1
     limits = (
@@ -787,18 +938,22 @@ def _set_limits(job):
         resource.setrlimit(which, (value, hard_value))
 
 
-def _describe_status(status, job):
+def _describe_status(status: int, job: Job) -> dict[str, Any]:
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         if sig in (signal.SIGXCPU, signal.SIGKILL):
-            return {"status": "timeout", "text": "was killed: CPU time limit (%ss) exceeded" % (int(job["timeout_s"]) + 1)
-                    if sig == signal.SIGXCPU else "was killed (SIGKILL; CPU or memory limit)"}
+            return {
+                "status": "timeout",
+                "text": "was killed: CPU time limit (%ss) exceeded" % (int(job["timeout_s"]) + 1)
+                if sig == signal.SIGXCPU
+                else "was killed (SIGKILL; CPU or memory limit)",
+            }
         return {"status": "error", "text": "crashed with signal %s" % signal.Signals(sig).name}
     code = os.WEXITSTATUS(status)
     return {"status": "error", "text": "exited with status %d (exit() or os._exit()) before finishing" % code}
 
 
-def _read_capped(path, cap):
+def _read_capped(path: str, cap: int) -> tuple[str, bool]:
     try:
         with open(path, "rb") as handle:
             data = handle.read(cap + 1)
@@ -807,22 +962,29 @@ def _read_capped(path, cap):
     return data[:cap].decode("utf-8", "replace"), len(data) > cap
 
 
-def normalise_output(text):
+def normalise_output(text: str) -> str:
     lines = [line.rstrip() for line in text.replace("\r\n", "\n").split("\n")]
     while lines and not lines[-1]:
         lines.pop()
     return "\n".join(lines)
 
 
-def describe_output_mismatch(stdin_text, expected, actual):
+def describe_output_mismatch(stdin_text: str, expected: str, actual: str) -> str:
     exp_lines, act_lines = expected.split("\n"), actual.split("\n")
-    line = next((i for i, (a, b) in enumerate(zip(exp_lines, act_lines)) if a != b), min(len(exp_lines), len(act_lines)))
+    line = next(
+        (i for i, (a, b) in enumerate(zip(exp_lines, act_lines)) if a != b),
+        min(len(exp_lines), len(act_lines)),
+    )
     detail = "first difference at output line %d" % (line + 1)
     return "wrong output (%s)\ninput:\n%s\nexpected output:\n%s\nactual output:\n%s" % (
-        detail, _short(stdin_text, 500), _short(expected, 500), _short(actual, 500) if actual else "(nothing)")
+        detail,
+        _short(stdin_text, 500),
+        _short(expected, 500),
+        _short(actual, 500) if actual else "(nothing)",
+    )
 
 
-def main():
+def main() -> None:
     isolated = sys.argv[1] == "isolated"
     workroot = sys.argv[2]
     for name in PRELOAD:

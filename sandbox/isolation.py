@@ -164,8 +164,11 @@ def resolve_python(choice: str, uid: int) -> str:
     reach it, else the system's (the harness needs the standard library only)."""
     if choice != "auto":
         return choice
-    candidates = [os.path.realpath(getattr(sys, "_base_executable", sys.executable)), "/usr/bin/python3",
-                  "/usr/local/bin/python3"]
+    candidates = [
+        os.path.realpath(getattr(sys, "_base_executable", sys.executable)),
+        "/usr/bin/python3",
+        "/usr/local/bin/python3",
+    ]
     for path in candidates:
         real = os.path.realpath(path)
         if os.path.isfile(real) and _reachable(real, uid):

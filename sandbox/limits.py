@@ -29,7 +29,7 @@ class SandboxSettings(BaseSettings):
     mode: Literal["bubblewrap", "unsafe"] = Field(
         "bubblewrap",
         validation_alias=AliasChoices("MUCODE_SANDBOX", "mode"),
-        description="`bubblewrap` (default) or `unsafe`: run code without isolation, for trusted setups only.",
+        description="`bubblewrap` (default) or `unsafe`: no isolation, for trusted setups only.",
     )
     workers: int = Field(default_factory=default_workers, ge=1, le=256, description="Warm sandboxed workers.")
     queue_size: int = Field(256, ge=0, description="Executions allowed to wait for a worker before 'busy'.")

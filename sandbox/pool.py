@@ -80,7 +80,9 @@ class _Worker:
             await self.kill()
             detail = " ".join(self.stderr_tail).strip() or type(exc).__name__
             raise SandboxUnavailable(f"the {self.isolation.name} sandbox failed to start: {detail}") from exc
-        log.debug("sandbox worker %d ready (pid %s, python %s)", self.index, self.proc.pid, hello.get("python"))
+        log.debug(
+            "sandbox worker %d ready (pid %s, python %s)", self.index, self.proc.pid, hello.get("python")
+        )
 
     async def _drain_stderr(self, proc: asyncio.subprocess.Process) -> None:
         assert proc.stderr is not None
@@ -140,7 +142,9 @@ class PoolStats:
 class SandboxPool:
     """Runs ``ExecutionRequest``s in warm sandboxed workers. Use as ``async with SandboxPool() as pool``."""
 
-    def __init__(self, settings: SandboxSettings | None = None, *, isolation: Isolation | None = None) -> None:
+    def __init__(
+        self, settings: SandboxSettings | None = None, *, isolation: Isolation | None = None
+    ) -> None:
         self.settings = settings or SandboxSettings()
         self._isolation = isolation
         self._workers: list[_Worker] = []
@@ -223,7 +227,9 @@ class SandboxPool:
             await worker.ensure_started()
             reply = await worker.run(job, limits.timeout_s + HOST_MARGIN_S)
         except _WorkerLost as lost:
-            return lost_result(request, lost.status, lost.why, self.isolation.name, (time.monotonic() - started) * 1000)
+            return lost_result(
+                request, lost.status, lost.why, self.isolation.name, (time.monotonic() - started) * 1000
+            )
         except asyncio.CancelledError:
             await asyncio.shield(worker.kill())  # the caller went away: stop the program now
             raise

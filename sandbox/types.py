@@ -42,7 +42,8 @@ class ExecutionRequest(BaseModel):
 
     code: str = Field(..., description="The candidate program (Python source).")
     tests: list[str] = Field(
-        default_factory=list, description="Python test statements, e.g. `assert f(2) == 4`; one entry per test."
+        default_factory=list,
+        description="Python test statements, e.g. `assert f(2) == 4`; one entry per test.",
     )
     io_tests: list[IOTest] = Field(default_factory=list, description="stdin/stdout tests.")
     timeout_s: float | None = Field(None, gt=0, description="Wall-clock limit for the whole execution.")

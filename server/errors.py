@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -21,7 +22,7 @@ class APIError(Exception):
 
     def __init__(
         self, status: int, message: str, *, type: str = "invalid_request_error", param: str | None = None,
-        code: str | None = None, headers: dict[str, str] | None = None,
+        code: str | None = None, headers: Mapping[str, str] | None = None,
     ) -> None:  # fmt: skip
         super().__init__(message)
         self.status, self.message, self.type, self.param, self.code = status, message, type, param, code
@@ -39,7 +40,9 @@ def error_body(message: str, type: str, param: str | None = None, code: str | No
 
 def _response(error: APIError) -> JSONResponse:
     return JSONResponse(
-        error_body(error.message, error.type, error.param, error.code), status_code=error.status, headers=error.headers
+        error_body(error.message, error.type, error.param, error.code),
+        status_code=error.status,
+        headers=error.headers,
     )
 
 
@@ -80,8 +83,11 @@ def install_error_handlers(app: FastAPI) -> None:
             return _response(APIError(422, str(exc), param=exc.param, code="limit_exceeded"))
         if isinstance(exc, SandboxBusy):
             retry = str(max(1, round(exc.retry_after_s)))
-            return _response(APIError(503, str(exc), type="server_busy", code="sandbox_busy",
-                                      headers={"Retry-After": retry}))
+            return _response(
+                APIError(
+                    503, str(exc), type="server_busy", code="sandbox_busy", headers={"Retry-After": retry}
+                )
+            )
         if isinstance(exc, SandboxUnavailable):
             return _response(APIError(503, str(exc), type="server_error", code="sandbox_unavailable"))
         log.error("sandbox failure: %s", exc)

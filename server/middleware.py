@@ -50,8 +50,11 @@ class BodyLimit:
 
     async def _reject(self, send: Send) -> None:
         body = json.dumps(
-            error_body(f"request body larger than {self.max_bytes} bytes", "invalid_request_error",
-                       code="payload_too_large")
+            error_body(
+                f"request body larger than {self.max_bytes} bytes",
+                "invalid_request_error",
+                code="payload_too_large",
+            )
         ).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 413, "headers": headers})

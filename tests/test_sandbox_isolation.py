@@ -13,7 +13,9 @@ from mucode.sandbox import SandboxSettings, TestStatus
 
 from .conftest import Sandbox, descendants
 
-pytestmark = pytest.mark.skipif(os.system("command -v bwrap >/dev/null") != 0, reason="bwrap is not installed")
+pytestmark = pytest.mark.skipif(
+    os.system("command -v bwrap >/dev/null") != 0, reason="bwrap is not installed"
+)
 
 TIMEOUT = 2.0
 MARGIN = 2.5  # harness reaction plus host scheduling on a loaded 2-core machine
@@ -68,7 +70,9 @@ def test_network_is_unreachable(box: Sandbox) -> None:
         "            errors.append(type(exc).__name__)\n"
         "    return errors\n"
     )
-    result = box.run(code, ["assert 'connected' not in f()", "import socket\nassert socket.gethostname() == 'sandbox'"])
+    result = box.run(
+        code, ["assert 'connected' not in f()", "import socket\nassert socket.gethostname() == 'sandbox'"]
+    )
     assert result.passed, result.feedback
 
 
@@ -82,7 +86,7 @@ def test_host_files_are_invisible_or_read_only(box: Sandbox, tmp_path: object) -
         "import os\n"
         "def tries():\n"
         "    out = {}\n"
-        f"    for path in ['/usr/bin/mucode-owned', '/etc/passwd', '{target}', '/escaped', '{os.getcwd()}/owned']:\n"
+        f"    for path in ['/usr/bin/owned', '/etc/passwd', '{target}', '/escaped', '{os.getcwd()}/owned']:\n"
         "        try:\n"
         "            open(path, 'w').write('x')\n"
         "            out[path] = 'written'\n"
@@ -120,15 +124,19 @@ def test_server_environment_is_invisible(box: Sandbox) -> None:
 
 ABUSE = {
     "fork bomb": (
-        "import os\ndef f():\n    while True:\n        try:\n            os.fork()\n        except OSError:\n            pass\n"
+        "import os\ndef f():\n    while True:\n        try:\n            os.fork()\n"
+        "        except OSError:\n            pass\n"
     ),
-    "memory bomb": "def f():\n    blocks = []\n    while True:\n        blocks.append(bytearray(64 * 1024 * 1024))\n",
+    "memory bomb": "def f():\n    blocks = []\n    while True:\n        blocks.append(bytearray(64 << 20))\n",
     "cpu spin ignoring signals": (
         "import signal\nfor s in (signal.SIGALRM, signal.SIGTERM, signal.SIGINT, signal.SIGXCPU):\n"
         "    signal.signal(s, signal.SIG_IGN)\n"
         "def f():\n    while True:\n        pass\n"
     ),
-    "1 GB of output": "import sys\ndef f():\n    chunk = 'x' * (1 << 20)\n    for _ in range(1024):\n        sys.stdout.write(chunk)\n",
+    "1 GB of output": (
+        "import sys\ndef f():\n    chunk = 'x' * (1 << 20)\n"
+        "    for _ in range(1024):\n        sys.stdout.write(chunk)\n"
+    ),
     "filled tmp": (
         "def f():\n    for i in range(1000):\n        with open(f'/tmp/fill{i}', 'wb') as h:\n"
         "            h.write(b'x' * (8 << 20))\n"
@@ -141,8 +149,8 @@ ABUSE = {
         "import os, time\ndef f():\n    if os.fork() == 0:\n        os.setsid()\n"
         "        if os.fork() == 0:\n            time.sleep(3600)\n        os._exit(0)\n    return 2\n"
     ),
-    "stopping the harness": "import os, signal\ndef f():\n    os.kill(os.getppid(), signal.SIGSTOP)\n    return 1\n",
-    "killing the harness": "import os, signal\ndef f():\n    os.kill(os.getppid(), signal.SIGKILL)\n    return 1\n",
+    "stopping the harness": "import os, signal\ndef f():\n    os.kill(os.getppid(), signal.SIGSTOP)\n",
+    "killing the harness": "import os, signal\ndef f():\n    os.kill(os.getppid(), signal.SIGKILL)\n",
     "killing everything": "import os, signal\ndef f():\n    os.kill(-1, signal.SIGKILL)\n",
 }
 
@@ -159,7 +167,10 @@ def test_abuse_ends_as_failure_within_the_limit(box: Sandbox, name: str) -> None
 
 def test_tmp_is_private_and_empty_for_each_run(box: Sandbox) -> None:
     box.run("open('/tmp/leftover', 'w').write('x')\nopen('/dev/shm/leftover', 'w').write('x')\n")
-    code = "import os\ndef f():\n    open('/tmp/new', 'w').write('y' * 1000)\n    return sorted(os.listdir('/tmp')), os.listdir('/dev/shm')\n"
+    code = (
+        "import os\ndef f():\n    open('/tmp/new', 'w').write('y' * 1000)\n"
+        "    return sorted(os.listdir('/tmp')), os.listdir('/dev/shm')\n"
+    )
     for _ in range(2):
         result = box.run(code, ["names, shm = f()\nassert 'leftover' not in names and shm == []"])
         assert result.passed, result.feedback

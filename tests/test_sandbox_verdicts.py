@@ -176,7 +176,9 @@ def test_no_tests_means_the_program_must_run_cleanly(sandbox: Sandbox) -> None:
 
 
 def test_invalid_utf8_output_does_not_break_anything(sandbox: Sandbox) -> None:
-    code = "import sys\nsys.stdout.buffer.write(b'\\xff\\xfe\\x80 ok\\n')\nsys.stderr.buffer.write(b'\\xc3')\n"
+    code = (
+        "import sys\nsys.stdout.buffer.write(b'\\xff\\xfe\\x80 ok\\n')\nsys.stderr.buffer.write(b'\\xc3')\n"
+    )
     code += "def f(x): return '\\udcff'\n"
     result = sandbox.run(code, ["assert f(1) == 'x'"])
     assert "ok" in result.stdout and "\ufffd" in result.stdout
@@ -195,7 +197,12 @@ def test_large_output_is_capped_and_does_not_hang(sandbox: Sandbox) -> None:
 def test_io_tests(sandbox: Sandbox) -> None:
     code = "n = int(input())\nprint(n * 2)   \n"
     result = sandbox.run(
-        code, io_tests=[{"input": "3\n", "output": "6"}, {"input": "4", "output": "9\n"}, {"input": "x", "output": ""}]
+        code,
+        io_tests=[
+            {"input": "3\n", "output": "6"},
+            {"input": "4", "output": "9\n"},
+            {"input": "x", "output": ""},
+        ],
     )
     assert statuses(result) == ["passed", "failed", "error"]
     assert "expected output:\n9\nactual output:\n8" in result.results[1].message
@@ -204,6 +211,9 @@ def test_io_tests(sandbox: Sandbox) -> None:
 
 
 def test_io_program_runs_as_main(sandbox: Sandbox) -> None:
-    code = "import sys\ndef main():\n    print(sum(map(int, sys.stdin.read().split())))\nif __name__ == '__main__':\n    main()\n"
+    code = (
+        "import sys\ndef main():\n    print(sum(map(int, sys.stdin.read().split())))\n"
+        "if __name__ == '__main__':\n    main()\n"
+    )
     result = sandbox.run(code, io_tests=[{"input": "1 2 3\n", "output": "6\n"}])
     assert result.passed, result.feedback

@@ -17,6 +17,10 @@ async def execute(request: ExecutionRequest, sandbox: SandboxDep, settings: Sett
         raise PayloadTooLarge(f"code is larger than {settings.max_code_bytes} bytes", param="code")
     count = len(request.tests) + len(request.io_tests)
     if count > settings.max_tests:
-        raise APIError(422, f"at most {settings.max_tests} tests per request (got {count})", param="tests",
-                       code="too_many_tests")
+        raise APIError(
+            422,
+            f"at most {settings.max_tests} tests per request (got {count})",
+            param="tests",
+            code="too_many_tests",
+        )
     return await sandbox.execute(request)

@@ -1,0 +1,1 @@
+../../mucode/__init__.py

@@ -1,0 +1,1 @@
+../../mucode/cli.py

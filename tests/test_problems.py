@@ -1,0 +1,83 @@
+"""HumanEval split as the paper does, and user JSONL problem sets."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from mucode.problems import Problem, docstring_examples, load_humaneval, load_jsonl, write_jsonl
+from mucode.sandbox import ExecutionRequest
+
+from .conftest import Sandbox
+
+
+@pytest.fixture(scope="module")
+def humaneval() -> list[Problem]:
+    return load_humaneval()
+
+
+def test_humaneval_is_complete_and_split(humaneval: list[Problem]) -> None:
+    assert len(humaneval) == 164
+    assert len({p.id for p in humaneval}) == 164
+    assert sum(bool(p.public_tests) for p in humaneval) >= 150
+    for problem in humaneval:
+        assert problem.private_tests and problem.private_tests[0].rstrip().endswith(
+            f"check({problem.entry_point})"
+        )
+        for test in problem.public_tests:  # a public test never copies a private one
+            assert test not in problem.private_tests[0]
+
+
+def test_canonical_solutions_pass_public_and_private_tests(
+    sandbox: Sandbox, humaneval: list[Problem]
+) -> None:
+    async def run_all(tests_of: str) -> list[tuple[str, bool, str]]:
+        requests = [
+            ExecutionRequest(code=p.reference_solution or "", tests=getattr(p, tests_of)) for p in humaneval
+        ]
+        results = await asyncio.gather(*(sandbox.pool.execute(r) for r in requests))
+        return [(p.id, r.passed, r.feedback) for p, r in zip(humaneval, results, strict=True)]
+
+    for kind in ("public_tests", "private_tests"):
+        failures = [(pid, fb) for pid, ok, fb in sandbox.loop.run(run_all(kind)) if not ok]
+        assert failures == [], failures[:3]
+
+
+def test_docstring_example_formats() -> None:
+    prompt = '''def f(xs, k):
+    """
+    >>> f([1, 2], 1)
+    [2]
+    >>> f([], 0)
+
+    f([3], 1) ==> [3]
+    f([4], 1) should return [4] (explained)
+    f([5], 1) = 2 + 3 = [5]
+    For xs = [6], k = 1 the output should be [6]
+    Input: xs = [7], k = 1
+    Output: [7]
+    f(a, 1) => [1]
+    """
+'''
+    assert docstring_examples(prompt, "f") == [
+        "assert f([1, 2], 1) == [2]",
+        "assert f([], 0) is None",
+        "assert f([3], 1) == [3]",
+        "assert f([4], 1) == [4]",
+        "assert f([6], 1) == [6]",
+        "assert f([7], 1) == [7]",
+    ]
+
+
+def test_jsonl_round_trip_and_errors(tmp_path: Path, humaneval: list[Problem]) -> None:
+    path = tmp_path / "set.jsonl"
+    write_jsonl(humaneval[:3], path)
+    assert load_jsonl(path) == humaneval[:3]
+    path.write_text('{"id": "a", "prompt": "p"}\n\n{"id": "b"}\n')
+    with pytest.raises(ValueError, match=r"set.jsonl:3: not a valid problem"):
+        load_jsonl(path)
+    path.write_text("{nope\n")
+    with pytest.raises(ValueError, match=r"set.jsonl:1: invalid JSON"):
+        load_jsonl(path)

@@ -1,0 +1,100 @@
+"""``POST /v1/execute`` and ``GET /health`` over real HTTP against a live uvicorn server."""
+
+from __future__ import annotations
+
+import httpx
+from fastapi.testclient import TestClient
+
+from mucode.sandbox import SandboxSettings
+from mucode.server.app import create_app
+from mucode.server.settings import ServerSettings
+
+
+def assert_openai_error(response: httpx.Response, status: int, param: str | None = None) -> dict[str, object]:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["message"]
+    if param is not None:
+        assert error["param"] == param
+    return error  # type: ignore[no-any-return]
+
+
+def test_execute_acceptance_example(http: httpx.Client) -> None:
+    response = http.post("/v1/execute", json={"code": "def f(x): return x+1", "tests": ["assert f(1) == 3"]})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["passed"] is False
+    assert {"passed", "results", "stdout", "stderr", "duration_ms", "feedback"} <= set(body)
+    assert body["results"][0] == {
+        "test": "assert f(1) == 3",
+        "kind": "assert",
+        "status": "failed",
+        "message": "f(1) returned 2, expected 3",
+        "duration_ms": body["results"][0]["duration_ms"],
+    }
+    assert "f(1)" in body["feedback"] and "2" in body["feedback"] and "3" in body["feedback"]
+
+
+def test_execute_io_tests_and_limits(http: httpx.Client) -> None:
+    payload = {
+        "code": "print(input()[::-1])",
+        "io_tests": [{"input": "abc\n", "output": "cba\n"}],
+        "timeout_s": 5,
+        "memory_mb": 256,
+    }
+    body = http.post("/v1/execute", json=payload).json()
+    assert body["passed"] is True and body["stdout"] == "cba\n"
+
+
+def test_code_over_one_megabyte_is_413(http: httpx.Client) -> None:
+    error = assert_openai_error(http.post("/v1/execute", json={"code": "x" * (1024 * 1024 + 1)}), 413, "code")
+    assert error["code"] == "payload_too_large"
+
+
+def test_body_over_the_limit_is_413(http: httpx.Client) -> None:
+    response = http.post(
+        "/v1/execute",
+        content=b"{" + b" " * (5 * 1024 * 1024) + b"}",
+        headers={"content-type": "application/json"},
+    )
+    assert_openai_error(response, 413)
+
+
+def test_too_many_tests_is_422(http: httpx.Client) -> None:
+    error = assert_openai_error(
+        http.post("/v1/execute", json={"code": "x = 1", "tests": ["assert True"] * 257}), 422, "tests"
+    )
+    assert "256" in str(error["message"])
+
+
+def test_bad_bodies(http: httpx.Client) -> None:
+    assert_openai_error(http.post("/v1/execute", json={"code": 1}), 422, "code")
+    assert_openai_error(http.post("/v1/execute", json={"tests": []}), 422, "code")
+    assert_openai_error(http.post("/v1/execute", json={"code": "x", "timeout_s": -1}), 422, "timeout_s")
+    assert_openai_error(http.post("/v1/execute", json={"code": "x", "timeout_s": 1e9}), 422, "timeout_s")
+    assert_openai_error(http.post("/v1/execute", json={"code": "x", "unknown": 1}), 422, "unknown")
+    assert_openai_error(
+        http.post("/v1/execute", content=b'{"code": ', headers={"content-type": "application/json"}), 400
+    )
+    assert_openai_error(http.get("/v1/nothing-here"), 404)
+
+
+def test_health_and_openapi(http: httpx.Client) -> None:
+    health = http.get("/health").json()
+    assert health["status"] == "ok"
+    assert health["sandbox"]["ready"] is True and health["sandbox"]["isolation"] == "bubblewrap"
+    spec = http.get("/openapi.json").json()
+    assert "/v1/execute" in spec["paths"]
+    assert "ExecutionResult" in spec["components"]["schemas"]
+
+
+def test_sandbox_that_cannot_start_is_reported_not_bypassed() -> None:
+    settings = ServerSettings(sandbox=SandboxSettings(bwrap="/nonexistent/bwrap"))
+    with TestClient(create_app(settings)) as client:
+        health = client.get("/health")
+        assert health.status_code == 503
+        assert "bubblewrap" in health.json()["sandbox"]["error"]
+        response = client.post("/v1/execute", json={"code": "x = 1"})
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "sandbox_unavailable"
