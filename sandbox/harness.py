@@ -24,9 +24,13 @@ import struct
 import sys
 import time
 import traceback
-from types import CodeType
 from collections.abc import Callable
+from types import CodeType
 from typing import Any, NoReturn
+
+# The harness's own name lookups go to a private copy of the builtins, taken before any candidate
+# runs: code that patches the builtins module cannot change how the harness judges it.
+__builtins__ = dict(vars(builtins))  # noqa: A001
 
 Job = dict[str, Any]  # one execution, as sent by the host
 Outcome = tuple[str, str, float]  # (status, message, milliseconds) of one test
@@ -80,6 +84,8 @@ SOLUTION = "solution.py"
 MAX_REPR = 300
 MAX_MESSAGE = 2000
 MAX_RECORD_BYTES = 4 * 1024 * 1024
+TEST_CACHE_SIZE = 4096
+REPORT_FD = 1000  # where the child's report pipe lives, out of the way of the candidate's files
 
 # Everything the checks use is bound here, before candidate code can patch builtins.
 _type, _isinstance, _issubclass, _repr, _len, _str = type, isinstance, issubclass, repr, len, str
@@ -442,10 +448,10 @@ class _AssertRewriter(ast.NodeTransformer):
         return ast.copy_location(ast.Expr(value=call), node)
 
 
-def compile_test(source: str, index: int) -> CodeType:
-    tree = ast.parse(source, filename="<test %d>" % (index + 1))
+def compile_test(source: str) -> CodeType:
+    tree = ast.parse(source, filename="<test>")
     tree = ast.fix_missing_locations(_AssertRewriter(source).visit(tree))
-    return compile(tree, "<test %d>" % (index + 1), "exec")
+    return compile(tree, "<test>", "exec")
 
 
 # ---------------------------------------------------------------------------- error text
@@ -500,28 +506,61 @@ class Reporter:
             view = view[_os_write(self.fd, view) :]
 
 
-def _snapshot_guarded() -> dict[str, dict[str, Any]]:
-    return {name: _dict(vars(sys.modules[name])) for name in GUARDED if name in sys.modules}
+class Guard:
+    """Snapshots of builtins and of the GUARDED modules, taken in the zygote before any candidate
+    runs. Checking touches every guarded value (a copy-on-write page fault each in a forked child),
+    so a test only checks builtins and the guarded modules its source names."""
+
+    def __init__(self) -> None:
+        self.modules = {name: sys.modules[name] for name in GUARDED if name in sys.modules}
+        self.snapshots = {name: _dict(vars(module)) for name, module in self.modules.items()}
+        self.pristine_builtins = _dict(vars(builtins))
+
+    def modules_for(self, source: str) -> tuple[str, ...]:
+        return tuple(name for name in self.snapshots if name in source)
+
+    def rebind(self, namespace: dict[str, Any]) -> None:
+        """Names of guarded modules in the tests' namespace point at the real modules."""
+        for name, module in self.modules.items():
+            if name in namespace and namespace[name] is not module:
+                namespace[name] = module
+
+    def restore(self, names: tuple[str, ...]) -> list[str]:
+        """Names of guarded attributes changed since the snapshot; puts the originals back."""
+        changed = []
+        for name in names:
+            module = self.modules[name]
+            if sys.modules.get(name) is not module:
+                changed.append("sys.modules[%r]" % name)
+                sys.modules[name] = module
+            current = vars(module)
+            for key, value in self.snapshots[name].items():
+                if current.get(key, _NO) is not value:
+                    changed.append(name + "." + key)
+                    current[key] = value
+        return changed
 
 
-def _tampered(snapshot: dict[str, dict[str, Any]]) -> list[str]:
-    """Names of guarded attributes changed since the snapshot; restores them as it goes."""
-    changed = []
-    for name, saved in snapshot.items():
-        current = vars(sys.modules[name])
-        for key, value in saved.items():
-            if current.get(key, _NO) is not value:
-                changed.append(name + "." + key)
-                current[key] = value
-    return changed
+class CompiledTest:
+    """A test compiled once in the zygote (and cached there): forked children only run it."""
+
+    __slots__ = ("code", "error", "guarded", "source")
+
+    def __init__(self, source: str, guard: Guard) -> None:
+        self.source = source
+        self.guarded = guard.modules_for(source)
+        self.code: CodeType | None = None
+        self.error = ""
+        try:
+            self.code = compile_test(source)
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+            self.error = "the test itself does not compile: " + _short(_str(exc), 300)
 
 
-def run_assert_tests(job: Job, reporter: Reporter) -> None:
+def run_assert_tests(job: Job, reporter: Reporter, tests: list[CompiledTest], guard: Guard) -> None:
     """Child process: load the candidate once, then run every test and report each one."""
     code = job["code"]
     code_lines = code.splitlines()
-    snapshot = _snapshot_guarded()
-    pristine_builtins = _dict(vars(builtins))
     namespace = {"__name__": "solution", "__file__": SOLUTION, "__builtins__": builtins}
     try:
         program = compile(code, SOLUTION, "exec")
@@ -538,17 +577,18 @@ def run_assert_tests(job: Job, reporter: Reporter) -> None:
             message="running the code's top level raised " + describe_exception(exc, code_lines),
         )
         return
-    _tampered(snapshot)
+    guard.restore(tuple({name for test in tests for name in test.guarded}))
     checks = _Checks()
     test_globals = _dict(namespace)
-    test_globals["__builtins__"] = pristine_builtins
+    test_globals["__builtins__"] = guard.pristine_builtins
     test_globals["__name__"] = "__tests__"
+    guard.rebind(test_globals)
     reporter.send(e="loaded")
-    for index, source in enumerate(job["tests"]):
+    for index, test in enumerate(tests):
         reporter.send(e="start", i=index)
         started = time.perf_counter()
-        status, message = _run_one(source, index, test_globals, checks, code_lines)
-        changed = _tampered(snapshot)
+        status, message = _run_one(test, test_globals, checks, code_lines)
+        changed = guard.restore(test.guarded)
         if test_globals.get(H) is not checks:
             status, message = "failed", "the test's checking helper was replaced"
         elif status == "passed" and changed:
@@ -563,22 +603,24 @@ def run_assert_tests(job: Job, reporter: Reporter) -> None:
 
 
 def _run_one(
-    source: str, index: int, test_globals: dict[str, Any], checks: _Checks, code_lines: list[str]
+    test: CompiledTest, test_globals: dict[str, Any], checks: _Checks, code_lines: list[str]
 ) -> tuple[str, str]:
-    try:
-        compiled = compile_test(source, index)
-    except SyntaxError as exc:
-        return "error", "the test itself does not compile: " + _short(_str(exc), 300)
+    if test.code is None:
+        return "error", test.error
     test_globals[H] = checks
-    checks.last = None
+    checks.last = checks.last_truth = None
     try:
-        exec(compiled, test_globals)
+        exec(test.code, test_globals)
     except _Verdict as verdict:
         return "failed", _str(verdict.args[0])
     except _BaseException as exc:
-        where = source.strip().splitlines()[0] if source.strip() else source
-        return "error", _short(where, 200) + " raised " + describe_exception(exc, code_lines)
+        return "error", _short(_headline(test.source), 200) + " raised " + describe_exception(exc, code_lines)
     return "passed", ""
+
+
+def _headline(source: str) -> str:
+    lines = [line for line in source.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else source
 
 
 def run_program(job: Job, reporter: Reporter) -> None:
@@ -608,6 +650,19 @@ class Zygote:
         self.isolated = isolated  # inside bubblewrap's PID namespace: kill(-1) reaches only our processes
         self.workroot = workroot
         self.counter = 0
+        self.guard = Guard()
+        self.compiled: dict[str, CompiledTest] = {}
+
+    def compile_tests(self, sources: list[str]) -> list[CompiledTest]:
+        """Tests repeat across executions (N candidates, T turns): compile each source once."""
+        tests = []
+        for source in sources:
+            test = self.compiled.pop(source, None) or CompiledTest(source, self.guard)
+            self.compiled[source] = test  # most recently used last
+            tests.append(test)
+        while len(self.compiled) > TEST_CACHE_SIZE:
+            del self.compiled[next(iter(self.compiled))]
+        return tests
 
     # -- wire
     def read_message(self) -> Job | None:
@@ -660,7 +715,7 @@ class Zygote:
         out_truncated = err_truncated = False
         tests = job["tests"]
         if tests or not job["io_tests"]:
-            run = self._fork(job, workdir, deadline, None)
+            run = self._fork(job, workdir, deadline, None, self.compile_tests(tests))
             out, err, ot, et = run["stdout"], run["stderr"], run["stdout_truncated"], run["stderr_truncated"]
             stdout.append(out)
             stderr.append(err)
@@ -671,7 +726,7 @@ class Zygote:
             if time.monotonic() >= deadline:
                 results[index] = ("error", "not run: the time limit was reached by an earlier test", 0.0)
                 continue
-            run = self._fork(job, workdir, deadline, io_test["input"])
+            run = self._fork(job, workdir, deadline, io_test["input"], [])
             stdout.append(run["stdout"])
             stderr.append(run["stderr"])
             out_truncated |= run["stdout_truncated"]
@@ -735,22 +790,31 @@ class Zygote:
             return ("passed", "", ms)
         return ("failed", describe_output_mismatch(io_test["input"], expected, actual), ms)
 
-    def _fork(self, job: Job, workdir: str, deadline: float, stdin_text: str | None) -> dict[str, Any]:
+    def _fork(
+        self, job: Job, workdir: str, deadline: float, stdin_text: str | None, tests: list[CompiledTest]
+    ) -> dict[str, Any]:
         """Run one child to completion or to the deadline; collect its records and output."""
         out_path, err_path = os.path.join(workdir, ".stdout"), os.path.join(workdir, ".stderr")
         in_path = os.path.join(workdir, ".stdin")
         if stdin_text is not None:
             with open(in_path, "w", encoding="utf-8") as handle:
                 handle.write(stdin_text)
+        # Everything that can be prepared before the fork is: work in the child after the fork
+        # costs a copy-on-write page fault per page it touches.
+        write_only = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+        fds = [
+            os.open(in_path if stdin_text is not None else os.devnull, os.O_RDONLY | os.O_CLOEXEC),
+            os.open(out_path, write_only, 0o600),
+            os.open(err_path, write_only, 0o600),
+        ]
         read_fd, write_fd = os.pipe()
+        limits = _limits(job)
         started = time.monotonic()
         pid = os.fork()
         if pid == 0:  # child: never returns
-            os.close(read_fd)
-            self._child(
-                job, workdir, write_fd, out_path, err_path, in_path if stdin_text is not None else None
-            )
-        os.close(write_fd)
+            self._child(job, workdir, fds, write_fd, limits, stdin_text is not None, tests)
+        for fd in (*fds, write_fd):
+            os.close(fd)
         records, ending = self._collect(pid, read_fd, deadline, job)
         ms = (time.monotonic() - started) * 1000
         if ending is not None:
@@ -834,33 +898,35 @@ class Zygote:
         return status
 
     def _child(
-        self, job: Job, workdir: str, write_fd: int, out_path: str, err_path: str, in_path: str | None
+        self,
+        job: Job,
+        workdir: str,
+        fds: list[int],
+        write_fd: int,
+        limits: list[tuple[int, tuple[int, int]]],
+        io_run: bool,
+        tests: list[CompiledTest],
     ) -> NoReturn:
         code = 1
         try:
-            os.close(self.channel_in)
-            os.close(self.channel_out)
             os.chdir(workdir)
-            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-            os.dup2(os.open(out_path, flags, 0o600), 1)
-            os.dup2(os.open(err_path, flags, 0o600), 2)
-            os.dup2(os.open(in_path or os.devnull, os.O_RDONLY), 0)
-            fd = os.dup2(write_fd, 1000) if write_fd < 1000 else write_fd
-            if fd != write_fd:
-                os.close(write_fd)
-            os.closerange(3, 1000)
+            for target, fd in enumerate(fds):
+                os.dup2(fd, target)
+            report_fd = os.dup2(write_fd, REPORT_FD)
+            os.closerange(3, REPORT_FD)  # the zygote's channel to the host among them
+            os.closerange(REPORT_FD + 1, 65536)
             if not self.isolated:
                 os.setsid()
-            _set_limits(job)
-            sys.stdin = open(0, encoding="utf-8", errors="replace", closefd=False)
-            sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
-            sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
-            reporter = Reporter(fd)
+            for which, value in limits:
+                resource.setrlimit(which, value)
+            # sys.std* of the zygote wrap fds 0-2, now the run's files: reusing them saves the
+            # page faults of building new ones in every child. The zygote never writes to them.
+            reporter = Reporter(report_fd)
             out, err = sys.stdout, sys.stderr
-            if in_path is None:
-                run_assert_tests(job, reporter)
-            else:
+            if io_run:
                 run_program(job, reporter)
+            else:
+                run_assert_tests(job, reporter, tests, self.guard)
             for stream in (out, err):
                 try:
                     stream.flush()
@@ -918,24 +984,25 @@ class Zygote:
             self.write_message(reply)
 
 
-def _set_limits(job: Job) -> None:
+def _limits(job: Job) -> list[tuple[int, tuple[int, int]]]:
+    """(resource, (soft, hard)) for the child; never above a hard limit the zygote already has."""
     mb = 1024 * 1024
     cpu = int(job["timeout_s"]) + 1
-    limits = (
-        (resource.RLIMIT_AS, job["memory_mb"] * mb),
-        (resource.RLIMIT_CPU, cpu),
-        (resource.RLIMIT_NPROC, job["max_processes"]),
-        (resource.RLIMIT_FSIZE, job["output_limit_bytes"]),
-        (resource.RLIMIT_NOFILE, job["max_open_files"]),
-        (resource.RLIMIT_CORE, 0),
+    wanted = (
+        (resource.RLIMIT_AS, job["memory_mb"] * mb, job["memory_mb"] * mb),
+        (resource.RLIMIT_CPU, cpu, cpu + 1),  # SIGXCPU at the soft limit, SIGKILL at the hard one
+        (resource.RLIMIT_NPROC, job["max_processes"], job["max_processes"]),
+        (resource.RLIMIT_FSIZE, job["output_limit_bytes"], job["output_limit_bytes"]),
+        (resource.RLIMIT_NOFILE, job["max_open_files"], job["max_open_files"]),
+        (resource.RLIMIT_CORE, 0, 0),
     )
-    for which, value in limits:
-        _soft, hard = resource.getrlimit(which)
-        value = value if hard == resource.RLIM_INFINITY else min(value, hard)
-        hard_value = value + 1 if which == resource.RLIMIT_CPU else value
-        if hard != resource.RLIM_INFINITY:
-            hard_value = min(hard_value, hard)
-        resource.setrlimit(which, (value, hard_value))
+    limits = []
+    for which, soft, hard in wanted:
+        current = resource.getrlimit(which)[1]
+        if current != resource.RLIM_INFINITY:
+            soft, hard = min(soft, current), min(hard, current)
+        limits.append((which, (soft, hard)))
+    return limits
 
 
 def _describe_status(status: int, job: Job) -> dict[str, Any]:

@@ -31,7 +31,7 @@ SANDBOX_ENV = {
     "LC_ALL": "C.UTF-8",
     "PYTHONHASHSEED": "0",  # same set/dict order on every worker: reruns give the same output
     "PYTHONDONTWRITEBYTECODE": "1",
-    "PYTHONIOENCODING": "utf-8",
+    "PYTHONIOENCODING": "utf-8:backslashreplace",
 }
 HARNESS_SOURCE = (Path(__file__).parent / "harness.py").read_text(encoding="utf-8")
 
@@ -46,7 +46,7 @@ class Isolation(ABC):
     def spawn_kwargs(self) -> dict[str, Any]:
         # Nothing of the server's environment: bubblewrap's own init stays visible in the sandbox
         # (/proc/1/environ), so even the launcher must not carry secrets.
-        return {"start_new_session": True, "env": {"PATH": SANDBOX_ENV["PATH"]}}
+        return {"start_new_session": True, "env": dict(SANDBOX_ENV)}
 
 
 class Bubblewrap(Isolation):

@@ -1,0 +1,43 @@
+# Two commands do everything on a fresh machine: `make serve` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Reinstall when the project's dependencies change.
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
+
+.PHONY: serve test lint typecheck pytest bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	rm -f $(VENV)/.installed-*
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+serve: $(STAMP)
+	$(BIN)/mucode serve
+
+test: $(STAMP) lint typecheck pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# mypy cannot follow setuptools' folder -> package mapping, so it checks a tree of links that
+# mirrors the installed layout (mucode/server -> server, ...).
+typecheck: $(STAMP)
+	rm -rf .typecheck && mkdir -p .typecheck/mucode
+	for f in mucode/*.py mucode/py.typed; do ln -s ../../$$f .typecheck/mucode/; done
+	for d in server sandbox training clients; do ln -s ../../$$d .typecheck/mucode/$$d; done
+	cd .typecheck && ../$(BIN)/mypy --config-file ../pyproject.toml -p mucode
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/sandbox_throughput.py
+
+clean:
+	rm -rf $(VENV) .typecheck .mypy_cache .ruff_cache .pytest_cache
