@@ -146,6 +146,20 @@ FALSE_PASS_TRICKS = {
         "import sys\ndef f(x):\n    sys._getframe(1).f_globals['__mucode_checks__'] = None\n    return 2\n",
         "assert f(1) == 2",
     ),
+    "patched builtins the checks use": (
+        "import builtins\nbuiltins.zip = lambda *a: iter(())\nbuiltins.all = lambda x: True\n"
+        "builtins.any = lambda x: True\nbuiltins.bool = lambda x: True\ndef f(x): return 0\n",
+        "assert f(1) == 2 or f(1) == 3",
+    ),
+    "fake module in sys.modules": (
+        "import sys, types\nsys.modules['math'] = types.SimpleNamespace(isclose=lambda *a, **k: True)\n"
+        "def f(x): return 0.0\n",
+        "import math\nassert math.isclose(f(1), 2.0)",
+    ),
+    "module name rebound by the candidate": (
+        "import types\nmath = types.SimpleNamespace(isclose=lambda *a, **k: True)\ndef f(x): return 0.0\n",
+        "assert math.isclose(f(1), 2.0)",
+    ),
     "patched Fraction equality": (
         "import fractions\nfractions.Fraction.__eq__ = lambda *a: True\n"
         "def f(x): return fractions.Fraction(7, 3)\n",
