@@ -30,7 +30,7 @@ from typing import Any, NoReturn
 
 # The harness's own name lookups go to a private copy of the builtins, taken before any candidate
 # runs: code that patches the builtins module cannot change how the harness judges it.
-__builtins__ = dict(vars(builtins))
+globals()["__builtins__"] = dict(vars(builtins))
 
 Job = dict[str, Any]  # one execution, as sent by the host
 Outcome = tuple[str, str, float]  # (status, message, milliseconds) of one test
