@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -81,6 +81,180 @@ def execute(
         if not result.passed:
             console.print(result.feedback, markup=False, highlight=False)
     raise typer.Exit(0 if result.passed else 1)
+
+
+def _problem_from_files(
+    problem_file: Path, tests: Path | None, io_tests: Path | None, entry_point: str | None
+) -> Any:
+    import re
+
+    from mucode.problems import Problem
+    from mucode.sandbox import IOTest
+    from mucode.sandbox.testfile import split_tests
+
+    try:
+        prompt = problem_file.read_text(encoding="utf-8")
+        test_list = split_tests(tests.read_text(encoding="utf-8")) if tests else []
+        io_list = (
+            [IOTest.model_validate(t) for t in json.loads(io_tests.read_text(encoding="utf-8"))]
+            if io_tests
+            else []
+        )
+    except OSError as exc:
+        raise _fail(f"cannot read {exc.filename}: {exc.strerror}") from None
+    except SyntaxError as exc:
+        raise _fail(f"{tests}: line {exc.lineno}: {exc.msg}") from None
+    except ValueError as exc:
+        raise _fail(f"{io_tests}: {exc}") from None
+    if entry_point is None:
+        found = re.search(r"^\s*def\s+(\w+)\s*\(", prompt, re.MULTILINE)
+        if found is None and test_list:
+            found = re.search(r"\b(\w+)\s*\(", test_list[0].split("assert", 1)[-1])
+        entry_point = found.group(1) if found else None
+    return Problem(
+        id=problem_file.stem,
+        prompt=prompt,
+        entry_point=entry_point,
+        public_tests=test_list,
+        public_io_tests=io_list,
+    )
+
+
+@app.command()
+def solve(
+    problem_file: Annotated[
+        Path, typer.Argument(help="Text (or Markdown) of the problem, with the signature.")
+    ],
+    tests: Annotated[
+        Path | None, typer.Option("--tests", "-t", help="Python file of public assert tests.")
+    ] = None,
+    io_tests: Annotated[
+        Path | None, typer.Option("--io-tests", help="JSON list of stdin/stdout tests.")
+    ] = None,
+    entry_point: Annotated[
+        str | None, typer.Option(help="Function the tests call (found if omitted).")
+    ] = None,
+    n: Annotated[int, typer.Option(help="Candidates per turn.")] = 5,
+    turns: Annotated[int, typer.Option(help="Most turns.")] = 3,
+    selection: Annotated[str, typer.Option(help="pt+lv, pt, lv or random.")] = "pt+lv",
+    temperature: Annotated[float, typer.Option()] = 0.7,
+    max_tokens: Annotated[int, typer.Option(help="Tokens per candidate.")] = 768,
+    seed: Annotated[int, typer.Option()] = 0,
+    generator: Annotated[str | None, typer.Option(help="Backend (MUCODE_GENERATOR).")] = None,
+    model: Annotated[str | None, typer.Option(help="Model path or id (MUCODE_MODEL).")] = None,
+    verifier: Annotated[str | None, typer.Option(help="Verifier folder (MUCODE_VERIFIER).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the SolveResult trace as JSON.")] = False,
+) -> None:
+    """Solve a problem locally with multi-turn fix-and-rerank; prints the final code."""
+    import asyncio
+
+    from pydantic import ValidationError
+
+    from mucode.sandbox import SandboxError, SandboxPool
+    from mucode.server.engine.generators.base import GeneratorError
+    from mucode.server.engine.loading import load_configured_verifier, load_generator
+    from mucode.server.engine.options import SolveOptions
+    from mucode.server.engine.search import SearchEngine, SearchEvent
+    from mucode.server.engine.settings import EngineSettings
+
+    problem = _problem_from_files(problem_file, tests, io_tests, entry_point)
+    try:
+        options = SolveOptions(
+            n=n,
+            turns=turns,
+            selection=selection,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            seed=seed,
+        )
+        overrides = {
+            k: v for k, v in {"generator": generator, "model": model, "verifier": verifier}.items() if v
+        }
+        settings = EngineSettings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise _fail(str(exc.errors()[0]["msg"]) + f" ({exc.errors()[0]['loc'][-1]})") from None
+    display = err_console if as_json else console
+
+    def show(event: SearchEvent) -> None:
+        if event.kind == "turn_started":
+            display.print(f"[bold]turn {event.turn}/{event.turns}[/]: sampling {options.n} candidates ...")
+            return
+        record = event.record
+        assert record is not None
+        total = len(problem.public_tests) + len(problem.public_io_tests)
+        for c in record.candidates:
+            mark = "→" if c.index == record.selected else " "
+            score = "" if c.verifier_score is None else f" verifier {c.verifier_score:+.2f}"
+            dup = f" (same code as #{c.duplicate_of + 1})" if c.duplicate_of is not None else ""
+            display.print(
+                f"  {mark} #{c.index + 1}: passes {c.public_passed}/{total}{score} [{c.extraction}]{dup}"
+            )
+        t = record.timings
+        display.print(
+            f"  [dim]{record.usage.completion_tokens} tokens, generation {t.generation_ms:.0f} ms, "
+            f"sandbox {t.sandbox_ms:.0f} ms[/]"
+        )
+
+    async def run() -> Any:
+        with display.status("loading the model ..."):
+            gen = await asyncio.to_thread(load_generator, settings)
+            ver = await asyncio.to_thread(load_configured_verifier, settings)
+        async with SandboxPool() as pool:
+            try:
+                return await SearchEngine(gen, pool, ver).solve(problem, options, on_event=show)
+            finally:
+                await gen.close()
+
+    try:
+        result = asyncio.run(run())
+    except (SandboxError, GeneratorError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
+    else:
+        from rich.syntax import Syntax
+
+        verdict = "[bold green]PASSED[/]" if result.passed_public else "[bold red]FAILED[/]"
+        console.print(
+            f"{verdict} {result.public_passed}/{result.public_total} public tests after "
+            f"{len(result.turns)} turn(s), {result.usage.total_tokens} tokens, "
+            f"{result.timings.total_ms / 1000:.1f} s"
+        )
+        if result.final_code:
+            console.print(Syntax(result.final_code, "python"))
+    raise typer.Exit(0 if result.passed_public else 1)
+
+
+models_app = typer.Typer(help="The default model bundle.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("pull")
+def models_pull(
+    hf: Annotated[bool, typer.Option("--hf", help="Also build the bf16 Hugging Face folder.")] = False,
+) -> None:
+    """Download, verify (sha256) and prepare the default model once, into the cache."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from mucode.server.engine.model_store import BundleError, pull_gguf, pull_hf
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+    ) as bar:
+        task = bar.add_task("model", total=None)
+
+        def progress(stage: str, done: int, total: int) -> None:
+            bar.update(task, description=stage, completed=done, total=total)
+
+        try:
+            path = pull_hf(progress=progress) if hf else pull_gguf(progress=progress)
+        except BundleError as exc:
+            raise _fail(str(exc)) from None
+    console.print(str(path))
 
 
 @app.command()

@@ -1,0 +1,88 @@
+"""The transformers backend: the reference path, any Hugging Face causal LM (or GGUF via
+``gguf_file``). Slow next to vLLM or llama.cpp, but exact and dependency-light; the fast tests use
+it with tiny models."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from typing import Any
+
+from ..trace import ChatMessage
+from .base import Completion, Generator, SamplingParams
+
+
+class TransformersGenerator(Generator):
+    backend = "transformers"
+
+    def __init__(self, model: Any, tokenizer: Any, name: str) -> None:
+        self.hf_model = model
+        self.tokenizer = tokenizer
+        self.model = name
+        self._lock = threading.Lock()  # generate() uses every core; and seeding is global
+
+    @classmethod
+    def load(cls, path: str | Path, *, dtype: str = "bfloat16", device: str = "cpu") -> TransformersGenerator:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        model: Any = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
+        model.to(device).eval()
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        return cls(model, tokenizer, name=str(path))
+
+    async def sample(self, messages: list[ChatMessage], params: SamplingParams) -> list[Completion]:
+        return await asyncio.to_thread(self.sample_sync, messages, params)
+
+    def sample_sync(self, messages: list[ChatMessage], params: SamplingParams) -> list[Completion]:
+        import torch
+
+        tok = self.tokenizer
+        prompt = tok.apply_chat_template(
+            [m.model_dump() for m in messages], add_generation_prompt=True, tokenize=False
+        )
+        inputs = tok(prompt, return_tensors="pt", add_special_tokens=False).to(self.hf_model.device)
+        prompt_len = inputs["input_ids"].shape[1]
+        sampling = params.temperature > 0
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": params.max_tokens,
+            # Greedy decoding gives the same text n times: decode once, repeat below.
+            "num_return_sequences": params.n if sampling else 1,
+            "pad_token_id": tok.pad_token_id,
+            "do_sample": sampling,
+        }
+        if sampling:
+            kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=0)
+        if params.stop:
+            kwargs.update(stop_strings=params.stop, tokenizer=tok)
+        with self._lock, torch.inference_mode():
+            if params.seed is not None:
+                torch.manual_seed(params.seed)
+            output = self.hf_model.generate(**inputs, **kwargs)  # (n, prompt_len + new)
+        eos = set(_as_list(self.hf_model.generation_config.eos_token_id)) | {tok.eos_token_id}
+        completions = []
+        for row in output[:, prompt_len:].tolist():
+            end = next((i for i, t in enumerate(row) if t in eos), None)
+            tokens = row if end is None else row[:end]
+            tokens = [t for t in tokens if t != tok.pad_token_id or tok.pad_token_id in eos]
+            text = tok.decode(tokens, skip_special_tokens=True)
+            finish = "stop" if end is not None or _hit_stop(text, params.stop) else "length"
+            completions.append(
+                Completion(
+                    text=text, prompt_tokens=prompt_len, completion_tokens=len(tokens), finish_reason=finish
+                )
+            )
+        return completions if sampling else completions * params.n
+
+
+def _as_list(value: int | list[int] | None) -> list[int]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, int) else list(value)
+
+
+def _hit_stop(text: str, stops: list[str]) -> bool:
+    return any(text.endswith(s) for s in stops)

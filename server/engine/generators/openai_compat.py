@@ -1,0 +1,90 @@
+"""Any OpenAI-compatible chat endpoint as the generator: a vLLM, SGLang, llama.cpp or Ollama
+server, or a hosted API — µCode on top of any model. ``n`` is sent as is; when the upstream
+returns fewer choices (many ignore ``n``), the rest come from parallel single requests."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+
+from ..trace import ChatMessage
+from .base import Completion, Generator, GeneratorError, SamplingParams
+
+
+class OpenAIGenerator(Generator):
+    backend = "openai"
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key: str | None = None,
+        timeout_s: float = 300.0,
+        max_parallel: int = 8,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.model = model
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.client = client or httpx.AsyncClient(
+            base_url=base_url.rstrip("/"), headers=headers, timeout=timeout_s
+        )
+        self._parallel = asyncio.Semaphore(max_parallel)
+
+    async def _request(
+        self, messages: list[ChatMessage], params: SamplingParams, n: int, seed: int | None
+    ) -> Any:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [m.model_dump() for m in messages],
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "max_tokens": params.max_tokens,
+            "n": n,
+        }
+        if seed is not None:
+            body["seed"] = seed
+        if params.stop:
+            body["stop"] = params.stop
+        async with self._parallel:
+            try:
+                response = await self.client.post("/chat/completions", json=body)
+            except httpx.HTTPError as exc:
+                raise GeneratorError(f"upstream {self.client.base_url} unreachable: {exc}") from exc
+        if response.status_code != 200:
+            raise GeneratorError(f"upstream answered {response.status_code}: {response.text[:300]}")
+        return response.json()
+
+    @staticmethod
+    def _completions(data: Any) -> list[Completion]:
+        choices = data.get("choices") or []
+        usage = data.get("usage") or {}
+        prompt = int(usage.get("prompt_tokens", 0))
+        total = int(usage.get("completion_tokens", 0))
+        share, extra = divmod(total, max(len(choices), 1))  # the usage covers all choices together
+        return [
+            Completion(
+                text=(choice.get("message") or {}).get("content") or "",
+                prompt_tokens=prompt,
+                completion_tokens=share + (1 if i < extra else 0),
+                finish_reason=choice.get("finish_reason") or "stop",
+            )
+            for i, choice in enumerate(choices)
+        ]
+
+    async def sample(self, messages: list[ChatMessage], params: SamplingParams) -> list[Completion]:
+        completions = self._completions(await self._request(messages, params, params.n, params.seed))
+        missing = params.n - len(completions)
+        if missing > 0:
+            seeds = [None if params.seed is None else params.seed + k for k in range(1, missing + 1)]
+            more = await asyncio.gather(*(self._request(messages, params, 1, s) for s in seeds))
+            for data in more:
+                completions += self._completions(data)[:1]
+        if len(completions) < params.n:
+            raise GeneratorError(f"upstream returned {len(completions)} completions, {params.n} asked")
+        return completions[: params.n]
+
+    async def close(self) -> None:
+        await self.client.aclose()

@@ -1,0 +1,60 @@
+"""Building the configured generator and verifier (the only place that imports the backends)."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+
+from .generators.base import Generator, GeneratorError
+from .model_store import Progress, pull_gguf, pull_hf
+from .settings import EngineSettings
+from .verifier import HFVerifier, load_verifier
+
+log = logging.getLogger("mucode.engine")
+
+
+def resolve_backend(settings: EngineSettings) -> str:
+    if settings.generator != "auto":
+        return settings.generator
+    if settings.openai_base_url:
+        return "openai"
+    return "llama-cpp" if importlib.util.find_spec("llama_cpp") is not None else "transformers"
+
+
+def load_generator(settings: EngineSettings, progress: Progress | None = None) -> Generator:
+    backend = resolve_backend(settings)
+    model = settings.model
+    if backend == "scripted":
+        from .generators.scripted import ScriptedGenerator
+
+        if not settings.script:
+            raise GeneratorError("the scripted backend needs MUCODE_SCRIPT (a JSON list of turns of answers)")
+        generator: Generator = ScriptedGenerator.from_file(settings.script)
+    elif backend == "openai":
+        from .generators.openai_compat import OpenAIGenerator
+
+        if not settings.openai_base_url:
+            raise GeneratorError("the openai backend needs MUCODE_OPENAI_BASE_URL")
+        generator = OpenAIGenerator(
+            settings.openai_base_url, model or "default", api_key=settings.openai_api_key
+        )
+    elif backend == "llama-cpp":
+        from .generators.llamacpp import LlamaCppGenerator
+
+        if model is not None and not model.endswith(".gguf"):
+            raise GeneratorError(f"the llama-cpp backend needs a .gguf file, not {model}")
+        generator = LlamaCppGenerator.load(model or pull_gguf(progress=progress), n_ctx=settings.n_ctx)
+    else:
+        from .generators.hf import TransformersGenerator
+
+        generator = TransformersGenerator.load(
+            model or pull_hf(progress=progress), dtype=settings.dtype, device=settings.device
+        )
+    log.info("generator: %s", generator.description)
+    return generator
+
+
+def load_configured_verifier(settings: EngineSettings) -> HFVerifier | None:
+    verifier = load_verifier(settings.verifier, device=settings.device)
+    log.info("verifier: %s", verifier.name if verifier else "none (selection by public tests)")
+    return verifier

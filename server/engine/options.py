@@ -1,0 +1,26 @@
+"""Search options: how many samples, how many turns, how to choose, how to sample."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Selection = Literal["pt+lv", "pt", "lv", "random"]
+
+
+class SolveOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    n: int = Field(5, ge=1, le=64, description="Candidates sampled per turn (Best-of-N).")
+    turns: int = Field(3, ge=1, le=10, description="Most turns of fix-and-rerank.")
+    selection: Selection = Field(
+        "pt+lv",
+        description="`pt+lv`: most public tests passed, verifier breaks ties; `pt`: public tests, random "
+        "tie-break; `lv`: verifier only; `random`.",
+    )
+    temperature: float = Field(0.7, ge=0.0, le=2.0)
+    top_p: float = Field(0.95, gt=0.0, le=1.0)
+    max_tokens: int = Field(768, ge=16, le=32768, description="Tokens per candidate.")
+    seed: int = Field(0, description="Seeds sampling and tie-breaks: the same seed gives the same trace.")
+    stop: list[str] = Field(default_factory=list, description="Extra stop strings for the generator.")

@@ -1,0 +1,206 @@
+"""The µCode search: multi-turn Best-of-N with execution feedback and a learned verifier.
+
+Each turn: sample N candidates, extract their code, run every distinct program on the public
+tests in the sandbox (in parallel; identical code runs once), score with the verifier, choose one
+(``selection``), and stop if it passes the public tests; otherwise show the model the chosen code
+and its feedback and go on. Private tests never enter here: they only grade, elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from typing import Literal
+
+from pydantic import BaseModel
+
+from mucode.problems import Problem
+from mucode.sandbox import ExecutionRequest, ExecutionResult, SandboxPool, TestResult, TestStatus
+
+from . import prompts
+from .extract import extract_code
+from .generators.base import Generator, SamplingParams
+from .options import SolveOptions
+from .selection import select
+from .trace import Candidate, ChatMessage, SolveResult, Timings, TurnRecord, Usage
+from .verifier import Verifier
+
+
+class SearchEvent(BaseModel):
+    """Progress of a solve, for live displays and streaming."""
+
+    kind: Literal["turn_started", "turn_finished"]
+    turn: int
+    turns: int
+    record: TurnRecord | None = None
+
+
+EventCallback = Callable[[SearchEvent], None]
+
+
+def no_code_result(problem: Problem, note: str) -> ExecutionResult:
+    tests = [(t, "assert") for t in problem.public_tests]
+    tests += [(f"stdin #{k + 1}", "io") for k in range(len(problem.public_io_tests))]
+    return ExecutionResult(
+        passed=False,
+        results=[
+            TestResult(test=t, kind=kind, status=TestStatus.error, message="not run: " + note)
+            for t, kind in tests
+        ],
+        passed_count=0,
+        duration_ms=0.0,
+        feedback=f"Your answer could not be run: {note}. Answer with one ```python code block.",
+        isolation="none",
+    )
+
+
+def turn_seed(seed: int, turn: int) -> int:
+    return seed * 1000 + turn
+
+
+class SearchEngine:
+    def __init__(self, generator: Generator, sandbox: SandboxPool, verifier: Verifier | None = None) -> None:
+        self.generator = generator
+        self.sandbox = sandbox
+        self.verifier = verifier
+
+    @property
+    def verifier_name(self) -> str:
+        return self.verifier.name if self.verifier else "none"
+
+    async def solve(
+        self, problem: Problem, options: SolveOptions, on_event: EventCallback | None = None
+    ) -> SolveResult:
+        if options.selection == "lv" and self.verifier is None:
+            raise ValueError("selection 'lv' needs a verifier; use 'pt+lv', 'pt' or 'random'")
+        started = time.perf_counter()
+        messages = prompts.first_turn(problem)
+        records: list[TurnRecord] = []
+        final: Candidate | None = None
+        stop: Literal["passed", "max_turns", "no_tests"] = "max_turns"
+        has_tests = bool(problem.public_tests or problem.public_io_tests)
+        for turn in range(1, options.turns + 1):
+            if on_event:
+                on_event(SearchEvent(kind="turn_started", turn=turn, turns=options.turns))
+            record = await self._turn(problem, messages, options, turn)
+            records.append(record)
+            if on_event:
+                on_event(SearchEvent(kind="turn_finished", turn=turn, turns=options.turns, record=record))
+            chosen = record.chosen
+            final = chosen
+            if chosen.passes_public:
+                stop = "passed"
+                break
+            if not has_tests:
+                stop = "no_tests"
+                break
+            feedback = chosen.execution.feedback if chosen.execution else ""
+            messages = prompts.next_turn(messages, chosen.code, chosen.text, feedback)
+        assert final is not None
+        execution = final.execution
+        usage, timings = Usage(), Timings()
+        for record in records:
+            usage, timings = usage.add(record.usage), timings.add(record.timings)
+        timings.total_ms = (time.perf_counter() - started) * 1000
+        return SolveResult(
+            problem_id=problem.id,
+            prompt_version=prompts.PROMPT_VERSION,
+            generator=self.generator.description,
+            verifier=self.verifier_name,
+            options=options,
+            turns=records,
+            final_code=final.code,
+            passed_public=final.passes_public,
+            public_passed=execution.passed_count if execution else 0,
+            public_total=len(problem.public_tests) + len(problem.public_io_tests),
+            stop_reason=stop,
+            usage=usage,
+            timings=timings,
+        )
+
+    async def _turn(
+        self, problem: Problem, messages: list[ChatMessage], options: SolveOptions, turn: int
+    ) -> TurnRecord:
+        t0 = time.perf_counter()
+        params = SamplingParams(
+            n=options.n,
+            temperature=options.temperature,
+            top_p=options.top_p,
+            max_tokens=options.max_tokens,
+            seed=turn_seed(options.seed, turn),
+            stop=options.stop,
+        )
+        completions = await self.generator.sample(messages, params)
+        t1 = time.perf_counter()
+        candidates = []
+        first_of: dict[str, int] = {}
+        for index, completion in enumerate(completions):
+            extracted = extract_code(completion.text, problem.entry_point)
+            candidate = Candidate(
+                index=index,
+                text=completion.text,
+                code=extracted.code,
+                extraction=extracted.how,
+                finish_reason=completion.finish_reason,
+                usage=Usage(
+                    prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens
+                ),
+            )
+            if extracted.code is None:
+                candidate.execution = no_code_result(problem, extracted.note)
+            elif extracted.code in first_of:
+                candidate.duplicate_of = first_of[extracted.code]
+            else:
+                first_of[extracted.code] = index
+            candidates.append(candidate)
+
+        distinct = [candidates[i] for i in first_of.values()]
+        results = await asyncio.gather(
+            *(
+                self.sandbox.execute(
+                    ExecutionRequest(
+                        code=c.code or "", tests=problem.public_tests, io_tests=problem.public_io_tests
+                    )
+                )
+                for c in distinct
+            )
+        )
+        for candidate, result in zip(distinct, results, strict=True):
+            if candidate.extraction == "truncated" and not result.passed:
+                result = result.model_copy(
+                    update={
+                        "feedback": result.feedback + "\nNote: your answer was cut "
+                        "off (too long); write a shorter solution."
+                    }
+                )
+            candidate.execution = result
+        t2 = time.perf_counter()
+        if self.verifier is not None and distinct:
+            scores = await self.verifier.score(problem, [c.code or "" for c in distinct])
+            for candidate, value in zip(distinct, scores, strict=True):
+                candidate.verifier_score = value
+        t3 = time.perf_counter()
+        for candidate in candidates:
+            if candidate.duplicate_of is not None:
+                original = candidates[candidate.duplicate_of]
+                candidate.execution, candidate.verifier_score = original.execution, original.verifier_score
+
+        selected = select(candidates, options.selection, random.Random(turn_seed(options.seed, turn)))
+        usage = Usage()
+        for candidate in candidates:
+            usage = usage.add(candidate.usage)
+        return TurnRecord(
+            turn=turn,
+            messages=list(messages),
+            candidates=candidates,
+            selected=selected,
+            usage=usage,
+            timings=Timings(
+                generation_ms=(t1 - t0) * 1000,
+                sandbox_ms=(t2 - t1) * 1000,
+                verifier_ms=(t3 - t2) * 1000,
+                total_ms=(time.perf_counter() - t0) * 1000,
+            ),
+        )

@@ -1,0 +1,33 @@
+"""Which generator and verifier the engine runs, from ``MUCODE_*`` variables or flags."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Backend = Literal["auto", "llama-cpp", "transformers", "openai", "scripted"]
+
+
+class EngineSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MUCODE_", extra="ignore")
+
+    generator: Backend = Field(
+        "auto", description="Generator backend; `auto` picks llama-cpp when installed, else transformers."
+    )
+    model: str | None = Field(
+        None,
+        description="HF folder, .gguf file or hub id; unset means the bundled Qwen2.5-Coder-0.5B-Instruct.",
+    )
+    verifier: str | None = Field(
+        None, description="Verifier folder (HF classifier or PEFT adapter); unset = none."
+    )
+    device: str = Field("cpu", description="torch device for the transformers backend and the verifier.")
+    dtype: str = Field("bfloat16", description="torch dtype for the transformers backend.")
+    n_ctx: int = Field(8192, ge=512, description="Context length for llama.cpp.")
+    openai_base_url: str | None = Field(
+        None, description="Upstream for the `openai` backend, e.g. http://host/v1."
+    )
+    openai_api_key: str | None = Field(None, description="Bearer token for the upstream.")
+    script: str | None = Field(None, description="JSON script for the `scripted` backend.")

@@ -1,0 +1,106 @@
+"""The record of one solve: every turn, every candidate, what ran, what scored, what was chosen.
+
+The same models are what training stores as rollouts, so a server trace and a training rollout
+are one format.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, computed_field
+
+from mucode.sandbox import ExecutionResult
+
+from .options import SolveOptions
+
+
+class ChatMessage(BaseModel):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def add(self, other: Usage) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+        )
+
+
+class Timings(BaseModel):
+    generation_ms: float = 0.0
+    sandbox_ms: float = 0.0
+    verifier_ms: float = 0.0
+    total_ms: float = 0.0
+
+    def add(self, other: Timings) -> Timings:
+        return Timings(
+            generation_ms=self.generation_ms + other.generation_ms,
+            sandbox_ms=self.sandbox_ms + other.sandbox_ms,
+            verifier_ms=self.verifier_ms + other.verifier_ms,
+            total_ms=self.total_ms + other.total_ms,
+        )
+
+
+class Candidate(BaseModel):
+    index: int = Field(..., description="Position among the turn's samples.")
+    text: str = Field(..., description="The model's raw answer.")
+    code: str | None = Field(None, description="The program extracted from the answer, if any.")
+    extraction: str = Field(..., description="How the code was found: fenced, plain, truncated or none.")
+    finish_reason: str = "stop"
+    usage: Usage = Field(default_factory=Usage)
+    duplicate_of: int | None = Field(
+        None, description="Index of an identical candidate that was run instead."
+    )
+    execution: ExecutionResult | None = Field(None, description="Public-test result.")
+    verifier_score: float | None = None
+
+    @property
+    def public_passed(self) -> int:
+        return self.execution.passed_count if self.execution else 0
+
+    @property
+    def passes_public(self) -> bool:
+        return bool(self.execution and self.execution.passed and self.code is not None)
+
+
+class TurnRecord(BaseModel):
+    turn: int = Field(..., description="1-based turn number.")
+    messages: list[ChatMessage] = Field(..., description="The conversation the generator saw this turn.")
+    candidates: list[Candidate]
+    selected: int = Field(..., description="Index of the chosen candidate.")
+    usage: Usage
+    timings: Timings
+
+    @property
+    def chosen(self) -> Candidate:
+        return self.candidates[self.selected]
+
+
+class SolveResult(BaseModel):
+    problem_id: str
+    prompt_version: str
+    generator: str = Field(..., description="Generator backend and model.")
+    verifier: str = Field(..., description="Verifier model, or `none`.")
+    options: SolveOptions
+    turns: list[TurnRecord]
+    final_code: str | None = Field(
+        None,
+        description="The answer: the first chosen candidate passing the public "
+        "tests, else the last chosen one.",
+    )
+    passed_public: bool
+    public_passed: int
+    public_total: int
+    stop_reason: Literal["passed", "max_turns", "no_tests"]
+    usage: Usage
+    timings: Timings

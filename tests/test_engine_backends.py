@@ -1,0 +1,153 @@
+"""The openai backend against a live OpenAI-compatible upstream, backend choice, and `mucode solve`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from mucode.server.engine.generators.base import GeneratorError, SamplingParams
+from mucode.server.engine.generators.openai_compat import OpenAIGenerator
+from mucode.server.engine.loading import load_generator, resolve_backend
+from mucode.server.engine.settings import EngineSettings
+from mucode.server.engine.trace import ChatMessage
+
+from .conftest import free_port
+
+MESSAGES = [ChatMessage(role="user", content="Write f.")]
+
+
+def upstream_app(honours_n: bool) -> FastAPI:
+    app = FastAPI()
+    app.state.requests = []
+
+    @app.post("/v1/chat/completions")
+    async def chat(body: dict[str, Any]) -> dict[str, Any]:
+        app.state.requests.append(body)
+        n = body.get("n", 1) if honours_n else 1
+        seed = body.get("seed")
+        return {
+            "id": "x",
+            "object": "chat.completion",
+            "model": body["model"],
+            "choices": [
+                {
+                    "index": i,
+                    "finish_reason": "stop",
+                    "message": {
+                        "role": "assistant",
+                        "content": f"```python\ndef f(): return {seed}:{i}\n```",
+                    },
+                }
+                for i in range(n)
+            ],
+            "usage": {"prompt_tokens": 11, "completion_tokens": 7 * n, "total_tokens": 11 + 7 * n},
+        }
+
+    return app
+
+
+@pytest.fixture(params=[True, False], ids=["upstream-with-n", "upstream-without-n"])
+def upstream(request: pytest.FixtureRequest) -> Iterator[tuple[str, FastAPI]]:
+    app = upstream_app(request.param)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}/v1", app
+    server.should_exit = True
+    thread.join(5)
+
+
+def test_openai_backend_returns_n_completions(upstream: tuple[str, FastAPI]) -> None:
+    url, app = upstream
+
+    async def run() -> list[Any]:
+        generator = OpenAIGenerator(url, "qwen", api_key="k")
+        try:
+            return await generator.sample(
+                MESSAGES, SamplingParams(n=3, temperature=0.5, max_tokens=50, seed=10)
+            )
+        finally:
+            await generator.close()
+
+    completions = asyncio.run(run())
+    assert len(completions) == 3
+    assert len({c.text for c in completions}) == 3  # distinct samples, also when emulating n
+    assert all(c.prompt_tokens == 11 and c.completion_tokens == 7 for c in completions)
+    first = app.state.requests[0]
+    assert first["model"] == "qwen" and first["n"] == 3 and first["max_tokens"] == 50 and first["seed"] == 10
+
+
+def test_openai_backend_reports_an_unreachable_upstream() -> None:
+    async def run() -> None:
+        generator = OpenAIGenerator(f"http://127.0.0.1:{free_port()}/v1", "m", timeout_s=2)
+        try:
+            await generator.sample(MESSAGES, SamplingParams())
+        finally:
+            await generator.close()
+
+    with pytest.raises(GeneratorError, match="unreachable"):
+        asyncio.run(run())
+
+
+def test_backend_choice(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert resolve_backend(EngineSettings(generator="transformers")) == "transformers"
+    assert resolve_backend(EngineSettings(openai_base_url="http://x/v1")) == "openai"
+    monkeypatch.setenv("MUCODE_GENERATOR", "scripted")
+    with pytest.raises(GeneratorError, match="MUCODE_SCRIPT"):
+        load_generator(EngineSettings())
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps([["a"], ["b"]]))
+    monkeypatch.setenv("MUCODE_SCRIPT", str(script))
+    assert load_generator(EngineSettings()).description == "scripted:scripted:script.json"
+    with pytest.raises(GeneratorError, match="gguf"):
+        load_generator(EngineSettings(generator="llama-cpp", model="/some/folder"))
+
+
+def test_solve_cli_with_a_scripted_generator(tmp_path: Path) -> None:
+    (tmp_path / "problem.md").write_text('def double(x):\n    """Return twice x."""\n')
+    (tmp_path / "tests.py").write_text("assert double(2) == 4\nassert double(0) == 0\n")
+    script = [
+        ["```python\ndef double(x):\n    return x + 2\n```"],
+        ["```python\ndef double(x):\n    return 2 * x\n```"],
+    ]
+    (tmp_path / "script.json").write_text(json.dumps(script))
+    env = {
+        "MUCODE_GENERATOR": "scripted",
+        "MUCODE_SCRIPT": str(tmp_path / "script.json"),
+        "PATH": "/usr/bin:/bin",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "mucode.cli",
+        "solve",
+        str(tmp_path / "problem.md"),
+        "--tests",
+        str(tmp_path / "tests.py"),
+        "--n",
+        "2",
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "PASSED 2/2 public tests after 2 turn(s)" in done.stdout
+    assert "return 2 * x" in done.stdout
+    as_json = subprocess.run([*command, "--json"], capture_output=True, text=True, env=env, timeout=120)
+    trace = json.loads(as_json.stdout)
+    assert trace["stop_reason"] == "passed" and len(trace["turns"]) == 2
+    assert trace["turns"][0]["candidates"][0]["execution"]["results"][1]["message"] == (
+        "double(0) returned 2, expected 0"
+    )

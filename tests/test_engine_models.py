@@ -1,0 +1,72 @@
+"""The transformers generator and the HF verifier on tiny models built by the test."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from mucode.problems import Problem  # noqa: E402
+from mucode.server.engine.generators.base import SamplingParams  # noqa: E402
+from mucode.server.engine.generators.hf import TransformersGenerator  # noqa: E402
+from mucode.server.engine.trace import ChatMessage  # noqa: E402
+from mucode.server.engine.verifier import load_verifier  # noqa: E402
+
+from .tiny_models import build_causal_lm, build_classifier  # noqa: E402
+
+MESSAGES = [
+    ChatMessage(role="system", content="You write Python."),
+    ChatMessage(role="user", content="Solve f."),
+]
+
+
+@pytest.fixture(scope="module")
+def generator(tmp_path_factory: pytest.TempPathFactory) -> TransformersGenerator:
+    path = build_causal_lm(tmp_path_factory.mktemp("tiny-lm"))
+    return TransformersGenerator.load(path, dtype="float32")
+
+
+def test_samples_n_completions_with_token_counts(generator: TransformersGenerator) -> None:
+    params = SamplingParams(n=3, temperature=1.0, top_p=1.0, max_tokens=12, seed=1)
+    completions = asyncio.run(generator.sample(MESSAGES, params))
+    assert len(completions) == 3
+    text = generator.tokenizer.apply_chat_template(
+        [m.model_dump() for m in MESSAGES], add_generation_prompt=True, tokenize=False
+    )
+    prompt_len = len(generator.tokenizer(text, add_special_tokens=False)["input_ids"])
+    for c in completions:
+        assert c.prompt_tokens == prompt_len
+        assert 0 < c.completion_tokens <= 12
+        assert c.finish_reason in ("stop", "length")
+    assert len({c.text for c in completions}) > 1  # sampling differs across the n
+
+
+def test_seed_reproduces_and_greedy_is_deterministic(generator: TransformersGenerator) -> None:
+    params = SamplingParams(n=2, temperature=0.9, max_tokens=10, seed=5)
+    first = asyncio.run(generator.sample(MESSAGES, params))
+    again = asyncio.run(generator.sample(MESSAGES, params))
+    assert [c.text for c in first] == [c.text for c in again]
+    greedy = SamplingParams(n=2, temperature=0.0, max_tokens=10, seed=None)
+    a, b = asyncio.run(generator.sample(MESSAGES, greedy))
+    assert a.text == b.text
+
+
+def test_verifier_scores_batches_consistently(tmp_path: Path) -> None:
+    verifier = load_verifier(build_classifier(tmp_path / "tiny-verifier"))
+    assert verifier is not None
+    verifier.batch_size = 2
+    problem = Problem(id="p", prompt="Write f.", entry_point="f")
+    codes = ["def f(x):\n    return x\n", "def f(x):\n    return x + 1\n", "x = 1\n"]
+    scores = asyncio.run(verifier.score(problem, codes))
+    assert len(scores) == 3 and len(set(scores)) == 3
+    # Padding must not change a score: each code alone scores the same as in a padded batch.
+    alone = [asyncio.run(verifier.score(problem, [code]))[0] for code in codes]
+    assert alone == pytest.approx(scores, abs=1e-4)
+
+
+def test_no_verifier() -> None:
+    assert load_verifier(None) is None and load_verifier("none") is None
