@@ -24,6 +24,7 @@ class SamplingParams(BaseModel):
     max_tokens: int = Field(512, ge=1)
     seed: int | None = None
     stop: list[str] = Field(default_factory=list)
+    ignore_eos: bool = Field(False, description="Generate exactly max_tokens (benchmarks).")
 
 
 class Completion(BaseModel):

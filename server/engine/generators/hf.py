@@ -58,6 +58,8 @@ class TransformersGenerator(Generator):
             kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=0)
         if params.stop:
             kwargs.update(stop_strings=params.stop, tokenizer=tok)
+        if params.ignore_eos:
+            kwargs["min_new_tokens"] = params.max_tokens
         with self._lock, torch.inference_mode():
             if params.seed is not None:
                 torch.manual_seed(params.seed)

@@ -32,11 +32,20 @@ class LlamaCppGenerator(Generator):
         )
         return cls(llama, name=Path(gguf).name)
 
+    def _end_tokens(self) -> set[int]:
+        ends = {self.llama.token_eos()}
+        for marker in (b"<|im_end|>", b"<|endoftext|>", b"<|eot_id|>"):
+            ids = self.llama.tokenize(marker, add_bos=False, special=True)
+            if len(ids) == 1:
+                ends.add(ids[0])
+        return ends
+
     async def sample(self, messages: list[ChatMessage], params: SamplingParams) -> list[Completion]:
         return await asyncio.to_thread(self.sample_sync, messages, params)
 
     def sample_sync(self, messages: list[ChatMessage], params: SamplingParams) -> list[Completion]:
         greedy = params.temperature == 0
+        bias = {token: -1e9 for token in self._end_tokens()} if params.ignore_eos else None
         runs = 1 if greedy else params.n  # greedy decoding gives the same text every time
         completions = []
         with self._lock:
@@ -50,6 +59,7 @@ class LlamaCppGenerator(Generator):
                     max_tokens=params.max_tokens,
                     stop=params.stop or None,
                     seed=None if params.seed is None else params.seed + k,
+                    logit_bias=bias,
                 )
                 choice, usage = out["choices"][0], out["usage"]
                 completions.append(

@@ -1,0 +1,59 @@
+"""With the real default model (``make test-model``): the sha256-pinned bundle is pulled and
+verified, and ``mucode solve`` solves HumanEval problems with the default backend."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mucode.problems import load_humaneval
+from mucode.sandbox import ExecutionRequest, execute_sync
+from mucode.server.engine.model_store import GGUF_SHA256, GGUF_SIZE, pull_gguf
+
+pytestmark = pytest.mark.model
+
+
+def test_bundle_is_pulled_and_matches_its_hash() -> None:
+    path = pull_gguf()
+    assert path.stat().st_size == GGUF_SIZE
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 22):
+            digest.update(chunk)
+    assert digest.hexdigest() == GGUF_SHA256
+
+
+@pytest.mark.parametrize("task", ["HumanEval/0", "HumanEval/2", "HumanEval/4"])
+def test_solves_humaneval_problems_end_to_end(tmp_path: Path, task: str) -> None:
+    problem = next(p for p in load_humaneval() if p.id == task)
+    (tmp_path / "problem.md").write_text(problem.prompt)
+    (tmp_path / "tests.py").write_text("\n".join(problem.public_tests) + "\n")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mucode.cli",
+            "solve",
+            str(tmp_path / "problem.md"),
+            "--tests",
+            str(tmp_path / "tests.py"),
+            "--n",
+            "3",
+            "--turns",
+            "3",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    trace = json.loads(done.stdout)
+    assert trace["passed_public"] and trace["generator"].startswith(("llama-cpp:", "transformers:"))
+    graded = execute_sync(ExecutionRequest(code=trace["final_code"], tests=problem.private_tests))
+    assert graded.passed, graded.feedback
