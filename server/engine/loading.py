@@ -18,7 +18,10 @@ def resolve_backend(settings: EngineSettings) -> str:
         return settings.generator
     if settings.openai_base_url:
         return "openai"
-    return "llama-cpp" if importlib.util.find_spec("llama_cpp") is not None else "transformers"
+    for backend, module in (("vllm", "vllm"), ("llama-cpp", "llama_cpp")):
+        if importlib.util.find_spec(module) is not None:
+            return backend
+    return "transformers"
 
 
 def load_generator(settings: EngineSettings, progress: Progress | None = None) -> Generator:
@@ -38,6 +41,10 @@ def load_generator(settings: EngineSettings, progress: Progress | None = None) -
         generator = OpenAIGenerator(
             settings.openai_base_url, model or "default", api_key=settings.openai_api_key
         )
+    elif backend == "vllm":
+        from .generators.vllm_engine import VLLMGenerator
+
+        generator = VLLMGenerator.load(model or pull_hf(progress=progress), max_model_len=settings.n_ctx)
     elif backend == "llama-cpp":
         from .generators.llamacpp import LlamaCppGenerator
 

@@ -7,14 +7,14 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-Backend = Literal["auto", "llama-cpp", "transformers", "openai", "scripted"]
+Backend = Literal["auto", "vllm", "llama-cpp", "transformers", "openai", "scripted"]
 
 
 class EngineSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MUCODE_", extra="ignore")
 
     generator: Backend = Field(
-        "auto", description="Generator backend; `auto` picks llama-cpp when installed, else transformers."
+        "auto", description="Generator backend; `auto`: vllm if installed, else llama-cpp, else transformers."
     )
     model: str | None = Field(
         None,
