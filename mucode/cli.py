@@ -23,6 +23,25 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
+def _read_inputs(main: Path, tests: Path | None, io_tests: Path | None) -> tuple[str, list[str], list[Any]]:
+    """The main file's text, the tests split from a Python file, the io tests from a JSON file."""
+    from mucode.sandbox import IOTest
+    from mucode.sandbox.testfile import split_tests
+
+    try:
+        text = main.read_text(encoding="utf-8")
+        test_list = split_tests(tests.read_text(encoding="utf-8")) if tests else []
+        raw_io = json.loads(io_tests.read_text(encoding="utf-8")) if io_tests else []
+        io_list = [IOTest.model_validate(t) for t in raw_io]
+    except OSError as exc:
+        raise _fail(f"cannot read {exc.filename}: {exc.strerror}") from None
+    except SyntaxError as exc:
+        raise _fail(f"{tests}: line {exc.lineno}: {exc.msg}") from None
+    except ValueError as exc:
+        raise _fail(f"{io_tests}: {exc}") from None
+    return text, test_list, io_list
+
+
 @app.command()
 def execute(
     solution: Annotated[Path, typer.Argument(help="Python file with the code to run.")],
@@ -35,24 +54,10 @@ def execute(
     as_json: Annotated[bool, typer.Option("--json", help="Print the ExecutionResult as JSON.")] = False,
 ) -> None:
     """Run SOLUTION against tests in the sandbox. Exit status 0 when every test passes, 1 otherwise."""
-    from mucode.sandbox import ExecutionRequest, IOTest, SandboxError, execute_sync
+    from mucode.sandbox import ExecutionRequest, SandboxError, execute_sync
     from mucode.sandbox.feedback import headline
-    from mucode.sandbox.testfile import split_tests
 
-    try:
-        code = solution.read_text(encoding="utf-8")
-        test_list = split_tests(tests.read_text(encoding="utf-8")) if tests else []
-        io_list = (
-            [IOTest.model_validate(t) for t in json.loads(io_tests.read_text(encoding="utf-8"))]
-            if io_tests
-            else []
-        )
-    except OSError as exc:
-        raise _fail(f"cannot read {exc.filename}: {exc.strerror}") from None
-    except SyntaxError as exc:
-        raise _fail(f"{tests}: line {exc.lineno}: {exc.msg}") from None
-    except ValueError as exc:
-        raise _fail(f"{io_tests}: {exc}") from None
+    code, test_list, io_list = _read_inputs(solution, tests, io_tests)
     request = ExecutionRequest(
         code=code, tests=test_list, io_tests=io_list, timeout_s=timeout, memory_mb=memory
     )
@@ -89,23 +94,8 @@ def _problem_from_files(
     import re
 
     from mucode.problems import Problem
-    from mucode.sandbox import IOTest
-    from mucode.sandbox.testfile import split_tests
 
-    try:
-        prompt = problem_file.read_text(encoding="utf-8")
-        test_list = split_tests(tests.read_text(encoding="utf-8")) if tests else []
-        io_list = (
-            [IOTest.model_validate(t) for t in json.loads(io_tests.read_text(encoding="utf-8"))]
-            if io_tests
-            else []
-        )
-    except OSError as exc:
-        raise _fail(f"cannot read {exc.filename}: {exc.strerror}") from None
-    except SyntaxError as exc:
-        raise _fail(f"{tests}: line {exc.lineno}: {exc.msg}") from None
-    except ValueError as exc:
-        raise _fail(f"{io_tests}: {exc}") from None
+    prompt, test_list, io_list = _read_inputs(problem_file, tests, io_tests)
     if entry_point is None:
         found = re.search(r"^\s*def\s+(\w+)\s*\(", prompt, re.MULTILINE)
         if found is None and test_list:

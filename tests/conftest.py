@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Coroutine, Iterator
@@ -121,3 +123,11 @@ def descendants(pid: int) -> list[int]:
             found.append(child)
             stack.append(child)
     return found
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """The `mucode` command as a user runs it: a subprocess."""
+    command = [sys.executable, "-m", "mucode.cli", *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)

@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-
-def mucode(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mucode.cli", *args], capture_output=True, text=True, timeout=120
-    )
+from .conftest import run_cli
 
 
 def test_execute_reports_failures(tmp_path: Path) -> None:
     (tmp_path / "solution.py").write_text("def f(x):\n    return x + 1\n")
     (tmp_path / "tests.py").write_text("assert f(1) == 2\nassert f(1) == 3\n")
-    done = mucode("execute", str(tmp_path / "solution.py"), "--tests", str(tmp_path / "tests.py"))
+    done = run_cli("execute", str(tmp_path / "solution.py"), "--tests", str(tmp_path / "tests.py"))
     assert done.returncode == 1
     assert "f(1) returned 2, expected 3" in done.stdout
     assert "1 of 2 tests passed" in done.stdout
@@ -26,7 +20,7 @@ def test_execute_reports_failures(tmp_path: Path) -> None:
 def test_execute_json_and_success(tmp_path: Path) -> None:
     (tmp_path / "solution.py").write_text("def f(x):\n    return x + 1\n")
     (tmp_path / "tests.py").write_text("def check(g):\n    assert g(1) == 2\n\ncheck(f)\n")
-    done = mucode("execute", str(tmp_path / "solution.py"), "--tests", str(tmp_path / "tests.py"), "--json")
+    done = run_cli("execute", str(tmp_path / "solution.py"), "--tests", str(tmp_path / "tests.py"), "--json")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["passed"] is True and len(result["results"]) == 1
@@ -35,15 +29,15 @@ def test_execute_json_and_success(tmp_path: Path) -> None:
 def test_execute_io_tests(tmp_path: Path) -> None:
     (tmp_path / "solution.py").write_text("print(int(input()) * 2)\n")
     (tmp_path / "io.json").write_text(json.dumps([{"input": "2", "output": "4"}]))
-    done = mucode("execute", str(tmp_path / "solution.py"), "--io-tests", str(tmp_path / "io.json"))
+    done = run_cli("execute", str(tmp_path / "solution.py"), "--io-tests", str(tmp_path / "io.json"))
     assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_execute_bad_input_is_a_clear_error(tmp_path: Path) -> None:
-    missing = mucode("execute", str(tmp_path / "nope.py"))
+    missing = run_cli("execute", str(tmp_path / "nope.py"))
     assert missing.returncode == 2 and "cannot read" in missing.stderr
     (tmp_path / "solution.py").write_text("x = 1\n")
     (tmp_path / "tests.py").write_text("assert (\n")
-    broken = mucode("execute", str(tmp_path / "solution.py"), "--tests", str(tmp_path / "tests.py"))
+    broken = run_cli("execute", str(tmp_path / "solution.py"), "--tests", str(tmp_path / "tests.py"))
     assert broken.returncode == 2 and "line 1" in broken.stderr
     assert "Traceback" not in broken.stderr

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -22,7 +20,7 @@ from mucode.server.engine.loading import load_generator, resolve_backend
 from mucode.server.engine.settings import EngineSettings
 from mucode.server.engine.trace import ChatMessage
 
-from .conftest import free_port
+from .conftest import free_port, run_cli
 
 MESSAGES = [ChatMessage(role="user", content="Write f.")]
 
@@ -130,22 +128,12 @@ def test_solve_cli_with_a_scripted_generator(tmp_path: Path) -> None:
         "MUCODE_SCRIPT": str(tmp_path / "script.json"),
         "PATH": "/usr/bin:/bin",
     }
-    command = [
-        sys.executable,
-        "-m",
-        "mucode.cli",
-        "solve",
-        str(tmp_path / "problem.md"),
-        "--tests",
-        str(tmp_path / "tests.py"),
-        "--n",
-        "2",
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    files = [str(tmp_path / "problem.md"), "--tests", str(tmp_path / "tests.py"), "--n", "2"]
+    done = run_cli("solve", *files, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "PASSED 2/2 public tests after 2 turn(s)" in done.stdout
     assert "return 2 * x" in done.stdout
-    as_json = subprocess.run([*command, "--json"], capture_output=True, text=True, env=env, timeout=120)
+    as_json = run_cli("solve", *files, "--json", env=env)
     trace = json.loads(as_json.stdout)
     assert trace["stop_reason"] == "passed" and len(trace["turns"]) == 2
     assert trace["turns"][0]["candidates"][0]["execution"]["results"][1]["message"] == (

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +12,8 @@ import pytest
 from mucode.problems import load_humaneval
 from mucode.sandbox import ExecutionRequest, execute_sync
 from mucode.server.engine.model_store import GGUF_SHA256, GGUF_SIZE, pull_gguf
+
+from .conftest import run_cli
 
 pytestmark = pytest.mark.model
 
@@ -33,25 +33,8 @@ def test_solves_humaneval_problems_end_to_end(tmp_path: Path, task: str) -> None
     problem = next(p for p in load_humaneval() if p.id == task)
     (tmp_path / "problem.md").write_text(problem.prompt)
     (tmp_path / "tests.py").write_text("\n".join(problem.public_tests) + "\n")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mucode.cli",
-            "solve",
-            str(tmp_path / "problem.md"),
-            "--tests",
-            str(tmp_path / "tests.py"),
-            "--n",
-            "3",
-            "--turns",
-            "3",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    files = [str(tmp_path / "problem.md"), "--tests", str(tmp_path / "tests.py")]
+    done = run_cli("solve", *files, "--n", "3", "--turns", "3", "--json", timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     trace = json.loads(done.stdout)
     assert trace["passed_public"] and trace["generator"].startswith(("llama-cpp:", "transformers:"))
