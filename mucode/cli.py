@@ -219,31 +219,33 @@ models_app = typer.Typer(help="The default model bundle.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 
 
-@models_app.command("pull")
-def models_pull(
-    hf: Annotated[bool, typer.Option("--hf", help="Also build the bf16 Hugging Face folder.")] = False,
-) -> None:
-    """Download, verify (sha256) and prepare the default model once, into the cache."""
+def _with_progress(pull: Any) -> Any:
+    """Run ``pull(progress)`` with a download bar on stderr; bundle errors become a clean exit."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from mucode.server.engine.model_store import BundleError, pull_gguf, pull_hf
+    from mucode.server.engine.model_store import BundleError
 
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-    ) as bar:
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err_console, transient=True) as bar:
         task = bar.add_task("model", total=None)
 
         def progress(stage: str, done: int, total: int) -> None:
             bar.update(task, description=stage, completed=done, total=total)
 
         try:
-            path = pull_hf(progress=progress) if hf else pull_gguf(progress=progress)
+            return pull(progress)
         except BundleError as exc:
             raise _fail(str(exc)) from None
+
+
+@models_app.command("pull")
+def models_pull(
+    hf: Annotated[bool, typer.Option("--hf", help="Also build the bf16 Hugging Face folder.")] = False,
+) -> None:
+    """Download, verify (sha256) and prepare the default model once, into the cache."""
+    from mucode.server.engine.model_store import pull_gguf, pull_hf
+
+    path = _with_progress(lambda progress: pull_hf(progress=progress) if hf else pull_gguf(progress=progress))
     console.print(str(path))
 
 
@@ -258,6 +260,7 @@ def serve(
     import uvicorn
 
     from mucode.server.app import create_app
+    from mucode.server.engine.loading import ensure_model
     from mucode.server.settings import ServerSettings
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
@@ -265,6 +268,7 @@ def serve(
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    _with_progress(lambda progress: ensure_model(settings.engine, progress))
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
 
 

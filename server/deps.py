@@ -1,4 +1,4 @@
-"""FastAPI dependencies: settings and the sandbox pool, taken from the app's state.
+"""FastAPI dependencies: settings and the runtime (sandbox, models), taken from the app's state.
 
 Routes ask for what they need through these functions; tests swap them with
 ``app.dependency_overrides`` instead of patching modules.
@@ -10,8 +10,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from mucode.sandbox import SandboxPool, SandboxUnavailable
+from mucode.sandbox import SandboxPool
 
+from .runtime import Runtime
 from .settings import ServerSettings
 
 
@@ -20,12 +21,15 @@ def get_app_settings(request: Request) -> ServerSettings:
     return settings
 
 
-def get_sandbox(request: Request) -> SandboxPool:
-    pool: SandboxPool | None = request.app.state.sandbox
-    if pool is None:
-        raise SandboxUnavailable(request.app.state.sandbox_error or "the sandbox is not running")
-    return pool
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def get_sandbox(runtime: Annotated[Runtime, Depends(get_runtime)]) -> SandboxPool:
+    return runtime.sandbox
 
 
 SettingsDep = Annotated[ServerSettings, Depends(get_app_settings)]
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 SandboxDep = Annotated[SandboxPool, Depends(get_sandbox)]

@@ -13,6 +13,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mucode.sandbox import SandboxSettings
 
+from .engine.settings import EngineSettings
+
 MIB = 1024 * 1024
 
 
@@ -26,6 +28,7 @@ class ServerSettings(BaseSettings):
     max_code_bytes: int = Field(1 * MIB, ge=1024, description="Largest `code` field; larger gets 413.")
     max_tests: int = Field(256, ge=1, description="Most tests (asserts plus io tests) in one request.")
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings, description="See MUCODE_SANDBOX_*.")
+    engine: EngineSettings = Field(default_factory=EngineSettings, description="Generator and verifier.")
 
 
 @lru_cache

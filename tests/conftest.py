@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Coroutine, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -18,6 +20,7 @@ import uvicorn
 
 from mucode.sandbox import ExecutionRequest, ExecutionResult, SandboxPool, SandboxSettings
 from mucode.server.app import create_app
+from mucode.server.engine.settings import EngineSettings
 from mucode.server.settings import ServerSettings
 
 T = TypeVar("T")
@@ -91,9 +94,25 @@ class LiveServer:
         self.thread.join(15)
 
 
+DEFAULT_SCRIPT = [
+    ["```python\ndef double(x):\n    return x + 2\n```"],
+    ["```python\ndef double(x):\n    return 2 * x\n```"],
+]
+
+
+def server_settings(tmp: Path, script: list[list[str]] | None = None, **sandbox: Any) -> ServerSettings:
+    """Settings for a test server: the scripted generator (no model download) and a small pool."""
+    path = tmp / "script.json"
+    path.write_text(json.dumps(script or DEFAULT_SCRIPT))
+    return ServerSettings(
+        sandbox=SandboxSettings(**{"workers": 2, "timeout_s": 5, **sandbox}),
+        engine=EngineSettings(generator="scripted", script=str(path)),
+    )
+
+
 @pytest.fixture(scope="session")
-def live_server() -> Iterator[LiveServer]:
-    server = LiveServer(ServerSettings(sandbox=SandboxSettings(workers=2, timeout_s=5)))
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    server = LiveServer(server_settings(tmp_path_factory.mktemp("server")))
     yield server
     server.stop()
 

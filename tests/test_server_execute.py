@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import httpx
 from fastapi.testclient import TestClient
 
-from mucode.sandbox import SandboxSettings
 from mucode.server.app import create_app
-from mucode.server.settings import ServerSettings
+
+from .conftest import server_settings
 
 
 def assert_openai_error(response: httpx.Response, status: int, param: str | None = None) -> dict[str, object]:
@@ -84,13 +87,15 @@ def test_health_and_openapi(http: httpx.Client) -> None:
     health = http.get("/health").json()
     assert health["status"] == "ok"
     assert health["sandbox"]["ready"] is True and health["sandbox"]["isolation"] == "bubblewrap"
+    assert health["generator"]["state"] == "ready" and health["generator"]["backend"] == "scripted"
+    assert health["generator"]["verifier"] == "none"
     spec = http.get("/openapi.json").json()
     assert "/v1/execute" in spec["paths"]
     assert "ExecutionResult" in spec["components"]["schemas"]
 
 
-def test_sandbox_that_cannot_start_is_reported_not_bypassed() -> None:
-    settings = ServerSettings(sandbox=SandboxSettings(bwrap="/nonexistent/bwrap"))
+def test_sandbox_that_cannot_start_is_reported_not_bypassed(tmp_path: Path) -> None:
+    settings = server_settings(tmp_path, bwrap="/nonexistent/bwrap")
     with TestClient(create_app(settings)) as client:
         health = client.get("/health")
         assert health.status_code == 503
@@ -98,3 +103,18 @@ def test_sandbox_that_cannot_start_is_reported_not_bypassed() -> None:
         response = client.post("/v1/execute", json={"code": "x = 1"})
         assert response.status_code == 503
         assert response.json()["error"]["code"] == "sandbox_unavailable"
+
+
+def test_model_that_fails_to_load_is_reported(tmp_path: Path) -> None:
+    settings = server_settings(tmp_path)
+    settings.engine.script = None  # the scripted backend without its script cannot load
+    with TestClient(create_app(settings)) as client:
+        deadline = time.monotonic() + 10
+        while (health := client.get("/health")).json()["generator"]["state"] == "loading":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert health.status_code == 200  # the sandbox still serves /v1/execute
+        body = health.json()
+        assert body["status"] == "degraded" and body["generator"]["state"] == "error"
+        assert "MUCODE_SCRIPT" in body["generator"]["error"]
+        assert client.post("/v1/execute", json={"code": "x = 1"}).json()["passed"] is True

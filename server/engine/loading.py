@@ -24,6 +24,18 @@ def resolve_backend(settings: EngineSettings) -> str:
     return "transformers"
 
 
+def ensure_model(settings: EngineSettings, progress: Progress | None = None) -> None:
+    """Pull the default model bundle now if the chosen backend will need it (a no-op once cached),
+    so a long first download shows progress before the server starts."""
+    if settings.model is not None:
+        return
+    backend = resolve_backend(settings)
+    if backend == "llama-cpp":
+        pull_gguf(progress=progress)
+    elif backend in ("vllm", "transformers"):
+        pull_hf(progress=progress)
+
+
 def load_generator(settings: EngineSettings, progress: Progress | None = None) -> Generator:
     backend = resolve_backend(settings)
     model = settings.model

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 
@@ -14,7 +16,18 @@ class SandboxHealth(BaseModel):
     error: str | None = Field(None, description="Why the sandbox cannot run code, when it cannot.")
 
 
+class GeneratorHealth(BaseModel):
+    state: Literal["loading", "ready", "error"]
+    backend: str = Field(..., description="`vllm`, `llama-cpp`, `transformers`, `openai` or `scripted`.")
+    model: str | None = None
+    verifier: str = Field("none", description="Verifier model, or `none` (selection by public tests).")
+    error: str | None = None
+
+
 class Health(BaseModel):
-    status: str = Field(..., description="`ok`, or `degraded` when a component cannot serve.")
+    status: Literal["ok", "loading", "degraded"] = Field(
+        ..., description="`ok`; `loading` while the model loads; `degraded` when a component failed."
+    )
     version: str
     sandbox: SandboxHealth
+    generator: GeneratorHealth
