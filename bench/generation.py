@@ -1,12 +1,12 @@
 """Generation speed of each installed backend, in one run, next to the memory-bandwidth bound.
 
-For every backend that is installed (llama-cpp, transformers bf16; others when they land):
+For every backend that is installed (vllm, llama-cpp, transformers bf16):
   * one prompt, n=5, exactly --tokens new tokens each (end of sequence suppressed);
   * 16 different prompts, one sample each, --tokens each.
 Reports aggregate completion tokens per second, the machine's measured copy bandwidth, and the
 single-stream bound it implies (bandwidth / bytes of weights read per token).
 
-    .venv/bin/python bench/generation.py [--tokens 128] [--backends llama-cpp,transformers]
+    .venv/bin/python bench/generation.py [--tokens 128] [--backends vllm,llama-cpp,transformers]
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ async def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--tokens", type=int, default=128, help="new tokens per sample")
-    parser.add_argument("--backends", default="llama-cpp,transformers")
+    parser.add_argument("--backends", default="vllm,llama-cpp,transformers")
     args = parser.parse_args()
 
     bandwidth = copy_bandwidth_gb_s()
@@ -84,7 +84,7 @@ async def main() -> None:
         "results": [],
     }
     for backend in args.backends.split(","):
-        module = {"llama-cpp": "llama_cpp", "transformers": "transformers"}.get(backend, backend)
+        module = {"llama-cpp": "llama_cpp"}.get(backend, backend)
         if importlib.util.find_spec(module) is None:
             print(f"{backend}: not installed, skipped")
             continue

@@ -40,3 +40,31 @@ def test_solves_humaneval_problems_end_to_end(tmp_path: Path, task: str) -> None
     assert trace["passed_public"] and trace["generator"].startswith(("llama-cpp:", "transformers:"))
     graded = execute_sync(ExecutionRequest(code=trace["final_code"], tests=problem.private_tests))
     assert graded.passed, graded.feedback
+
+
+@pytest.mark.parametrize("backend", ["vllm", "llama-cpp", "transformers"])
+def test_each_installed_backend_generates_code(backend: str) -> None:
+    import asyncio
+    import importlib.util
+
+    from mucode.server.engine import prompts
+    from mucode.server.engine.extract import extract_code
+    from mucode.server.engine.generators.base import SamplingParams
+    from mucode.server.engine.loading import load_generator
+    from mucode.server.engine.settings import EngineSettings
+
+    if importlib.util.find_spec({"llama-cpp": "llama_cpp"}.get(backend, backend)) is None:
+        pytest.skip(f"{backend} is not installed")
+    problem = next(p for p in load_humaneval() if p.id == "HumanEval/2")
+
+    async def run() -> list[str]:
+        generator = load_generator(EngineSettings(generator=backend))  # type: ignore[arg-type]
+        try:
+            params = SamplingParams(n=2, temperature=0.7, max_tokens=256, seed=3)
+            return [c.text for c in await generator.sample(prompts.first_turn(problem), params)]
+        finally:
+            await generator.close()
+
+    texts = asyncio.run(run())
+    assert len(texts) == 2
+    assert all(extract_code(t, "truncate_number").code for t in texts)
