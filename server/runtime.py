@@ -11,6 +11,7 @@ import asyncio
 import logging
 from typing import Literal
 
+from mucode import __version__
 from mucode.sandbox import SandboxPool, SandboxUnavailable
 
 from .engine.generators.base import Generator
@@ -100,6 +101,4 @@ class Runtime:
             status = "degraded"
         else:
             status = "ok" if generator.state == "ready" else "loading"
-        from mucode import __version__
-
         return Health(status=status, version=__version__, sandbox=sandbox, generator=generator)
