@@ -131,6 +131,8 @@ def test_usage_counts_every_candidate_and_turn(sandbox: Sandbox) -> None:
     result = solve(sandbox, ScriptedGenerator([[WRONG, WORSE], [RIGHT]]), n=2, turns=2)
     per_candidate = sum(c.usage.completion_tokens for t in result.turns for c in t.candidates)
     assert result.usage.completion_tokens == per_candidate > 0
+    # The n samples of a turn share their prompt: counted once per turn.
+    assert result.usage.prompt_tokens == sum(t.candidates[0].usage.prompt_tokens for t in result.turns)
     assert result.usage.total_tokens == result.usage.prompt_tokens + result.usage.completion_tokens
 
 

@@ -188,9 +188,11 @@ class SearchEngine:
                 candidate.execution, candidate.verifier_score = original.execution, original.verifier_score
 
         selected = select(candidates, options.selection, random.Random(turn_seed(options.seed, turn)))
-        usage = Usage()
-        for candidate in candidates:
-            usage = usage.add(candidate.usage)
+        # The n samples share one prompt: it counts once per turn (as OpenAI counts it for n > 1).
+        usage = Usage(
+            prompt_tokens=max((c.usage.prompt_tokens for c in candidates), default=0),
+            completion_tokens=sum(c.usage.completion_tokens for c in candidates),
+        )
         return TurnRecord(
             turn=turn,
             messages=list(messages),
