@@ -91,20 +91,13 @@ def execute(
 def _problem_from_files(
     problem_file: Path, tests: Path | None, io_tests: Path | None, entry_point: str | None
 ) -> Any:
-    import re
-
-    from mucode.problems import Problem
+    from mucode.problems import Problem, guess_entry_point
 
     prompt, test_list, io_list = _read_inputs(problem_file, tests, io_tests)
-    if entry_point is None:
-        found = re.search(r"^\s*def\s+(\w+)\s*\(", prompt, re.MULTILINE)
-        if found is None and test_list:
-            found = re.search(r"\b(\w+)\s*\(", test_list[0].split("assert", 1)[-1])
-        entry_point = found.group(1) if found else None
     return Problem(
         id=problem_file.stem,
         prompt=prompt,
-        entry_point=entry_point,
+        entry_point=entry_point or guess_entry_point(prompt, test_list),
         public_tests=test_list,
         public_io_tests=io_list,
     )

@@ -40,6 +40,15 @@ class Problem(BaseModel):
     source: str = Field("user", description="Where the problem comes from: `humaneval`, `jsonl`, ...")
 
 
+def guess_entry_point(prompt: str, tests: list[str] | None = None) -> str | None:
+    """The function a problem is about: the first ``def`` of the prompt, else the first call in
+    the first test."""
+    found = re.search(r"^\s*def\s+(\w+)\s*\(", prompt, re.MULTILINE)
+    if found is None and tests:
+        found = re.search(r"\b(\w+)\s*\(", tests[0].split("assert", 1)[-1])
+    return found.group(1) if found else None
+
+
 # ---------------------------------------------------------------------------- HumanEval
 _ARROWS = re.compile(r"^\s*(?:#\s*)?(?:==>|=>|->|➞|→|==|=|should\s+return|returns?|is)\s*", re.IGNORECASE)
 # "For lst = [1, 2] the output should be 3" and "Input: arr = [1], k = 1" ... "Output: 1"
