@@ -11,7 +11,7 @@ from mucode import __version__
 
 from .errors import install_error_handlers
 from .middleware import BodyLimit
-from .routers import execute, health, solve
+from .routers import chat, execute, health, solve
 from .runtime import Runtime
 from .settings import ServerSettings, get_settings
 
@@ -41,4 +41,5 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(execute.router)
     app.include_router(solve.router)
+    app.include_router(chat.router)
     return app

@@ -1,0 +1,120 @@
+"""OpenAI chat-completions protocol models (validation only). Fields follow the order of OpenAI's
+API reference (https://platform.openai.com/docs/api-reference/chat/create); mucode's extras sit in
+their own block below and arrive through the official client's ``extra_body``."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from mucode.sandbox import IOTest
+
+from ..engine.options import Selection
+from ..engine.trace import SolveResult
+
+log = logging.getLogger("mucode.server")
+
+MUCODE_MODEL = "mucode"
+
+
+class OpenAIBaseModel(BaseModel):
+    """Accepts unknown fields as OpenAI does, but logs them so a misspelled parameter shows up."""
+
+    model_config = ConfigDict(extra="allow")
+
+    @model_validator(mode="after")
+    def _log_ignored(self) -> OpenAIBaseModel:
+        if self.model_extra:
+            log.info("ignored request fields: %s", ", ".join(sorted(self.model_extra)))
+        return self
+
+
+class ChatMessageIn(OpenAIBaseModel):
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[dict[str, Any]] | None = None
+
+    def text(self) -> str:
+        if isinstance(self.content, list):  # content parts: keep the text ones
+            return "".join(str(part.get("text", "")) for part in self.content if part.get("type") == "text")
+        return self.content or ""
+
+
+class StreamOptions(OpenAIBaseModel):
+    include_usage: bool = False
+
+
+class ChatCompletionRequest(OpenAIBaseModel):
+    messages: list[ChatMessageIn] = Field(..., min_length=1)
+    model: str
+    max_completion_tokens: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(
+        None, ge=1, description="Deprecated by OpenAI; same as max_completion_tokens."
+    )
+    n: int | None = Field(
+        None, ge=1, le=64, description="With model `mucode`: candidates per turn (one answer is returned)."
+    )
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    user: str | None = Field(None, description="Recorded in the log line; no other effect.")
+
+    # --- mucode extras (send with extra_body) -------------------------------------------------
+    tests: list[str] | None = Field(None, description="Public assert tests; else taken from the message.")
+    io_tests: list[IOTest] | None = Field(None, description="Public stdin/stdout tests.")
+    turns: int | None = Field(None, ge=1, le=10, description="Most turns of fix-and-rerank.")
+    selection: Selection | None = None
+
+    def stop_list(self) -> list[str]:
+        if self.stop is None:
+            return []
+        return [self.stop] if isinstance(self.stop, str) else list(self.stop)
+
+    def token_limit(self) -> int | None:
+        return self.max_completion_tokens or self.max_tokens
+
+
+class ResponseMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+    reasoning_content: str | None = None
+
+
+class Choice(BaseModel):
+    index: int
+    message: ResponseMessage
+    finish_reason: str = "stop"
+
+
+class UsageOut(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class ChatCompletion(BaseModel):
+    id: str = Field(default_factory=lambda: f"chatcmpl-{uuid.uuid4().hex}")
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int = Field(default_factory=lambda: int(time.time()))
+    model: str
+    choices: list[Choice]
+    usage: UsageOut
+    mucode: SolveResult | None = Field(None, description="The search trace (model `mucode` only).")
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int = 0
+    owned_by: str = "mucode"
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import StreamingResponse
+
+from ..deps import RuntimeDep
+from ..protocol.chat import ChatCompletion, ChatCompletionRequest, ModelList
+from ..services.chat import ChatService
+
+router = APIRouter(prefix="/v1", tags=["openai"])
+
+
+def get_chat_service(runtime: RuntimeDep) -> ChatService:
+    return ChatService(runtime)
+
+
+ChatDep = Annotated[ChatService, Depends(get_chat_service)]
+
+
+@router.get("/models", response_model=ModelList)
+async def models(chat: ChatDep) -> ModelList:
+    """`mucode` (multi-turn fix-and-rerank) and the raw generator's own id (plain chat)."""
+    return chat.models()
+
+
+@router.post("/chat/completions", response_model=ChatCompletion)
+async def chat_completions(
+    request: ChatCompletionRequest, chat: ChatDep
+) -> ChatCompletion | StreamingResponse:
+    """OpenAI chat completions. With `model: "mucode"` the last user message is solved by the search;
+    with the generator's id it is plain chat. `stream: true` sends SSE chunks."""
+    if request.stream:
+        return StreamingResponse(chat.stream(request), media_type="text/event-stream")
+    return await chat.complete(request)

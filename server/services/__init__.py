@@ -1,0 +1,1 @@
+"""Serving logic behind the routers: plain classes, testable without HTTP."""

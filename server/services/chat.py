@@ -1,0 +1,257 @@
+"""OpenAI chat completions over the µCode engine.
+
+* model ``mucode``: the last user message is the problem; public tests come from ``tests`` /
+  ``io_tests`` (``extra_body``) or from a fenced block of asserts in the message. The answer is the
+  search's final code plus a one-line verdict; the trace rides along in the ``mucode`` field.
+  Without tests: ``n`` candidates, ranked (verifier, else the first that runs), best one answered.
+* the generator's own model id: plain chat, no search.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from mucode.problems import Problem, guess_entry_point
+from mucode.sandbox.testfile import split_tests
+
+from ..engine.generators.base import GeneratorError, SamplingParams
+from ..engine.options import SolveOptions
+from ..engine.search import SearchEngine, SearchEvent
+from ..engine.trace import ChatMessage, SolveResult
+from ..errors import APIError, error_body
+from ..protocol.chat import (
+    MUCODE_MODEL,
+    ChatCompletion,
+    ChatCompletionRequest,
+    Choice,
+    ModelCard,
+    ModelList,
+    ResponseMessage,
+    UsageOut,
+)
+from ..runtime import Runtime
+
+TEST_BLOCK = re.compile(r"```[ \t]*(?:python|py)?[ \t]*\n(?P<body>.*?)```", re.DOTALL)
+
+
+def split_problem(text: str) -> tuple[str, list[str]]:
+    """The problem text and the tests found in it: a fenced block whose statements are asserts."""
+    for match in TEST_BLOCK.finditer(text):
+        lines = [
+            line.strip()
+            for line in match["body"].splitlines()
+            if line.strip() and not line.strip().startswith("#")
+        ]
+        if lines and all(line.startswith("assert") for line in lines):
+            try:
+                tests = split_tests(match["body"])
+            except SyntaxError:
+                continue
+            return (text[: match.start()] + text[match.end() :]).strip() + "\n", tests
+    return text, []
+
+
+def verdict(result: SolveResult) -> str:
+    turns = f"{len(result.turns)} turn{'s' if len(result.turns) != 1 else ''}"
+    if result.public_total:
+        return f"Passed {result.public_passed}/{result.public_total} public tests after {turns}."
+    return f"No tests were given: best of {result.options.n} candidates (verifier: {result.verifier})."
+
+
+def answer_text(result: SolveResult) -> str:
+    if result.final_code:
+        return f"```python\n{result.final_code.rstrip()}\n```\n\n{verdict(result)}"
+    return result.turns[-1].chosen.text + f"\n\n{verdict(result)}"
+
+
+def usage_of(result: SolveResult) -> UsageOut:
+    u = result.usage
+    return UsageOut(
+        prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens, total_tokens=u.total_tokens
+    )
+
+
+class ChatService:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def models(self) -> ModelList:
+        cards = [ModelCard(id=MUCODE_MODEL)]
+        if self.runtime.generator is not None:
+            cards.append(ModelCard(id=self.runtime.generator.model))
+        return ModelList(data=cards)
+
+    def _check_model(self, model: str) -> None:
+        if model not in {card.id for card in self.models().data}:
+            raise APIError(
+                404,
+                f"the model `{model}` does not exist; see GET /v1/models",
+                param="model",
+                type="not_found_error",
+                code="model_not_found",
+            )
+
+    def _problem(self, request: ChatCompletionRequest) -> tuple[Problem, SolveOptions]:
+        users = [m for m in request.messages if m.role == "user"]
+        if not users:
+            raise APIError(422, "the messages hold no user message (the problem)", param="messages")
+        text, found = split_problem(users[-1].text())
+        tests = request.tests if request.tests is not None else found
+        io_tests = request.io_tests or []
+        problem = Problem(
+            id=f"chat-{uuid.uuid4().hex[:8]}",
+            prompt=text,
+            entry_point=guess_entry_point(text, tests),
+            public_tests=tests,
+            public_io_tests=io_tests,
+            source="chat",
+        )
+        has_tests = bool(tests or io_tests)
+        options = SolveOptions(
+            n=request.n or 5,
+            turns=(request.turns or 3) if has_tests else 1,
+            selection=request.selection or "pt+lv",
+            temperature=0.7 if request.temperature is None else request.temperature,
+            top_p=request.top_p or 0.95,
+            max_tokens=request.token_limit() or 768,
+            seed=request.seed or 0,
+            stop=request.stop_list(),
+        )
+        return problem, options
+
+    async def complete(self, request: ChatCompletionRequest) -> ChatCompletion:
+        self._check_model(request.model)
+        if request.model != MUCODE_MODEL:
+            return await self._plain_chat(request)
+        problem, options = self._problem(request)
+        result = await self.runtime.engine.solve(problem, options)
+        return ChatCompletion(
+            model=MUCODE_MODEL,
+            choices=[Choice(index=0, message=ResponseMessage(content=answer_text(result)))],
+            usage=usage_of(result),
+            mucode=result,
+        )
+
+    async def _plain_chat(self, request: ChatCompletionRequest) -> ChatCompletion:
+        engine = self.runtime.engine
+        messages = [
+            ChatMessage(role="system" if m.role == "developer" else m.role, content=m.text())
+            for m in request.messages
+            if m.role in ("system", "developer", "user", "assistant")
+        ]
+        params = SamplingParams(
+            n=request.n or 1,
+            temperature=1.0 if request.temperature is None else request.temperature,
+            top_p=request.top_p or 1.0,
+            max_tokens=request.token_limit() or 1024,
+            seed=request.seed,
+            stop=request.stop_list(),
+        )
+        completions = await engine.generator.sample(messages, params)
+        prompt = max((c.prompt_tokens for c in completions), default=0)
+        completion = sum(c.completion_tokens for c in completions)
+        return ChatCompletion(
+            model=request.model,
+            choices=[
+                Choice(index=i, message=ResponseMessage(content=c.text), finish_reason=c.finish_reason)
+                for i, c in enumerate(completions)
+            ],
+            usage=UsageOut(
+                prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
+            ),
+        )
+
+    def stream(self, request: ChatCompletionRequest) -> AsyncIterator[str]:
+        """SSE lines: the search's progress as `reasoning_content`, then the answer as `content`.
+        Everything that can fail before the first byte (model, problem, engine) fails here, as a
+        plain HTTP error; a failure later arrives as an `error` event before `[DONE]`."""
+        self._check_model(request.model)
+        engine = self.runtime.engine
+        prepared = self._problem(request) if request.model == MUCODE_MODEL else None
+        return self._stream(request, prepared, engine)
+
+    async def _stream(
+        self,
+        request: ChatCompletionRequest,
+        prepared: tuple[Problem, SolveOptions] | None,
+        engine: SearchEngine,
+    ) -> AsyncIterator[str]:
+        try:
+            async for line in self._stream_events(request, prepared, engine):
+                yield line
+        except APIError as exc:
+            yield f"data: {json.dumps(error_body(exc.message, exc.type, exc.param, exc.code))}\n\n"
+            yield "data: [DONE]\n\n"
+        except GeneratorError as exc:
+            yield f"data: {json.dumps(error_body(str(exc), 'server_error', code='generator_error'))}\n\n"
+            yield "data: [DONE]\n\n"
+
+    async def _stream_events(
+        self,
+        request: ChatCompletionRequest,
+        prepared: tuple[Problem, SolveOptions] | None,
+        engine: SearchEngine,
+    ) -> AsyncIterator[str]:
+        chunk_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+
+        def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+            body = {
+                "id": chunk_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": request.model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                **extra,
+            }
+            return f"data: {json.dumps(body)}\n\n"
+
+        yield chunk({"role": "assistant", "content": ""})
+        if prepared is None:
+            completion = await self._plain_chat(request.model_copy(update={"n": 1}))
+            content, usage = completion.choices[0].message.content, completion.usage
+        else:
+            problem, options = prepared
+            events: asyncio.Queue[SearchEvent | None] = asyncio.Queue()
+            task = asyncio.create_task(engine.solve(problem, options, on_event=events.put_nowait))
+            task.add_done_callback(lambda _: events.put_nowait(None))
+            try:
+                while (event := await events.get()) is not None:
+                    yield chunk({"reasoning_content": progress_line(event, problem)})
+                result = await task
+            finally:
+                task.cancel()  # the client went away: stop the generation and the sandbox runs
+            content, usage = answer_text(result), usage_of(result)
+        yield chunk({"content": content})
+        yield chunk({}, finish="stop")
+        if request.stream_options and request.stream_options.include_usage:
+            body = {
+                "id": chunk_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": request.model,
+                "choices": [],
+                "usage": usage.model_dump(),
+            }
+            yield f"data: {json.dumps(body)}\n\n"
+        yield "data: [DONE]\n\n"
+
+
+def progress_line(event: SearchEvent, problem: Problem) -> str:
+    if event.kind == "turn_started":
+        return f"Turn {event.turn}/{event.turns}: sampling candidates...\n"
+    record = event.record
+    assert record is not None
+    total = len(problem.public_tests) + len(problem.public_io_tests)
+    chosen = record.chosen
+    score = "n/a" if chosen.verifier_score is None else f"{chosen.verifier_score:+.2f}"
+    best = max(c.public_passed for c in record.candidates)
+    return (
+        f"Turn {event.turn}: {len(record.candidates)} candidates, best passes {best}/{total} public tests; "
+        f"chose #{record.selected + 1} (verifier score {score}).\n"
+    )

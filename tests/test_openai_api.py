@@ -1,0 +1,100 @@
+"""The OpenAI-compatible API, driven by the official `openai` package against a live server.
+
+The server runs the scripted generator: turn 1 answers `return x + 2` (fails double(0) == 0),
+turn 2 answers `return 2 * x` (passes), so the fix-and-rerank path is observable."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import openai
+import pytest
+
+from .conftest import LiveServer
+
+PROBLEM = 'Write the function below.\n\ndef double(x):\n    """Return twice x."""\n'
+TESTS = ["assert double(2) == 4", "assert double(0) == 0"]
+
+
+@pytest.fixture
+def client(live_server: LiveServer) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=live_server.url + "/v1", api_key="unused", max_retries=0) as c:
+        yield c
+
+
+def test_models_list(client: openai.OpenAI) -> None:
+    ids = [m.id for m in client.models.list()]
+    assert ids[0] == "mucode" and any(i.startswith("scripted") for i in ids)
+
+
+def test_fix_and_rerank_answers_the_passing_candidate(client: openai.OpenAI) -> None:
+    response = client.chat.completions.create(
+        model="mucode", messages=[{"role": "user", "content": PROBLEM}], extra_body={"tests": TESTS, "n": 2}
+    )
+    content = response.choices[0].message.content or ""
+    assert "```python\ndef double(x):\n    return 2 * x\n```" in content
+    assert content.rstrip().endswith("Passed 2/2 public tests after 2 turns.")
+    trace: dict[str, Any] = response.model_extra["mucode"]  # type: ignore[index]
+    assert trace["stop_reason"] == "passed" and len(trace["turns"]) == 2
+    usage = response.usage
+    assert usage is not None and usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+    assert usage.completion_tokens == trace["usage"]["completion_tokens"] > 0
+
+
+def test_tests_are_taken_from_the_message(client: openai.OpenAI) -> None:
+    message = PROBLEM + "\nTests:\n```python\n" + "\n".join(TESTS) + "\n```\n"
+    response = client.chat.completions.create(model="mucode", messages=[{"role": "user", "content": message}])
+    trace = response.model_extra["mucode"]  # type: ignore[index]
+    assert trace["public_total"] == 2 and trace["passed_public"] is True
+    assert "assert double" not in trace["turns"][0]["messages"][1]["content"].split("Your code must pass")[0]
+
+
+def test_streaming_reasoning_then_content_then_usage(client: openai.OpenAI) -> None:
+    stream = client.chat.completions.create(
+        model="mucode",
+        messages=[{"role": "user", "content": PROBLEM}],
+        stream=True,
+        stream_options={"include_usage": True},
+        extra_body={"tests": TESTS, "n": 2},
+    )
+    kinds, reasoning, content, usage = [], "", "", None
+    for chunk in stream:
+        if chunk.usage is not None:
+            usage = chunk.usage
+            kinds.append("usage")
+            continue
+        delta = chunk.choices[0].delta
+        extra = delta.model_extra or {}
+        if extra.get("reasoning_content"):
+            reasoning += extra["reasoning_content"]
+            kinds.append("reasoning")
+        if delta.content:
+            content += delta.content
+            kinds.append("content")
+    assert kinds.index("content") > kinds.index("reasoning") and kinds[-1] == "usage"
+    assert "Turn 1: 2 candidates, best passes 1/2 public tests" in reasoning
+    assert "Turn 2: 2 candidates, best passes 2/2 public tests" in reasoning
+    assert "return 2 * x" in content and usage is not None and usage.completion_tokens > 0
+
+
+def test_plain_chat_with_the_generator_model(client: openai.OpenAI) -> None:
+    generator = [m.id for m in client.models.list()][1]
+    response = client.chat.completions.create(
+        model=generator, messages=[{"role": "user", "content": "hi"}], n=2
+    )
+    assert len(response.choices) == 2
+    assert (response.model_extra or {}).get("mucode") is None  # plain chat: no search, no trace
+
+
+def test_errors_in_openai_shape(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.chat.completions.create(model="gpt-nope", messages=[{"role": "user", "content": "x"}])
+    assert missing.value.body["code"] == "model_not_found"  # type: ignore[index]
+    with pytest.raises(openai.UnprocessableEntityError):
+        client.chat.completions.create(model="mucode", messages=[])
+    with pytest.raises(openai.APIStatusError) as too_large:
+        client.chat.completions.create(
+            model="mucode", messages=[{"role": "user", "content": "x" * (5 << 20)}]
+        )
+    assert too_large.value.status_code == 413
