@@ -12,6 +12,7 @@ from fastapi import Depends, Request
 
 from mucode.sandbox import SandboxPool
 
+from .errors import APIError, PayloadTooLarge
 from .runtime import Runtime
 from .settings import ServerSettings
 
@@ -33,3 +34,16 @@ def get_sandbox(runtime: Annotated[Runtime, Depends(get_runtime)]) -> SandboxPoo
 SettingsDep = Annotated[ServerSettings, Depends(get_app_settings)]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 SandboxDep = Annotated[SandboxPool, Depends(get_sandbox)]
+
+
+def enforce_limits(settings: ServerSettings, *, tests: int, code: str | None = None) -> None:
+    """The per-request size limits every endpoint shares: 413 for code bytes, 422 for test count."""
+    if code is not None and len(code.encode("utf-8")) > settings.max_code_bytes:
+        raise PayloadTooLarge(f"code is larger than {settings.max_code_bytes} bytes", param="code")
+    if tests > settings.max_tests:
+        raise APIError(
+            422,
+            f"at most {settings.max_tests} tests per request (got {tests})",
+            param="tests",
+            code="too_many_tests",
+        )

@@ -93,6 +93,13 @@ def test_errors_in_openai_shape(client: openai.OpenAI) -> None:
     assert missing.value.body["code"] == "model_not_found"  # type: ignore[index]
     with pytest.raises(openai.UnprocessableEntityError):
         client.chat.completions.create(model="mucode", messages=[])
+    with pytest.raises(openai.UnprocessableEntityError) as too_many:
+        client.chat.completions.create(
+            model="mucode",
+            messages=[{"role": "user", "content": PROBLEM}],
+            extra_body={"tests": ["assert 1"] * 300},
+        )
+    assert too_many.value.body["param"] == "tests"  # type: ignore[index]
     with pytest.raises(openai.APIStatusError) as too_large:
         client.chat.completions.create(
             model="mucode", messages=[{"role": "user", "content": "x" * (5 << 20)}]

@@ -5,15 +5,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 
-from ..deps import RuntimeDep
+from ..deps import RuntimeDep, SettingsDep
 from ..protocol.chat import ChatCompletion, ChatCompletionRequest, ModelList
 from ..services.chat import ChatService
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
 
-def get_chat_service(runtime: RuntimeDep) -> ChatService:
-    return ChatService(runtime)
+def get_chat_service(runtime: RuntimeDep, settings: SettingsDep) -> ChatService:
+    return ChatService(runtime, settings)
 
 
 ChatDep = Annotated[ChatService, Depends(get_chat_service)]

@@ -20,6 +20,7 @@ from typing import Any
 from mucode.problems import Problem, guess_entry_point
 from mucode.sandbox.testfile import split_tests
 
+from ..deps import enforce_limits
 from ..engine.generators.base import GeneratorError, SamplingParams
 from ..engine.options import SolveOptions
 from ..engine.search import SearchEngine, SearchEvent
@@ -36,6 +37,7 @@ from ..protocol.chat import (
     UsageOut,
 )
 from ..runtime import Runtime
+from ..settings import ServerSettings
 
 TEST_BLOCK = re.compile(r"```[ \t]*(?:python|py)?[ \t]*\n(?P<body>.*?)```", re.DOTALL)
 
@@ -78,8 +80,9 @@ def usage_of(result: SolveResult) -> UsageOut:
 
 
 class ChatService:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, settings: ServerSettings) -> None:
         self.runtime = runtime
+        self.settings = settings
 
     def models(self) -> ModelList:
         cards = [ModelCard(id=MUCODE_MODEL)]
@@ -104,6 +107,7 @@ class ChatService:
         text, found = split_problem(users[-1].text())
         tests = request.tests if request.tests is not None else found
         io_tests = request.io_tests or []
+        enforce_limits(self.settings, tests=len(tests) + len(io_tests))
         problem = Problem(
             id=f"chat-{uuid.uuid4().hex[:8]}",
             prompt=text,
