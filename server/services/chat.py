@@ -204,16 +204,19 @@ class ChatService:
     ) -> AsyncIterator[str]:
         chunk_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
-        def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+        def frame(choices: list[dict[str, Any]], **extra: Any) -> str:
             body = {
                 "id": chunk_id,
                 "object": "chat.completion.chunk",
                 "created": created,
                 "model": request.model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                "choices": choices,
                 **extra,
             }
             return f"data: {json.dumps(body)}\n\n"
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
+            return frame([{"index": 0, "delta": delta, "finish_reason": finish}])
 
         yield chunk({"role": "assistant", "content": ""})
         if prepared is None:
@@ -234,15 +237,7 @@ class ChatService:
         yield chunk({"content": content})
         yield chunk({}, finish="stop")
         if request.stream_options and request.stream_options.include_usage:
-            body = {
-                "id": chunk_id,
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": request.model,
-                "choices": [],
-                "usage": usage.model_dump(),
-            }
-            yield f"data: {json.dumps(body)}\n\n"
+            yield frame([], usage=usage.model_dump())
         yield "data: [DONE]\n\n"
 
 
