@@ -6,6 +6,7 @@ Routes ask for what they need through these functions; tests swap them with
 
 from __future__ import annotations
 
+import secrets
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -20,6 +21,22 @@ from .settings import ServerSettings
 def get_app_settings(request: Request) -> ServerSettings:
     settings: ServerSettings = request.app.state.settings
     return settings
+
+
+def require_api_key(request: Request) -> None:
+    """Bearer API keys on every /v1 route when the server has any (MUCODE_API_KEYS)."""
+    keys: list[str] = request.app.state.settings.api_keys
+    if not keys:
+        return
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not any(secrets.compare_digest(token.strip(), key) for key in keys):
+        raise APIError(
+            401,
+            "missing or invalid API key: send `Authorization: Bearer <key>`",
+            type="authentication_error",
+            code="invalid_api_key",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
 
 def get_runtime(request: Request) -> Runtime:

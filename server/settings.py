@@ -6,10 +6,12 @@ tests replace it through ``app.dependency_overrides`` or by passing their own ``
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
+from typing import Annotated
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from mucode.sandbox import SandboxSettings
 
@@ -27,6 +29,20 @@ class ServerSettings(BaseSettings):
     max_body_bytes: int = Field(4 * MIB, ge=1024, description="Largest request body; larger gets 413.")
     max_code_bytes: int = Field(1 * MIB, ge=1024, description="Largest `code` field; larger gets 413.")
     max_tests: int = Field(256, ge=1, description="Most tests (asserts plus io tests) in one request.")
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Bearer tokens accepted on /v1 routes (JSON list or comma-separated); empty = open.",
+    )
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            if value.strip().startswith("["):
+                return json.loads(value)
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings, description="See MUCODE_SANDBOX_*.")
     engine: EngineSettings = Field(default_factory=EngineSettings, description="Generator and verifier.")
 

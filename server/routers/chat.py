@@ -5,11 +5,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 
-from ..deps import RuntimeDep, SettingsDep
+from ..deps import RuntimeDep, SettingsDep, require_api_key
 from ..protocol.chat import ChatCompletion, ChatCompletionRequest, ModelList
 from ..services.chat import ChatService
 
-router = APIRouter(prefix="/v1", tags=["openai"])
+router = APIRouter(prefix="/v1", tags=["openai"], dependencies=[Depends(require_api_key)])
 
 
 def get_chat_service(runtime: RuntimeDep, settings: SettingsDep) -> ChatService:

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
-from ..deps import SandboxDep, SettingsDep, enforce_limits
+from ..deps import SandboxDep, SettingsDep, enforce_limits, require_api_key
 from ..protocol.execute import ExecutionRequest, ExecutionResult
 
-router = APIRouter(prefix="/v1", tags=["execution"])
+router = APIRouter(prefix="/v1", tags=["execution"], dependencies=[Depends(require_api_key)])
 
 
 @router.post("/execute", response_model=ExecutionResult, summary="Run code against tests in the sandbox")

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
-from ..deps import RuntimeDep, SettingsDep, enforce_limits
+from ..deps import RuntimeDep, SettingsDep, enforce_limits, require_api_key
 from ..errors import APIError
 from ..protocol.solve import SolveRequest, SolveResult
 
-router = APIRouter(prefix="/v1", tags=["solve"])
+router = APIRouter(prefix="/v1", tags=["solve"], dependencies=[Depends(require_api_key)])
 
 
 @router.post("/solve", response_model=SolveResult, summary="Multi-turn fix-and-rerank on a problem")
