@@ -1,1 +1,0 @@
-../../mucode/__init__.py

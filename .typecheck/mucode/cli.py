@@ -1,1 +1,0 @@
-../../mucode/cli.py

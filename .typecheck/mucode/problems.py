@@ -1,1 +1,0 @@
-../../mucode/problems.py
