@@ -959,15 +959,18 @@ class Zygote:
             os.chmod(os.path.dirname(path), 0o700)
             function(path)
 
-        shutil.rmtree(workdir, onerror=unlock)
-        if self.isolated:  # the candidate may have written anywhere it could: start each run empty
-            for root in ("/tmp", "/dev/shm"):
-                for name in os.listdir(root):
-                    path = os.path.join(root, name)
-                    if os.path.isdir(path) and not os.path.islink(path):
-                        shutil.rmtree(path, onerror=unlock)
-                    else:
-                        os.unlink(path)
+        if not self.isolated:  # outside a sandbox only the run's own folder is ours to remove
+            shutil.rmtree(workdir, onerror=unlock)
+            return
+        # The candidate may have written anywhere it could (the run folder is under /tmp too):
+        # every run starts with both empty.
+        for root in ("/tmp", "/dev/shm"):
+            for name in os.listdir(root):
+                path = os.path.join(root, name)
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path, onerror=unlock)
+                else:
+                    os.unlink(path)
 
     def serve(self) -> None:
         self.write_message({"ready": True, "python": sys.version.split()[0], "pid": os.getpid()})
