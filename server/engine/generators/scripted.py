@@ -8,6 +8,7 @@ list of turns, each a list of answers; turn k of a solve samples from script[k] 
 from __future__ import annotations
 
 import json
+from collections import deque
 from pathlib import Path
 
 from ..trace import ChatMessage
@@ -22,7 +23,8 @@ class ScriptedGenerator(Generator):
             raise ValueError("a script needs at least one answer per turn")
         self.turns = turns
         self.model = model
-        self.calls: list[list[ChatMessage]] = []
+        # The latest conversations seen, for tests; bounded so a long-running server does not grow.
+        self.calls: deque[list[ChatMessage]] = deque(maxlen=64)
 
     @classmethod
     def from_file(cls, path: str | Path) -> ScriptedGenerator:
