@@ -10,20 +10,19 @@ from fastapi import FastAPI
 from mucode import __version__
 
 from .errors import install_error_handlers
-from .middleware import BodyLimit
-from .routers import chat, execute, health, solve
+from .middleware import BodyLimit, RequestLog
+from .routers import chat, completions, execute, health, jobs, metrics, score, solve
 from .runtime import Runtime
 from .settings import ServerSettings, get_settings
 
 
 def create_app(settings: ServerSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    runtime = Runtime(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = Runtime(settings)
         await runtime.start()  # a sandbox that cannot start is reported on /health, never bypassed
-        app.state.runtime = runtime
         try:
             yield
         finally:
@@ -36,10 +35,10 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.runtime = runtime
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    app.include_router(health.router)
-    app.include_router(execute.router)
-    app.include_router(solve.router)
-    app.include_router(chat.router)
+    app.add_middleware(RequestLog, metrics=runtime.metrics)  # outermost: sees every status, 413s too
+    for module in (health, metrics, execute, solve, jobs, score, chat, completions):
+        app.include_router(module.router)
     return app

@@ -14,6 +14,7 @@ from fastapi import Depends, Request
 from mucode.sandbox import SandboxPool
 
 from .errors import APIError, PayloadTooLarge
+from .ratelimit import identity_of
 from .runtime import Runtime
 from .settings import ServerSettings
 
@@ -37,6 +38,17 @@ def require_api_key(request: Request) -> None:
             code="invalid_api_key",
             headers={"WWW-Authenticate": "Bearer"},
         )
+
+
+async def rate_limit(request: Request) -> None:
+    """Counts the request against its key's (or address's) per-minute allowance: 429 when spent."""
+    runtime: Runtime = request.app.state.runtime
+    client = request.client.host if request.client else None
+    await runtime.limiter.check(identity_of(request.headers.get("authorization"), client))
+
+
+# Every /v1 router: the key first (a request without one is not counted), then the rate limit.
+V1_GUARDS = [Depends(require_api_key), Depends(rate_limit)]
 
 
 def get_runtime(request: Request) -> Runtime:

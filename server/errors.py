@@ -9,10 +9,13 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mucode.sandbox import LimitExceeded, SandboxBusy, SandboxError, SandboxUnavailable
+
+from .disconnect import ClientGone
+from .engine.generators.base import GeneratorError
 
 log = logging.getLogger("mucode.server")
 
@@ -36,6 +39,18 @@ class PayloadTooLarge(APIError):
 
 def error_body(message: str, type: str, param: str | None = None, code: str | None = None) -> dict[str, Any]:
     return {"error": {"message": message, "type": type, "param": param, "code": code}}
+
+
+# What can go wrong once a stream has started; it becomes an `error` event, not a status code.
+STREAMED_ERRORS = (APIError, GeneratorError, SandboxError)
+
+
+def stream_error(exc: Exception) -> dict[str, Any]:
+    if isinstance(exc, APIError):
+        return error_body(exc.message, exc.type, exc.param, exc.code)
+    if isinstance(exc, GeneratorError):
+        return error_body(str(exc), "server_error", code="generator_error")
+    return error_body(str(exc), "server_error", code="sandbox_error")
 
 
 def _response(error: APIError) -> JSONResponse:
@@ -92,6 +107,15 @@ def install_error_handlers(app: FastAPI) -> None:
             return _response(APIError(503, str(exc), type="server_error", code="sandbox_unavailable"))
         log.error("sandbox failure: %s", exc)
         return _response(APIError(500, "the sandbox failed; see the server log", type="server_error"))
+
+    @app.exception_handler(ClientGone)
+    async def _gone(_: Request, exc: ClientGone) -> Response:
+        return Response(status_code=499)  # nginx's "client closed request"; nobody reads it
+
+    @app.exception_handler(GeneratorError)
+    async def _generator(_: Request, exc: GeneratorError) -> JSONResponse:
+        log.error("generator failure: %s", exc)
+        return _response(APIError(502, str(exc), type="server_error", code="generator_error"))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

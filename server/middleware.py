@@ -1,12 +1,19 @@
-"""ASGI middleware: a request-body size limit enforced while the body streams in."""
+"""ASGI middleware: a request-body size limit enforced while the body streams in, and the
+per-request log line and metrics."""
 
 from __future__ import annotations
 
 import json
+import logging
+import time
+import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import error_body
+from .metrics import Metrics
+
+access = logging.getLogger("mucode.access")
 
 
 class BodyLimit:
@@ -63,3 +70,50 @@ class BodyLimit:
 
 class _TooLarge(Exception):
     pass
+
+
+class RequestLog:
+    """One structured (JSON) log line per request, the request-id header, and the request metrics.
+    Routes add fields (model, user, cache) through ``request.state.log``."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = dict(scope["headers"])
+        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex
+        status = 500
+        scope.setdefault("state", {})["log"] = {}
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            seconds = time.perf_counter() - started
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            self.metrics.requests.labels(scope["method"], route, str(status)).inc()
+            self.metrics.latency.labels(route).observe(seconds)
+            client = scope.get("client")
+            line = {
+                "event": "request",
+                "request_id": request_id,
+                "method": scope["method"],
+                "path": scope["path"],
+                "route": route,
+                "status": status,
+                "ms": round(seconds * 1000, 1),
+                "client": client[0] if client else None,
+                **scope["state"]["log"],
+            }
+            access.info(json.dumps(line))

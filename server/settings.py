@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from mucode.sandbox import SandboxSettings
 
+from .engine.options import Selection, SolveOptions
 from .engine.settings import EngineSettings
 
 MIB = 1024 * 1024
@@ -43,8 +44,37 @@ class ServerSettings(BaseSettings):
             return [key.strip() for key in value.split(",") if key.strip()]
         return value
 
+    redis_url: str | None = Field(
+        None,
+        description="Redis for the solve cache, rate limits and jobs (e.g. redis://localhost:6379/0); "
+        "unset = the same features in-process.",
+    )
+    redis_prefix: str = Field("mucode", description="Prefix of every Redis key (and the job queue's name).")
+    cache_ttl_s: int = Field(3600, ge=0, description="How long a deterministic solve stays cached; 0 = off.")
+    rate_limit_per_minute: int = Field(
+        0, ge=0, description="Requests per minute per API key (per client address without keys); 0 = off."
+    )
+    max_concurrent_solves: int = Field(
+        4, ge=1, description="Searches running at once (solve, chat, completions, score)."
+    )
+    max_queued_solves: int = Field(
+        64, ge=0, description="Searches waiting for a slot; beyond this the server answers 503."
+    )
+    job_workers: int = Field(
+        2, ge=0, description="Jobs this server runs at once; 0 = leave jobs to `mucode worker` processes."
+    )
+    job_ttl_s: int = Field(86400, ge=60, description="How long a finished job and its result are kept.")
+    metrics_require_key: bool = Field(False, description="Ask for an API key on /metrics too.")
+
+    default_n: int = Field(5, ge=1, le=64, description="Candidates per turn when a request does not say.")
+    default_turns: int = Field(3, ge=1, le=10, description="Most turns when a request does not say.")
+    default_selection: Selection = Field("pt+lv", description="Selection rule when a request does not say.")
+
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings, description="See MUCODE_SANDBOX_*.")
     engine: EngineSettings = Field(default_factory=EngineSettings, description="Generator and verifier.")
+
+    def default_options(self) -> SolveOptions:
+        return SolveOptions(n=self.default_n, turns=self.default_turns, selection=self.default_selection)
 
 
 @lru_cache

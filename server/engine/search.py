@@ -56,6 +56,14 @@ def no_code_result(problem: Problem, note: str) -> ExecutionResult:
     )
 
 
+def share_duplicates(candidates: list[Candidate]) -> None:
+    """A duplicate shows the result and score of the candidate that ran in its place."""
+    for candidate in candidates:
+        if candidate.duplicate_of is not None:
+            original = candidates[candidate.duplicate_of]
+            candidate.execution, candidate.verifier_score = original.execution, original.verifier_score
+
+
 def turn_seed(seed: int, turn: int) -> int:
     return seed * 1000 + turn
 
@@ -120,42 +128,17 @@ class SearchEngine:
             timings=timings,
         )
 
-    async def _turn(
-        self, problem: Problem, messages: list[ChatMessage], options: SolveOptions, turn: int
-    ) -> TurnRecord:
-        t0 = time.perf_counter()
-        params = SamplingParams(
-            n=options.n,
-            temperature=options.temperature,
-            top_p=options.top_p,
-            max_tokens=options.max_tokens,
-            seed=turn_seed(options.seed, turn),
-            stop=options.stop,
-        )
-        completions = await self.generator.sample(messages, params)
-        t1 = time.perf_counter()
-        candidates = []
+    async def execute(self, problem: Problem, candidates: list[Candidate]) -> list[Candidate]:
+        """Runs every distinct program on the public tests, in parallel; identical code runs once
+        (the others get ``duplicate_of``). Returns the candidates that ran."""
         first_of: dict[str, int] = {}
-        for index, completion in enumerate(completions):
-            extracted = extract_code(completion.text, problem.entry_point)
-            candidate = Candidate(
-                index=index,
-                text=completion.text,
-                code=extracted.code,
-                extraction=extracted.how,
-                finish_reason=completion.finish_reason,
-                usage=Usage(
-                    prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens
-                ),
-            )
-            if extracted.code is None:
-                candidate.execution = no_code_result(problem, extracted.note)
-            elif extracted.code in first_of:
-                candidate.duplicate_of = first_of[extracted.code]
+        for candidate in candidates:
+            if candidate.code is None:
+                continue
+            if candidate.code in first_of:
+                candidate.duplicate_of = first_of[candidate.code]
             else:
-                first_of[extracted.code] = index
-            candidates.append(candidate)
-
+                first_of[candidate.code] = candidate.index
         distinct = [candidates[i] for i in first_of.values()]
         results = await asyncio.gather(
             *(
@@ -176,16 +159,50 @@ class SearchEngine:
                     }
                 )
             candidate.execution = result
-        t2 = time.perf_counter()
-        if self.verifier is not None and distinct:
-            scores = await self.verifier.score(problem, [c.code or "" for c in distinct])
-            for candidate, value in zip(distinct, scores, strict=True):
+        return distinct
+
+    async def score(self, problem: Problem, candidates: list[Candidate]) -> None:
+        """The verifier's score for each candidate (nothing without a verifier)."""
+        if self.verifier is not None and candidates:
+            scores = await self.verifier.score(problem, [c.code or "" for c in candidates])
+            for candidate, value in zip(candidates, scores, strict=True):
                 candidate.verifier_score = value
+
+    async def _turn(
+        self, problem: Problem, messages: list[ChatMessage], options: SolveOptions, turn: int
+    ) -> TurnRecord:
+        t0 = time.perf_counter()
+        params = SamplingParams(
+            n=options.n,
+            temperature=options.temperature,
+            top_p=options.top_p,
+            max_tokens=options.max_tokens,
+            seed=turn_seed(options.seed, turn),
+            stop=options.stop,
+        )
+        completions = await self.generator.sample(messages, params)
+        t1 = time.perf_counter()
+        candidates = []
+        for index, completion in enumerate(completions):
+            extracted = extract_code(completion.text, problem.entry_point)
+            candidate = Candidate(
+                index=index,
+                text=completion.text,
+                code=extracted.code,
+                extraction=extracted.how,
+                finish_reason=completion.finish_reason,
+                usage=Usage(
+                    prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens
+                ),
+            )
+            if extracted.code is None:
+                candidate.execution = no_code_result(problem, extracted.note)
+            candidates.append(candidate)
+        distinct = await self.execute(problem, candidates)
+        t2 = time.perf_counter()
+        await self.score(problem, distinct)
         t3 = time.perf_counter()
-        for candidate in candidates:
-            if candidate.duplicate_of is not None:
-                original = candidates[candidate.duplicate_of]
-                candidate.execution, candidate.verifier_score = original.execution, original.verifier_score
+        share_duplicates(candidates)
 
         selected = select(candidates, options.selection, random.Random(turn_seed(options.seed, turn)))
         # The n samples share one prompt: it counts once per turn (as OpenAI counts it for n > 1).

@@ -34,3 +34,11 @@ def select(candidates: list[Candidate], rule: Selection, rng: random.Random) -> 
 
 def _score(candidate: Candidate) -> float:
     return candidate.verifier_score if candidate.verifier_score is not None else float("-inf")
+
+
+def rank(candidates: list[Candidate]) -> list[int]:
+    """All candidates, best first, by the ``pt+lv`` order (deterministic)."""
+    ordered = sorted(
+        candidates, key=lambda c: (c.public_passed, _score(c), c.code is not None, -c.index), reverse=True
+    )
+    return [c.index for c in ordered]

@@ -80,6 +80,7 @@ class TurnRecord(BaseModel):
     selected: int = Field(..., description="Index of the chosen candidate.")
     usage: Usage
     timings: Timings
+    cached: bool = Field(False, description="Served from the cache of deterministic solves.")
 
     @property
     def chosen(self) -> Candidate:
@@ -104,3 +105,4 @@ class SolveResult(BaseModel):
     stop_reason: Literal["passed", "max_turns", "no_tests"]
     usage: Usage
     timings: Timings
+    cached: bool = Field(False, description="Served from the cache of deterministic solves.")

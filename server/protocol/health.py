@@ -31,3 +31,19 @@ class Health(BaseModel):
     version: str
     sandbox: SandboxHealth
     generator: GeneratorHealth
+    queue: QueueHealth
+    redis: RedisHealth | None = Field(None, description="Absent when the server runs without Redis.")
+
+
+class RedisHealth(BaseModel):
+    url: str = Field(..., description="The Redis in use, password removed.")
+    reachable: bool = Field(
+        ..., description="False while Redis is down: served without cache and shared limits."
+    )
+
+
+class QueueHealth(BaseModel):
+    running: int = Field(..., description="Searches running now.")
+    waiting: int = Field(..., description="Searches waiting for a slot.")
+    max_running: int
+    max_waiting: int

@@ -22,6 +22,7 @@ class SolveRequest(BaseModel):
     io_tests: list[IOTest] = Field(default_factory=list, description="Public stdin/stdout tests.")
     options: SolveOptions = Field(default_factory=SolveOptions)
     id: str = Field("request", description="Echoed in the trace as `problem_id`.")
+    stream: bool = Field(False, description="Answer with Server-Sent Events of the search's progress.")
 
     def to_problem(self) -> Problem:
         return Problem(

@@ -2,14 +2,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
-from ..deps import RuntimeDep, SettingsDep, require_api_key
+from ..deps import V1_GUARDS, RuntimeDep, SettingsDep
+from ..disconnect import unless_disconnected
 from ..protocol.chat import ChatCompletion, ChatCompletionRequest, ModelList
 from ..services.chat import ChatService
 
-router = APIRouter(prefix="/v1", tags=["openai"], dependencies=[Depends(require_api_key)])
+router = APIRouter(prefix="/v1", tags=["openai"], dependencies=V1_GUARDS)
 
 
 def get_chat_service(runtime: RuntimeDep, settings: SettingsDep) -> ChatService:
@@ -27,10 +28,10 @@ async def models(chat: ChatDep) -> ModelList:
 
 @router.post("/chat/completions", response_model=ChatCompletion)
 async def chat_completions(
-    request: ChatCompletionRequest, chat: ChatDep
+    request: ChatCompletionRequest, http: Request, chat: ChatDep
 ) -> ChatCompletion | StreamingResponse:
     """OpenAI chat completions. With `model: "mucode"` the last user message is solved by the search;
     with the generator's id it is plain chat. `stream: true` sends SSE chunks."""
     if request.stream:
         return StreamingResponse(chat.stream(request), media_type="text/event-stream")
-    return await chat.complete(request)
+    return await unless_disconnected(http, chat.complete(request))

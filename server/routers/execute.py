@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
-from ..deps import SandboxDep, SettingsDep, enforce_limits, require_api_key
+from ..deps import V1_GUARDS, SandboxDep, SettingsDep, enforce_limits
 from ..protocol.execute import ExecutionRequest, ExecutionResult
 
-router = APIRouter(prefix="/v1", tags=["execution"], dependencies=[Depends(require_api_key)])
+router = APIRouter(prefix="/v1", tags=["execution"], dependencies=V1_GUARDS)
 
 
 @router.post("/execute", response_model=ExecutionResult, summary="Run code against tests in the sandbox")

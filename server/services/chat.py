@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import time
@@ -21,11 +20,11 @@ from mucode.problems import Problem, guess_entry_point
 from mucode.sandbox.testfile import split_tests
 
 from ..deps import enforce_limits
-from ..engine.generators.base import GeneratorError, SamplingParams
+from ..engine.generators.base import SamplingParams
 from ..engine.options import SolveOptions
-from ..engine.search import SearchEngine, SearchEvent
+from ..engine.search import SearchEvent
 from ..engine.trace import ChatMessage, SolveResult
-from ..errors import APIError, error_body
+from ..errors import STREAMED_ERRORS, APIError, stream_error
 from ..protocol.chat import (
     MUCODE_MODEL,
     ChatCompletion,
@@ -38,6 +37,7 @@ from ..protocol.chat import (
 )
 from ..runtime import Runtime
 from ..settings import ServerSettings
+from .solve import SolveService, merge_options, solve_events
 
 TEST_BLOCK = re.compile(r"```[ \t]*(?:python|py)?[ \t]*\n(?P<body>.*?)```", re.DOTALL)
 
@@ -116,16 +116,21 @@ class ChatService:
             public_io_tests=io_tests,
             source="chat",
         )
-        has_tests = bool(tests or io_tests)
-        options = SolveOptions(
-            n=request.n or 5,
-            turns=(request.turns or 3) if has_tests else 1,
-            selection=request.selection or "pt+lv",
-            temperature=0.7 if request.temperature is None else request.temperature,
-            top_p=request.top_p or 0.95,
-            max_tokens=request.token_limit() or 768,
-            seed=request.seed or 0,
-            stop=request.stop_list(),
+        given: dict[str, Any] = {
+            "n": request.n,
+            "turns": request.turns,
+            "selection": request.selection,
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+            "max_tokens": request.token_limit(),
+            "seed": request.seed,
+            "stop": request.stop_list() or None,
+        }
+        if not (tests or io_tests):
+            given["turns"] = 1  # no tests, no feedback: rerank one turn of samples
+        options = merge_options(
+            self.settings.default_options(),
+            SolveOptions(**{k: v for k, v in given.items() if v is not None}),
         )
         return problem, options
 
@@ -134,7 +139,7 @@ class ChatService:
         if request.model != MUCODE_MODEL:
             return await self._plain_chat(request)
         problem, options = self._problem(request)
-        result = await self.runtime.engine.solve(problem, options)
+        result = await self.runtime.solver.solve(problem, options, selection_param="selection")
         return ChatCompletion(
             model=MUCODE_MODEL,
             choices=[Choice(index=0, message=ResponseMessage(content=answer_text(result)))],
@@ -176,31 +181,28 @@ class ChatService:
         Everything that can fail before the first byte (model, problem, engine) fails here, as a
         plain HTTP error; a failure later arrives as an `error` event before `[DONE]`."""
         self._check_model(request.model)
-        engine = self.runtime.engine
+        solver = self.runtime.solver
         prepared = self._problem(request) if request.model == MUCODE_MODEL else None
-        return self._stream(request, prepared, engine)
+        return self._stream(request, prepared, solver)
 
     async def _stream(
         self,
         request: ChatCompletionRequest,
         prepared: tuple[Problem, SolveOptions] | None,
-        engine: SearchEngine,
+        solver: SolveService,
     ) -> AsyncIterator[str]:
         try:
-            async for line in self._stream_events(request, prepared, engine):
+            async for line in self._stream_events(request, prepared, solver):
                 yield line
-        except APIError as exc:
-            yield f"data: {json.dumps(error_body(exc.message, exc.type, exc.param, exc.code))}\n\n"
-            yield "data: [DONE]\n\n"
-        except GeneratorError as exc:
-            yield f"data: {json.dumps(error_body(str(exc), 'server_error', code='generator_error'))}\n\n"
+        except STREAMED_ERRORS as exc:
+            yield f"data: {json.dumps(stream_error(exc))}\n\n"
             yield "data: [DONE]\n\n"
 
     async def _stream_events(
         self,
         request: ChatCompletionRequest,
         prepared: tuple[Problem, SolveOptions] | None,
-        engine: SearchEngine,
+        solver: SolveService,
     ) -> AsyncIterator[str]:
         chunk_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
@@ -224,15 +226,11 @@ class ChatService:
             content, usage = completion.choices[0].message.content, completion.usage
         else:
             problem, options = prepared
-            events: asyncio.Queue[SearchEvent | None] = asyncio.Queue()
-            task = asyncio.create_task(engine.solve(problem, options, on_event=events.put_nowait))
-            task.add_done_callback(lambda _: events.put_nowait(None))
-            try:
-                while (event := await events.get()) is not None:
-                    yield chunk({"reasoning_content": progress_line(event, problem)})
-                result = await task
-            finally:
-                task.cancel()  # the client went away: stop the generation and the sandbox runs
+            async for item in solve_events(solver, problem, options):
+                if isinstance(item, SearchEvent):
+                    yield chunk({"reasoning_content": progress_line(item, problem)})
+                else:
+                    result = item
             content, usage = answer_text(result), usage_of(result)
         yield chunk({"content": content})
         yield chunk({}, finish="stop")

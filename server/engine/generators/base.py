@@ -10,6 +10,7 @@ from abc import ABC, abstractmethod
 
 from pydantic import BaseModel, Field
 
+from ..fim import FimFormat
 from ..trace import ChatMessage
 
 
@@ -37,10 +38,15 @@ class Completion(BaseModel):
 class Generator(ABC):
     backend: str  # e.g. "transformers"
     model: str  # what the model is, for traces, /health and /v1/models
+    fim: FimFormat | None = None  # the model's fill-in-the-middle tokens, when it has them
 
     @abstractmethod
     async def sample(self, messages: list[ChatMessage], params: SamplingParams) -> list[Completion]:
         """``params.n`` completions of the chat ``messages``."""
+
+    @abstractmethod
+    async def complete(self, prompt: str, params: SamplingParams) -> list[Completion]:
+        """``params.n`` continuations of raw text (no chat template): autocomplete and FIM."""
 
     async def close(self) -> None:  # noqa: B027 - most backends hold nothing to release
         """Release the model."""

@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from ..fim import detect_in_tokenizer
 from ..trace import ChatMessage
 from .base import Completion, Generator, SamplingParams
 
@@ -21,6 +22,7 @@ class TransformersGenerator(Generator):
         self.tokenizer = tokenizer
         self.model = name
         self._lock = threading.Lock()  # generate() uses every core; and seeding is global
+        self.fim = detect_in_tokenizer(tokenizer)
 
     @classmethod
     def load(cls, path: str | Path, *, dtype: str = "bfloat16", device: str = "cpu") -> TransformersGenerator:
@@ -37,13 +39,19 @@ class TransformersGenerator(Generator):
     async def sample(self, messages: list[ChatMessage], params: SamplingParams) -> list[Completion]:
         return await asyncio.to_thread(self.sample_sync, messages, params)
 
+    async def complete(self, prompt: str, params: SamplingParams) -> list[Completion]:
+        return await asyncio.to_thread(self.generate_sync, prompt, params)
+
     def sample_sync(self, messages: list[ChatMessage], params: SamplingParams) -> list[Completion]:
+        prompt = self.tokenizer.apply_chat_template(
+            [m.model_dump() for m in messages], add_generation_prompt=True, tokenize=False
+        )
+        return self.generate_sync(prompt, params)
+
+    def generate_sync(self, prompt: str, params: SamplingParams) -> list[Completion]:
         import torch
 
         tok = self.tokenizer
-        prompt = tok.apply_chat_template(
-            [m.model_dump() for m in messages], add_generation_prompt=True, tokenize=False
-        )
         inputs = tok(prompt, return_tensors="pt", add_special_tokens=False).to(self.hf_model.device)
         prompt_len = inputs["input_ids"].shape[1]
         sampling = params.temperature > 0

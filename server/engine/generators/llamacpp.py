@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..fim import detect
 from ..trace import ChatMessage
 from .base import Completion, Generator, SamplingParams
 
@@ -21,6 +23,10 @@ class LlamaCppGenerator(Generator):
         self.llama = llama
         self.model = name
         self._lock = threading.Lock()  # one llama.cpp context, one generation at a time
+        self.fim = detect(self._is_special)
+
+    def _is_special(self, text: str) -> bool:
+        return len(self.llama.tokenize(text.encode(), add_bos=False, special=True)) == 1
 
     @classmethod
     def load(cls, gguf: str | Path, *, n_ctx: int = 8192, n_threads: int | None = None) -> LlamaCppGenerator:
@@ -43,15 +49,24 @@ class LlamaCppGenerator(Generator):
     async def sample(self, messages: list[ChatMessage], params: SamplingParams) -> list[Completion]:
         return await asyncio.to_thread(self.sample_sync, messages, params)
 
+    async def complete(self, prompt: str, params: SamplingParams) -> list[Completion]:
+        return await asyncio.to_thread(self.complete_sync, prompt, params)
+
     def sample_sync(self, messages: list[ChatMessage], params: SamplingParams) -> list[Completion]:
+        chat = [m.model_dump() for m in messages]
+        return self._runs(params, lambda **kw: self.llama.create_chat_completion(messages=chat, **kw))
+
+    def complete_sync(self, prompt: str, params: SamplingParams) -> list[Completion]:
+        return self._runs(params, lambda **kw: self.llama.create_completion(prompt=prompt, **kw))
+
+    def _runs(self, params: SamplingParams, create: Callable[..., Any]) -> list[Completion]:
         greedy = params.temperature == 0
         bias = {token: -1e9 for token in self._end_tokens()} if params.ignore_eos else None
         runs = 1 if greedy else params.n  # greedy decoding gives the same text every time
         completions = []
         with self._lock:
             for k in range(runs):
-                out = self.llama.create_chat_completion(
-                    messages=[m.model_dump() for m in messages],
+                out = create(
                     temperature=params.temperature,
                     top_p=params.top_p,
                     top_k=0,
@@ -62,9 +77,10 @@ class LlamaCppGenerator(Generator):
                     logit_bias=bias,
                 )
                 choice, usage = out["choices"][0], out["usage"]
+                text = choice["message"]["content"] if "message" in choice else choice["text"]
                 completions.append(
                     Completion(
-                        text=choice["message"]["content"] or "",
+                        text=text or "",
                         prompt_tokens=usage["prompt_tokens"],
                         completion_tokens=usage["completion_tokens"],
                         finish_reason=choice.get("finish_reason") or "stop",

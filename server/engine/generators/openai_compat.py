@@ -34,11 +34,13 @@ class OpenAIGenerator(Generator):
         self._parallel = asyncio.Semaphore(max_parallel)
 
     async def _request(
-        self, messages: list[ChatMessage], params: SamplingParams, n: int, seed: int | None
+        self, payload: dict[str, Any], params: SamplingParams, n: int, seed: int | None
     ) -> Any:
+        """One upstream call: ``payload`` holds ``messages`` (chat) or ``prompt`` (completions)."""
+        path = "/chat/completions" if "messages" in payload else "/completions"
         body: dict[str, Any] = {
             "model": self.model,
-            "messages": [m.model_dump() for m in messages],
+            **payload,
             "temperature": params.temperature,
             "top_p": params.top_p,
             "max_tokens": params.max_tokens,
@@ -50,7 +52,7 @@ class OpenAIGenerator(Generator):
             body["stop"] = params.stop
         async with self._parallel:
             try:
-                response = await self.client.post("/chat/completions", json=body)
+                response = await self.client.post(path, json=body)
             except httpx.HTTPError as exc:
                 raise GeneratorError(f"upstream {self.client.base_url} unreachable: {exc}") from exc
         if response.status_code != 200:
@@ -66,7 +68,7 @@ class OpenAIGenerator(Generator):
         share, extra = divmod(total, max(len(choices), 1))  # the usage covers all choices together
         return [
             Completion(
-                text=(choice.get("message") or {}).get("content") or "",
+                text=(choice["message"].get("content") if "message" in choice else choice.get("text")) or "",
                 prompt_tokens=prompt,
                 completion_tokens=share + (1 if i < extra else 0),
                 finish_reason=choice.get("finish_reason") or "stop",
@@ -75,11 +77,17 @@ class OpenAIGenerator(Generator):
         ]
 
     async def sample(self, messages: list[ChatMessage], params: SamplingParams) -> list[Completion]:
-        completions = self._completions(await self._request(messages, params, params.n, params.seed))
+        return await self._sample({"messages": [m.model_dump() for m in messages]}, params)
+
+    async def complete(self, prompt: str, params: SamplingParams) -> list[Completion]:
+        return await self._sample({"prompt": prompt}, params)
+
+    async def _sample(self, payload: dict[str, Any], params: SamplingParams) -> list[Completion]:
+        completions = self._completions(await self._request(payload, params, params.n, params.seed))
         missing = params.n - len(completions)
         if missing > 0:
             seeds = [None if params.seed is None else params.seed + k for k in range(1, missing + 1)]
-            more = await asyncio.gather(*(self._request(messages, params, 1, s) for s in seeds))
+            more = await asyncio.gather(*(self._request(payload, params, 1, s) for s in seeds))
             for data in more:
                 completions += self._completions(data)[:1]
         if len(completions) < params.n:

@@ -11,12 +11,14 @@ import json
 from collections import deque
 from pathlib import Path
 
+from ..fim import KNOWN
 from ..trace import ChatMessage
 from .base import Completion, Generator, SamplingParams
 
 
 class ScriptedGenerator(Generator):
     backend = "scripted"
+    fim = KNOWN[0]  # so /v1/completions with `suffix` can be tested without a model
 
     def __init__(self, turns: list[list[str]], model: str = "scripted") -> None:
         if not turns or not all(turns):
@@ -25,6 +27,7 @@ class ScriptedGenerator(Generator):
         self.model = model
         # The latest conversations seen, for tests; bounded so a long-running server does not grow.
         self.calls: deque[list[ChatMessage]] = deque(maxlen=64)
+        self.prompts: deque[str] = deque(maxlen=64)
 
     @classmethod
     def from_file(cls, path: str | Path) -> ScriptedGenerator:
@@ -36,7 +39,15 @@ class ScriptedGenerator(Generator):
         self.calls.append(list(messages))
         turn = sum(m.role == "assistant" for m in messages)
         answers = self.turns[min(turn, len(self.turns) - 1)]
-        prompt_tokens = sum(len(m.content.split()) for m in messages)
+        return self._answer(answers, sum(len(m.content.split()) for m in messages), params)
+
+    async def complete(self, prompt: str, params: SamplingParams) -> list[Completion]:
+        """Raw completions answer from the script's first turn."""
+        self.prompts.append(prompt)
+        return self._answer(self.turns[0], len(prompt.split()), params)
+
+    @staticmethod
+    def _answer(answers: list[str], prompt_tokens: int, params: SamplingParams) -> list[Completion]:
         return [
             Completion(text=text, prompt_tokens=prompt_tokens, completion_tokens=len(text.split()))
             for text in (answers[i % len(answers)] for i in range(params.n))

@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from ..fim import detect_in_tokenizer
 from ..trace import ChatMessage
 from .base import Completion, Generator, GeneratorError, SamplingParams
 
@@ -25,6 +26,7 @@ class VLLMGenerator(Generator):
         self.engine = engine
         self.tokenizer = tokenizer
         self.model = name
+        self.fim = detect_in_tokenizer(tokenizer)
 
     @classmethod
     def load(cls, path: str | Path, *, max_model_len: int = 8192, seed: int = 0) -> VLLMGenerator:
@@ -53,12 +55,15 @@ class VLLMGenerator(Generator):
         return cls(engine, AutoTokenizer.from_pretrained(path), name=Path(path).name)
 
     async def sample(self, messages: list[ChatMessage], params: SamplingParams) -> list[Completion]:
-        from vllm import SamplingParams as VSamplingParams
-        from vllm.sampling_params import RequestOutputKind
-
         prompt = self.tokenizer.apply_chat_template(
             [m.model_dump() for m in messages], add_generation_prompt=True, tokenize=False
         )
+        return await self.complete(prompt, params)
+
+    async def complete(self, prompt: str, params: SamplingParams) -> list[Completion]:
+        from vllm import SamplingParams as VSamplingParams
+        from vllm.sampling_params import RequestOutputKind
+
         sampling = VSamplingParams(
             n=params.n,
             temperature=params.temperature,
