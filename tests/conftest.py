@@ -21,6 +21,7 @@ import uvicorn
 from mucode.sandbox import ExecutionRequest, ExecutionResult, SandboxPool, SandboxSettings
 from mucode.server.app import create_app
 from mucode.server.engine.settings import EngineSettings
+from mucode.server.runtime import Runtime
 from mucode.server.settings import ServerSettings
 
 T = TypeVar("T")
@@ -89,6 +90,11 @@ class LiveServer:
                 raise RuntimeError("server did not start")
             time.sleep(0.05)
 
+    @property
+    def runtime(self) -> Runtime:
+        runtime: Runtime = self.server.config.app.state.runtime  # type: ignore[attr-defined]
+        return runtime
+
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(15)
@@ -100,11 +106,15 @@ DEFAULT_SCRIPT = [
 ]
 
 
-def server_settings(tmp: Path, script: list[list[str]] | None = None, **sandbox: Any) -> ServerSettings:
-    """Settings for a test server: the scripted generator (no model download) and a small pool."""
+def server_settings(
+    tmp: Path, script: list[list[str]] | None = None, server: dict[str, Any] | None = None, **sandbox: Any
+) -> ServerSettings:
+    """Settings for a test server: the scripted generator (no model download) and a small pool;
+    ``server`` sets other ServerSettings fields."""
     path = tmp / "script.json"
     path.write_text(json.dumps(script or DEFAULT_SCRIPT))
     return ServerSettings(
+        **(server or {}),
         sandbox=SandboxSettings(**{"workers": 2, "timeout_s": 5, **sandbox}),
         engine=EngineSettings(generator="scripted", script=str(path)),
     )

@@ -37,6 +37,7 @@ async def solve(
     enforce_limits(settings, tests=len(body.tests) + len(body.io_tests))
     options = merge_options(settings.default_options(), body.options)
     solver = runtime.solver
+    solver.check(options)
     if body.stream:
         return StreamingResponse(
             sse_solve(solver, body, options), media_type="text/event-stream", headers=NO_BUFFERING

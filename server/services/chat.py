@@ -183,6 +183,8 @@ class ChatService:
         self._check_model(request.model)
         solver = self.runtime.solver
         prepared = self._problem(request) if request.model == MUCODE_MODEL else None
+        if prepared is not None:
+            solver.check(prepared[1], selection_param="selection")
         return self._stream(request, prepared, solver)
 
     async def _stream(

@@ -41,6 +41,13 @@ class SolveService:
         self.gate = gate
         self.metrics = metrics
 
+    def check(self, options: SolveOptions, selection_param: str = "options.selection") -> None:
+        """What would make the search fail at once, raised before a stream starts."""
+        if options.selection == "lv" and self.engine.verifier is None:
+            raise APIError(
+                422, "selection 'lv' needs a verifier; this server has none", param=selection_param
+            )
+
     async def solve(
         self,
         problem: Problem,
@@ -53,10 +60,7 @@ class SolveService:
         """``admit=False`` skips the admission gate (jobs: their workers bound them);
         ``selection_param`` names the field in errors (chat has it at the top level)."""
         engine = self.engine
-        if options.selection == "lv" and engine.verifier is None:
-            raise APIError(
-                422, "selection 'lv' needs a verifier; this server has none", param=selection_param
-            )
+        self.check(options, selection_param)
         key = None
         if self.cache.enabled and is_deterministic(options):
             key = cache_key(problem, options, engine.generator.description, engine.verifier_name)

@@ -1,0 +1,214 @@
+"""Native endpoints and server behaviour without Redis: the in-process cache, jobs, streaming
+/v1/solve, /v1/score, the admission gate, metrics, the request log, and cancelling a plain
+(non-streamed) request when its client goes away."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from .conftest import LiveServer, server_settings
+from .test_server_disconnect import sandbox_busy_processes
+from .test_server_execute import assert_openai_error
+
+PROMPT = 'def double(x):\n    """Return twice x."""\n'
+TESTS = ["assert double(2) == 4", "assert double(0) == 0"]
+SLOW = "```python\ndef double(x):\n    import time\n    time.sleep(60)\n    return 2 * x\n```"
+
+
+def solve_body(**options: Any) -> dict[str, Any]:
+    return {"prompt": PROMPT, "tests": TESTS, "options": {"n": 2, **options}}
+
+
+def wait_job(http: httpx.Client, job_id: str, until: set[str], timeout: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        job: dict[str, Any] = http.get(f"/v1/jobs/{job_id}").json()
+        if job["status"] in until:
+            return job
+        assert time.monotonic() < deadline, job
+        time.sleep(0.05)
+
+
+def sse_events(response: httpx.Response) -> list[tuple[str, Any]]:
+    events, name = [], None
+    for line in response.iter_lines():
+        if line.startswith("event: "):
+            name = line[len("event: ") :]
+        elif line.startswith("data: "):
+            events.append((name, json.loads(line[len("data: ") :])))
+    return events
+
+
+@pytest.fixture(scope="module")
+def slow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One search at a time, none waiting; its candidates sleep until cancelled."""
+    settings = server_settings(
+        tmp_path_factory.mktemp("slow"),
+        script=[[SLOW]],
+        server={"max_concurrent_solves": 1, "max_queued_solves": 0, "job_workers": 1},
+        timeout_s=50,
+    )
+    server = LiveServer(settings)
+    yield server
+    server.stop()
+
+
+def test_deterministic_solve_is_cached_in_process(http: httpx.Client, live_server: LiveServer) -> None:
+    generator = live_server.runtime.generator
+    assert generator is not None
+    body = solve_body(seed=7)
+    first = http.post("/v1/solve", json=body)
+    assert first.status_code == 200 and first.headers["x-mucode-cache"] == "miss"
+    calls = len(generator.calls)  # type: ignore[attr-defined]
+    second = http.post("/v1/solve", json=body)
+    assert second.headers["x-mucode-cache"] == "hit" and second.json()["cached"] is True
+    assert second.json()["final_code"] == first.json()["final_code"]
+    assert len(generator.calls) == calls  # type: ignore[attr-defined]  # the model was not asked again
+    # Sampling without an explicit seed is not deterministic: never cached.
+    unseeded = solve_body()
+    assert http.post("/v1/solve", json=unseeded).headers["x-mucode-cache"] == "miss"
+    assert http.post("/v1/solve", json=unseeded).headers["x-mucode-cache"] == "miss"
+
+
+def test_solve_streams_progress_then_the_result(http: httpx.Client) -> None:
+    with http.stream("POST", "/v1/solve", json={**solve_body(), "stream": True}) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = sse_events(response)
+    names = [name for name, _ in events]
+    assert names == ["turn_started", "turn_finished", "turn_started", "turn_finished", "result", "done"]
+    first_turn = events[1][1]
+    assert first_turn["turn"] == 1 and first_turn["candidates"][0]["execution"]["passed"] is False
+    result = events[4][1]
+    assert result["stop_reason"] == "passed" and "2 * x" in result["final_code"]
+
+
+def test_solve_stream_refuses_bad_options_before_streaming(http: httpx.Client) -> None:
+    body = {**solve_body(selection="lv"), "stream": True}
+    response = http.post("/v1/solve", json=body)
+    # The check happens before the first byte: a plain 422, not a stream.
+    assert_openai_error(response, 422, "options.selection")
+
+
+def test_job_lifecycle_in_process(http: httpx.Client) -> None:
+    created = http.post("/v1/jobs", json=solve_body())
+    assert created.status_code == 202, created.text
+    job = created.json()
+    assert job["status"] in {"queued", "running"} and created.headers["location"] == f"/v1/jobs/{job['id']}"
+    done = wait_job(http, job["id"], {"succeeded", "failed"})
+    assert done["status"] == "succeeded", done
+    assert done["progress"]["turn"] == 2 and done["progress"]["phase"] == "done"
+    assert len(done["turns"]) == 2 and "2 * x" in done["result"]["final_code"]
+    # Cancelling a finished job answers it unchanged.
+    assert http.delete(f"/v1/jobs/{job['id']}").json()["status"] == "succeeded"
+    assert_openai_error(http.get("/v1/jobs/job-nope"), 404)
+
+
+def test_job_cancel_stops_its_sandbox_runs(slow_server: LiveServer) -> None:
+    with httpx.Client(base_url=slow_server.url, timeout=30) as http:
+        job = http.post("/v1/jobs", json=solve_body()).json()
+        running = wait_job(http, job["id"], {"running"})
+        assert running["progress"]["phase"] in {"waiting", "sampling"}
+        deadline = time.monotonic() + 10
+        while sandbox_busy_processes(slow_server) == 0:
+            assert time.monotonic() < deadline, "the candidate never started"
+            time.sleep(0.05)
+        cancelled = http.delete(f"/v1/jobs/{job['id']}")
+        assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+        deadline = time.monotonic() + 5
+        while sandbox_busy_processes(slow_server) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sandbox_busy_processes(slow_server) == 0
+        assert http.get(f"/v1/jobs/{job['id']}").json()["status"] == "cancelled"
+
+
+def test_admission_gate_answers_503_instead_of_queueing(slow_server: LiveServer) -> None:
+    with httpx.Client(base_url=slow_server.url, timeout=30) as http:
+
+        def hold() -> None:
+            with pytest.raises(httpx.ReadTimeout):
+                httpx.post(slow_server.url + "/v1/solve", json=solve_body(), timeout=3)
+
+        holder = threading.Thread(target=hold, daemon=True)
+        holder.start()  # takes the only slot, then gives up after 3 s (its search is cancelled)
+        deadline = time.monotonic() + 10
+        while http.get("/health").json()["queue"]["running"] == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        busy = http.post("/v1/solve", json=solve_body())
+        assert_openai_error(busy, 503)
+        assert busy.json()["error"]["code"] == "queue_full" and busy.headers["retry-after"] == "2"
+        holder.join(10)
+        # The client that gave up freed its slot: its search was cancelled, not left running.
+        deadline = time.monotonic() + 10
+        while http.get("/health").json()["queue"]["running"]:
+            assert time.monotonic() < deadline, "the abandoned search still holds its slot"
+            time.sleep(0.05)
+        assert sandbox_busy_processes(slow_server) == 0
+
+
+def test_score_ranks_given_programs(http: httpx.Client) -> None:
+    body = {
+        "prompt": PROMPT,
+        "tests": TESTS,
+        "candidates": [
+            "def double(x):\n    return x + 2",
+            "def double(x):\n    return 2 * x",
+            "def double(x):\n    return x + 2",
+        ],
+    }
+    response = http.post("/v1/score", json=body)
+    assert response.status_code == 200, response.text
+    scored = response.json()
+    assert scored["verifier"] == "none" and scored["ranking"][0] == 1
+    passed = [c["execution"]["passed_count"] for c in scored["candidates"]]
+    assert passed == [1, 2, 1] and scored["candidates"][2]["duplicate_of"] == 0
+    no_tests = http.post("/v1/score", json={**body, "tests": []})
+    assert_openai_error(no_tests, 422, "tests")
+    assert no_tests.json()["error"]["code"] == "no_verifier"
+    assert_openai_error(http.post("/v1/score", json={**body, "candidates": ["  "]}), 422, "candidates.0")
+    assert_openai_error(http.post("/v1/score", json={**body, "candidates": []}), 422, "candidates")
+
+
+def test_metrics_and_one_log_line_per_request(http: httpx.Client, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="mucode.access"):
+        response = http.post("/v1/solve", json=solve_body(), headers={"X-Request-ID": "req-123"})
+    assert response.headers["x-request-id"] == "req-123"
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "mucode.access"]
+    line = next(entry for entry in lines if entry["request_id"] == "req-123")
+    assert line["route"] == "/v1/solve" and line["status"] == 200 and line["ms"] > 0
+    metrics = http.get("/metrics")
+    assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
+    text = metrics.text
+    for name in (
+        'mucode_requests_total{method="POST",route="/v1/solve",status="200"}',
+        "mucode_request_seconds_bucket",
+        'mucode_tokens_total{kind="completion"}',
+        "mucode_candidates_total",
+        'mucode_sandbox_runs_total{outcome="passed"}',
+        'mucode_phase_seconds_count{phase="generation"}',
+        "mucode_queue_depth",
+        'mucode_solves_total{stop_reason="passed"}',
+    ):
+        assert name in text, name
+    sample = next(line for line in text.splitlines() if line.startswith("mucode_candidates_total"))
+    assert float(sample.split()[-1]) >= 4
+
+
+def test_plain_request_cancelled_when_the_client_leaves(slow_server: LiveServer) -> None:
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(slow_server.url + "/v1/solve", json=solve_body(), timeout=2)
+    deadline = time.monotonic() + 5
+    while (sandbox_busy_processes(slow_server) or slow_server.runtime.gate.running) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.05)
+    assert sandbox_busy_processes(slow_server) == 0
+    assert slow_server.runtime.gate.running == 0

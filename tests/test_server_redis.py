@@ -1,0 +1,185 @@
+"""Redis features against a real Redis: the shared solve cache, rate limits shared by replicas,
+jobs through arq with progress and cancel, and Redis dying mid-test (served without it).
+
+The shared Redis is the one on 127.0.0.1:6379 (CI starts it); each test uses its own key prefix.
+The outage test starts and kills its own redis-server so the shared one is never touched."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from .conftest import LiveServer, free_port, server_settings
+from .test_server_disconnect import sandbox_busy_processes
+from .test_server_execute import assert_openai_error
+from .test_server_features import SLOW, solve_body, wait_job
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture(scope="module")
+def shared_redis() -> redis.Redis:
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.ConnectionError as exc:
+        pytest.fail(f"the Redis tests need Redis on 127.0.0.1:6379 (`.ci/run` starts it): {exc}")
+    return client
+
+
+@pytest.fixture
+def prefix(shared_redis: redis.Redis) -> Iterator[str]:
+    name = f"mucode-test-{uuid.uuid4().hex[:8]}"
+    yield name
+    keys = list(shared_redis.scan_iter(f"{name}:*"))
+    if keys:
+        shared_redis.delete(*keys)
+
+
+def redis_server(tmp: Path, script: list[list[str]] | None = None, **server: object) -> LiveServer:
+    return LiveServer(server_settings(tmp, script=script, server=server))
+
+
+def test_cache_hit_on_repeat_is_shared_through_redis(
+    tmp_path: Path, prefix: str, shared_redis: redis.Redis
+) -> None:
+    a = redis_server(tmp_path, redis_url=REDIS_URL, redis_prefix=prefix, cache_ttl_s=120)
+    b = redis_server(tmp_path, redis_url=REDIS_URL, redis_prefix=prefix, cache_ttl_s=120)
+    try:
+        body = solve_body(temperature=0)
+        first = httpx.post(a.url + "/v1/solve", json=body, timeout=30)
+        assert first.headers["x-mucode-cache"] == "miss"
+        keys = list(shared_redis.scan_iter(f"{prefix}:solve:*"))
+        assert len(keys) == 1 and 0 < shared_redis.ttl(keys[0]) <= 120
+        # Another replica answers the repeat from Redis without asking its model.
+        second = httpx.post(b.url + "/v1/solve", json=body, timeout=30)
+        assert second.headers["x-mucode-cache"] == "hit" and second.json()["cached"] is True
+        assert second.json()["final_code"] == first.json()["final_code"]
+        assert b.runtime.generator is not None and len(b.runtime.generator.calls) == 0  # type: ignore[attr-defined]
+        assert 'mucode_cache_total{result="hit"} 1.0' in httpx.get(b.url + "/metrics").text
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_rate_limit_per_key_is_shared_by_replicas(tmp_path: Path, prefix: str) -> None:
+    settings = {
+        "redis_url": REDIS_URL,
+        "redis_prefix": prefix,
+        "rate_limit_per_minute": 3,
+        "api_keys": "k1,k2",
+    }
+    a, b = redis_server(tmp_path, **settings), redis_server(tmp_path, **settings)
+    try:
+        key1 = {"Authorization": "Bearer k1"}
+        assert httpx.get(a.url + "/v1/models", headers=key1).status_code == 200
+        assert httpx.get(b.url + "/v1/models", headers=key1).status_code == 200
+        assert httpx.get(a.url + "/v1/models", headers=key1).status_code == 200
+        limited = httpx.get(b.url + "/v1/models", headers=key1)
+        assert_openai_error(limited, 429)
+        assert limited.json()["error"]["code"] == "rate_limit_exceeded"
+        assert 1 <= int(limited.headers["retry-after"]) <= 61
+        # Another key has its own allowance; a wrong key is refused before it is counted.
+        assert httpx.get(a.url + "/v1/models", headers={"Authorization": "Bearer k2"}).status_code == 200
+        assert httpx.get(a.url + "/v1/models", headers={"Authorization": "Bearer bad"}).status_code == 401
+        assert httpx.get(a.url + "/health").status_code == 200  # /health is never limited
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_job_lifecycle_through_arq(tmp_path: Path, prefix: str, shared_redis: redis.Redis) -> None:
+    server = redis_server(tmp_path, redis_url=REDIS_URL, redis_prefix=prefix, job_workers=1)
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            job = http.post("/v1/jobs", json=solve_body()).json()
+            assert shared_redis.exists(f"{prefix}:job:{job['id']}")  # queued in Redis, not in-process
+            assert job["id"] not in server.runtime.jobs.local.jobs
+            done = wait_job(http, job["id"], {"succeeded", "failed"})
+            assert done["status"] == "succeeded", done
+            assert [t["turn"] for t in done["turns"]] == [1, 2]
+            assert "2 * x" in done["result"]["final_code"] and done["progress"]["phase"] == "done"
+    finally:
+        server.stop()
+
+
+def test_job_cancel_through_arq(tmp_path: Path, prefix: str) -> None:
+    server = redis_server(tmp_path, script=[[SLOW]], redis_url=REDIS_URL, redis_prefix=prefix, job_workers=1)
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            job = http.post("/v1/jobs", json=solve_body()).json()
+            wait_job(http, job["id"], {"running"})
+            deadline = time.monotonic() + 10
+            while sandbox_busy_processes(server) == 0:
+                assert time.monotonic() < deadline, "the candidate never started"
+                time.sleep(0.05)
+            assert http.delete(f"/v1/jobs/{job['id']}").json()["status"] == "cancelled"
+            deadline = time.monotonic() + 10  # arq polls its abort set every 0.1 s here
+            while sandbox_busy_processes(server) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert sandbox_busy_processes(server) == 0
+            time.sleep(0.5)  # the worker's own last write must not resurrect the job
+            assert http.get(f"/v1/jobs/{job['id']}").json()["status"] == "cancelled"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed (`.ci/run` installs it)")
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    client = redis.Redis(port=port)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0", proc
+    proc.kill()
+    proc.wait()
+
+
+def test_redis_dying_mid_test_degrades_to_serving_without_it(
+    tmp_path: Path, own_redis: tuple[str, subprocess.Popen[bytes]]
+) -> None:
+    url, proc = own_redis
+    server = redis_server(tmp_path, redis_url=url, rate_limit_per_minute=100)
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            body = solve_body(seed=3)
+            assert http.post("/v1/solve", json=body).headers["x-mucode-cache"] == "miss"
+            assert http.post("/v1/solve", json=body).headers["x-mucode-cache"] == "hit"
+            proc.kill()
+            proc.wait()
+            for _ in range(3):  # cache, rate limit: all fail over, none fails the request
+                response = http.post("/v1/solve", json=body)
+                assert response.status_code == 200, response.text
+                assert response.headers["x-mucode-cache"] == "miss"
+            job = http.post("/v1/jobs", json=solve_body())
+            assert job.status_code == 202, job.text  # runs in-process instead
+            assert wait_job(http, job.json()["id"], {"succeeded", "failed"})["status"] == "succeeded"
+            health = http.get("/health").json()
+            assert health["redis"]["reachable"] is False
+            metrics = http.get("/metrics").text
+            errors = [line for line in metrics.splitlines() if line.startswith("mucode_redis_errors_total{")]
+            assert errors and sum(float(line.split()[-1]) for line in errors) >= 3
+    finally:
+        server.stop()
