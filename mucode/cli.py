@@ -127,8 +127,16 @@ def solve(
     model: Annotated[str | None, typer.Option(help="Model path or id (MUCODE_MODEL).")] = None,
     verifier: Annotated[str | None, typer.Option(help="Verifier folder (MUCODE_VERIFIER).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the SolveResult trace as JSON.")] = False,
+    server: Annotated[
+        str | None,
+        typer.Option(help="Solve on a mucode server (URL) instead of locally.", envvar="MUCODE_SERVER"),
+    ] = None,
+    api_key: Annotated[
+        str | None, typer.Option(help="API key for --server.", envvar="MUCODE_API_KEY")
+    ] = None,
 ) -> None:
-    """Solve a problem locally with multi-turn fix-and-rerank; prints the final code."""
+    """Solve a problem with multi-turn fix-and-rerank, locally or on a server (--server); prints
+    the final code."""
     import asyncio
 
     from pydantic import ValidationError
@@ -139,6 +147,8 @@ def solve(
     from mucode.server.engine.options import SolveOptions
     from mucode.server.engine.search import SearchEngine, SearchEvent
     from mucode.server.engine.settings import EngineSettings
+    from mucode.server.engine.trace import SolveResult, TurnRecord
+    from mucode.server.protocol.solve import TurnStarted
 
     problem = _problem_from_files(problem_file, tests, io_tests, entry_point)
     try:
@@ -158,12 +168,10 @@ def solve(
         raise _fail(str(exc.errors()[0]["msg"]) + f" ({exc.errors()[0]['loc'][-1]})") from None
     display = err_console if as_json else console
 
-    def show(event: SearchEvent) -> None:
-        if event.kind == "turn_started":
-            display.print(f"[bold]turn {event.turn}/{event.turns}[/]: sampling {options.n} candidates ...")
-            return
-        record = event.record
-        assert record is not None
+    def show_started(turn: int, of: int) -> None:
+        display.print(f"[bold]turn {turn}/{of}[/]: sampling {options.n} candidates ...")
+
+    def show_record(record: TurnRecord) -> None:
         total = len(problem.public_tests) + len(problem.public_io_tests)
         for c in record.candidates:
             mark = "→" if c.index == record.selected else " "
@@ -178,6 +186,12 @@ def solve(
             f"sandbox {t.sandbox_ms:.0f} ms[/]"
         )
 
+    def show(event: SearchEvent) -> None:
+        if event.record is None:
+            show_started(event.turn, event.turns)
+        else:
+            show_record(event.record)
+
     async def run() -> Any:
         with display.status("loading the model ..."):
             gen = await asyncio.to_thread(load_generator, settings)
@@ -188,8 +202,31 @@ def solve(
             finally:
                 await gen.close()
 
+    def remote() -> SolveResult:
+        from mucode.clients import MucodeClient, MucodeError
+
+        assert server is not None
+        try:
+            with MucodeClient(server, api_key=api_key) as client:
+                for event in client.solve_stream(
+                    problem.prompt,
+                    problem.public_tests,
+                    io_tests=problem.public_io_tests,
+                    entry_point=problem.entry_point,
+                    options=options,
+                ):
+                    if isinstance(event, TurnStarted):
+                        show_started(event.turn, event.turns)
+                    elif isinstance(event, TurnRecord):
+                        show_record(event)
+                    else:
+                        return event
+        except MucodeError as exc:
+            raise _fail(exc.message) from None
+        raise _fail("the server's stream ended without a result")
+
     try:
-        result = asyncio.run(run())
+        result = remote() if server else asyncio.run(run())
     except (SandboxError, GeneratorError, ValueError) as exc:
         raise _fail(str(exc)) from None
     if as_json:

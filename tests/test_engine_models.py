@@ -16,7 +16,7 @@ from mucode.server.engine.generators.hf import TransformersGenerator  # noqa: E4
 from mucode.server.engine.trace import ChatMessage  # noqa: E402
 from mucode.server.engine.verifier import load_verifier  # noqa: E402
 
-from .tiny_models import build_causal_lm, build_classifier  # noqa: E402
+from .tiny_models import build_causal_lm, build_classifier, build_tokenizer  # noqa: E402
 
 MESSAGES = [
     ChatMessage(role="system", content="You write Python."),
@@ -70,3 +70,19 @@ def test_verifier_scores_batches_consistently(tmp_path: Path) -> None:
 
 def test_no_verifier() -> None:
     assert load_verifier(None) is None and load_verifier("none") is None
+
+
+def test_fim_format_is_detected_from_the_tokenizer(tmp_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from mucode.server.engine.fim import detect_in_tokenizer
+
+    build_tokenizer(tmp_path)
+    tok = AutoTokenizer.from_pretrained(tmp_path)
+    assert detect_in_tokenizer(tok) is None  # no FIM tokens: `suffix` is refused, not ignored
+    tok.add_special_tokens(
+        {"additional_special_tokens": ["<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"]}
+    )
+    fmt = detect_in_tokenizer(tok)
+    assert fmt is not None and fmt.name == "qwen"
+    assert fmt.prompt("a", "b") == "<|fim_prefix|>a<|fim_suffix|>b<|fim_middle|>"

@@ -105,3 +105,33 @@ def test_errors_in_openai_shape(client: openai.OpenAI) -> None:
             model="mucode", messages=[{"role": "user", "content": "x" * (5 << 20)}]
         )
     assert too_large.value.status_code == 413
+
+
+def test_completions_fill_in_the_middle(client: openai.OpenAI, live_server: LiveServer) -> None:
+    generator = [m.id for m in client.models.list()][1]
+    plain = client.completions.create(model=generator, prompt="def double(x):\n", max_tokens=32)
+    assert plain.object == "text_completion" and len(plain.choices) == 1 and plain.choices[0].text
+    assert plain.usage is not None and plain.usage.completion_tokens > 0
+    fim = client.completions.create(
+        model="mucode", prompt="def double(x):\n    ", suffix="\n\nprint(double(2))\n", n=2
+    )
+    assert [c.index for c in fim.choices] == [0, 1]
+    seen = live_server.runtime.generator.prompts[-1]  # type: ignore[union-attr]
+    assert seen == "<|fim_prefix|>def double(x):\n    <|fim_suffix|>\n\nprint(double(2))\n<|fim_middle|>"
+    echoed = client.completions.create(model=generator, prompt="# head\n", echo=True)
+    assert echoed.choices[0].text.startswith("# head\n")
+
+
+def test_completions_stream_and_errors(client: openai.OpenAI) -> None:
+    chunks = list(
+        client.completions.create(
+            model="mucode", prompt="x = ", stream=True, n=2, stream_options={"include_usage": True}
+        )
+    )
+    texts = [c.choices[0].text for c in chunks if c.choices]
+    assert len(texts) == 2 and all(texts)
+    assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens > 0
+    with pytest.raises(openai.NotFoundError):
+        client.completions.create(model="gpt-nope", prompt="x")
+    with pytest.raises(openai.UnprocessableEntityError):
+        client.completions.create(model="mucode", prompt="x", max_tokens=0)

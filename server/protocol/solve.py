@@ -35,4 +35,11 @@ class SolveRequest(BaseModel):
         )
 
 
-__all__ = ["SolveRequest", "SolveResult"]
+class TurnStarted(BaseModel):
+    """Data of a streamed ``turn_started`` event (``turn_finished`` carries a TurnRecord)."""
+
+    turn: int
+    turns: int
+
+
+__all__ = ["SolveRequest", "SolveResult", "TurnStarted"]

@@ -11,7 +11,7 @@ from ..disconnect import unless_disconnected
 from ..engine.options import SolveOptions
 from ..engine.trace import SolveResult
 from ..errors import STREAMED_ERRORS, stream_error
-from ..protocol.solve import SolveRequest
+from ..protocol.solve import SolveRequest, TurnStarted
 from ..services.solve import SolveService, merge_options, solve_events
 
 router = APIRouter(prefix="/v1", tags=["solve"], dependencies=V1_GUARDS)
@@ -60,7 +60,7 @@ async def sse_solve(solver: SolveService, body: SolveRequest, options: SolveOpti
             if isinstance(item, SolveResult):
                 yield sse("result", item.model_dump_json())
             elif item.record is None:
-                yield sse(item.kind, json.dumps({"turn": item.turn, "turns": item.turns}))
+                yield sse(item.kind, TurnStarted(turn=item.turn, turns=item.turns).model_dump_json())
             else:
                 yield sse(item.kind, item.record.model_dump_json())
     except STREAMED_ERRORS as exc:
