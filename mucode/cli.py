@@ -328,7 +328,14 @@ def serve(
     }
     settings = _server_settings(server, engine)
     _with_progress(lambda progress: ensure_model(settings.engine, progress))
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+    # access_log off: the server writes its own structured line per request (mucode.access).
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+    )
 
 
 @app.command()

@@ -150,6 +150,7 @@ def image_files(workdir: Path) -> None:
 
 
 @pytest.mark.docker
+@pytest.mark.timeout(2400)  # compiles llama.cpp: ~5 min alone, much more on a busy machine
 def test_dockerfile_commands_build_and_serve(tmp_path: Path) -> None:
     build, final = parse(ROOT / "Dockerfile")
     base = Path("/tmp/mucode-image")  # world-readable, like /opt in the image

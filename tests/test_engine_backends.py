@@ -110,7 +110,7 @@ def test_backend_choice(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None
     script = tmp_path / "script.json"
     script.write_text(json.dumps([["a"], ["b"]]))
     monkeypatch.setenv("MUCODE_SCRIPT", str(script))
-    assert load_generator(EngineSettings()).description == "scripted:scripted:script.json"
+    assert load_generator(EngineSettings()).description == "scripted:script.json"
     with pytest.raises(GeneratorError, match="gguf"):
         load_generator(EngineSettings(generator="llama-cpp", model="/some/folder"))
 

@@ -68,3 +68,61 @@ def test_each_installed_backend_generates_code(backend: str) -> None:
     texts = asyncio.run(run())
     assert len(texts) == 2
     assert all(extract_code(t, "truncate_number").code for t in texts)
+
+
+def test_served_model_solves_through_the_openai_sdk(tmp_path: Path) -> None:
+    """`mucode serve` with its defaults (what `make serve` runs), driven by the official openai
+    package: a HumanEval problem with its tests in extra_body, then a fill-in-the-middle
+    completion through the model's FIM tokens."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+    import openai
+
+    from .conftest import free_port
+
+    problem = next(p for p in load_humaneval() if p.id == "HumanEval/4")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MUCODE_")} | {"MUCODE_PORT": str(port)}
+    log = (tmp_path / "server.log").open("w")
+    server = subprocess.Popen([sys.executable, "-m", "mucode.cli", "serve"], env=env, stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 600
+        while True:
+            assert server.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
+            try:
+                if httpx.get(url + "/health", timeout=5).json()["status"] == "ok":
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the server never became ready"
+            time.sleep(1)
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0, timeout=900)
+        response = client.chat.completions.create(
+            model="mucode",
+            messages=[{"role": "user", "content": problem.prompt}],
+            extra_body={"tests": problem.public_tests, "n": 3, "turns": 3},
+        )
+        trace = response.model_extra["mucode"]  # type: ignore[index]
+        assert trace["passed_public"], response.choices[0].message.content
+        graded = execute_sync(ExecutionRequest(code=trace["final_code"], tests=problem.private_tests))
+        assert graded.passed, graded.feedback
+        assert (
+            response.usage is not None
+            and response.usage.completion_tokens == trace["usage"]["completion_tokens"]
+        )
+        fim = client.completions.create(
+            model="mucode",
+            prompt="def is_even(n: int) -> bool:\n    return ",
+            suffix="\n\n\nassert is_even(4)\n",
+            max_tokens=16,
+            temperature=0,
+        )
+        assert fim.choices[0].text.strip(), "the model wrote nothing into the middle"
+    finally:
+        server.terminate()
+        server.wait(60)

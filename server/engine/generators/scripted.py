@@ -33,7 +33,7 @@ class ScriptedGenerator(Generator):
     def from_file(cls, path: str | Path) -> ScriptedGenerator:
         """A JSON file holding a list of turns, each a list of answer strings."""
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-        return cls([[str(answer) for answer in turn] for turn in data], model=f"scripted:{Path(path).name}")
+        return cls([[str(answer) for answer in turn] for turn in data], model=Path(path).name)
 
     async def sample(self, messages: list[ChatMessage], params: SamplingParams) -> list[Completion]:
         self.calls.append(list(messages))
