@@ -18,7 +18,12 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 # The server runs the default model through llama.cpp (built once, ~5 min); `make vllm` first
 # switches it to vLLM. The model bundle is pulled and verified on the first start.
+# llama.cpp is tuned to this CPU (-march=native) but without AMX: virtual machines advertise AMX
+# tiles without enabling them, and the first tile instruction then dies with SIGILL.
+LLAMA_FLAGS := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
 $(VENV)/.llama: $(STAMP)
+	CMAKE_ARGS="-DCMAKE_C_FLAGS='$(LLAMA_FLAGS)' -DCMAKE_CXX_FLAGS='$(LLAMA_FLAGS)'" \
+		$(BIN)/pip install -q --no-cache-dir --force-reinstall --no-deps 'llama-cpp-python>=0.3.16'
 	$(BIN)/pip install -q -e '.[dev,llama]'
 	touch $@
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -363,12 +363,15 @@ def worker(
             if runtime.model_state != "ready" or runtime.worker is None:
                 raise _fail(f"the model did not load: {runtime.model_error}")
             logging.getLogger("mucode.server").info("worker ready: %s", runtime.health().model_dump_json())
-            await asyncio.Event().wait()  # jobs run on the runtime's worker until interrupted
+            stop = asyncio.Event()  # jobs run on the runtime's worker until SIGTERM or Ctrl-C
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop.set)
+            await stop.wait()
         finally:
             await runtime.close()
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run())
+    asyncio.run(run())
 
 
 def _server_settings(server: dict[str, Any], engine: dict[str, Any]) -> Any:

@@ -36,12 +36,18 @@ def test_every_v1_route_is_protected_and_health_is_open(authed_server: LiveServe
             ("POST", "/v1/execute"),
             ("POST", "/v1/solve"),
             ("POST", "/v1/chat/completions"),
+            ("POST", "/v1/completions"),
+            ("POST", "/v1/score"),
+            ("POST", "/v1/jobs"),
+            ("GET", "/v1/jobs/job-x"),
+            ("DELETE", "/v1/jobs/job-x"),
             ("GET", "/v1/models"),
         ]:
             response = http.request(method, path, json={})
             assert response.status_code == 401, path
             assert response.headers["www-authenticate"] == "Bearer"
         assert http.get("/health").status_code == 200
+        assert http.get("/metrics").status_code == 200  # open unless MUCODE_METRICS_REQUIRE_KEY
         ok = http.post("/v1/execute", json={"code": "x = 1"}, headers={"Authorization": "Bearer sk-one"})
         assert ok.status_code == 200 and ok.json()["passed"] is True
 
@@ -53,3 +59,15 @@ def test_keys_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert ServerSettings().api_keys == ["sk-a", "sk-b"]
     monkeypatch.setenv("MUCODE_API_KEYS", '["sk-c"]')
     assert ServerSettings().api_keys == ["sk-c"]
+
+
+def test_metrics_can_require_a_key(tmp_path_factory: pytest.TempPathFactory) -> None:
+    settings = server_settings(tmp_path_factory.mktemp("metrics"), server={"metrics_require_key": True})
+    settings.api_keys = ["sk-one"]
+    server = LiveServer(settings)
+    try:
+        assert httpx.get(server.url + "/metrics").status_code == 401
+        ok = httpx.get(server.url + "/metrics", headers={"Authorization": "Bearer sk-one"})
+        assert ok.status_code == 200 and "mucode_requests_total" in ok.text
+    finally:
+        server.stop()

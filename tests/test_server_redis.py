@@ -23,6 +23,7 @@ from .test_server_execute import assert_openai_error
 from .test_server_features import SLOW, solve_body, wait_job
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
+SCRIPTED_PASS = "```python\ndef double(x):\n    return x * 2\n```"
 
 
 @pytest.fixture(scope="module")
@@ -183,3 +184,35 @@ def test_redis_dying_mid_test_degrades_to_serving_without_it(
             assert errors and sum(float(line.split()[-1]) for line in errors) >= 3
     finally:
         server.stop()
+
+
+def test_a_separate_mucode_worker_runs_the_jobs(tmp_path: Path, prefix: str) -> None:
+    """The server runs no jobs itself (job_workers=0); a `mucode worker` process — another
+    machine, as far as the server can tell — takes them from Redis."""
+    import json as jsonlib
+    import os
+    import sys
+
+    server = redis_server(tmp_path, redis_url=REDIS_URL, redis_prefix=prefix, job_workers=0)
+    script = tmp_path / "worker-script.json"
+    script.write_text(jsonlib.dumps([[SCRIPTED_PASS]]))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MUCODE_")}
+    env |= {
+        "MUCODE_REDIS_URL": REDIS_URL,
+        "MUCODE_REDIS_PREFIX": prefix,
+        "MUCODE_GENERATOR": "scripted",
+        "MUCODE_SCRIPT": str(script),
+        "MUCODE_SANDBOX_WORKERS": "1",
+    }
+    log = (tmp_path / "worker.log").open("w")
+    worker = subprocess.Popen([sys.executable, "-m", "mucode.cli", "worker"], env=env, stdout=log, stderr=log)
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            job = http.post("/v1/jobs", json=solve_body()).json()
+            done = wait_job(http, job["id"], {"succeeded", "failed"}, timeout=60)
+            assert done["status"] == "succeeded", (tmp_path / "worker.log").read_text()[-2000:]
+            # The worker's own generator answered: one turn, its script's passing answer.
+            assert len(done["turns"]) == 1 and "x * 2" in done["result"]["final_code"]
+    finally:
+        worker.terminate()
+        worker.wait(30)
