@@ -11,7 +11,7 @@ from mucode import __version__
 
 from .errors import install_error_handlers
 from .middleware import BodyLimit, RequestLog
-from .routers import chat, completions, execute, health, jobs, metrics, score, solve
+from .routers import chat, completions, execute, health, jobs, metrics, playground, score, solve
 from .runtime import Runtime
 from .settings import ServerSettings, get_settings
 
@@ -39,6 +39,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestLog, metrics=runtime.metrics)  # outermost: sees every status, 413s too
-    for module in (health, metrics, execute, solve, jobs, score, chat, completions):
+    for module in (health, metrics, execute, solve, jobs, score, chat, completions, playground):
         app.include_router(module.router)
+    app.mount("/static", playground.static_files, name="static")
     return app
