@@ -212,3 +212,29 @@ def test_plain_request_cancelled_when_the_client_leaves(slow_server: LiveServer)
         time.sleep(0.05)
     assert sandbox_busy_processes(slow_server) == 0
     assert slow_server.runtime.gate.running == 0
+
+
+def test_openapi_documents_every_route(http: httpx.Client) -> None:
+    paths = http.get("/openapi.json").json()["paths"]
+    for path in (
+        "/v1/solve", "/v1/jobs", "/v1/jobs/{job_id}", "/v1/score", "/v1/execute",
+        "/v1/chat/completions", "/v1/completions", "/v1/models", "/health", "/metrics",
+    ):  # fmt: skip
+        assert path in paths, path
+    assert set(paths["/v1/jobs/{job_id}"]) == {"get", "delete"}
+    assert "text/event-stream" in paths["/v1/solve"]["post"]["responses"]["200"]["content"]
+    assert "/" not in paths  # the playground page is not part of the API
+
+
+def test_chat_log_line_names_model_and_user(http: httpx.Client, caplog: pytest.LogCaptureFixture) -> None:
+    body = {
+        "model": "mucode",
+        "user": "alice",
+        "messages": [{"role": "user", "content": PROMPT}],
+        "tests": TESTS,
+    }
+    with caplog.at_level(logging.INFO, logger="mucode.access"):
+        assert http.post("/v1/chat/completions", json=body).status_code == 200
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "mucode.access"]
+    line = next(entry for entry in lines if entry["route"] == "/v1/chat/completions")
+    assert line["model"] == "mucode" and line["user"] == "alice" and line["stream"] is False

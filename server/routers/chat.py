@@ -32,6 +32,7 @@ async def chat_completions(
 ) -> ChatCompletion | StreamingResponse:
     """OpenAI chat completions. With `model: "mucode"` the last user message is solved by the search;
     with the generator's id it is plain chat. `stream: true` sends SSE chunks."""
+    http.state.log.update(model=request.model, user=request.user, stream=request.stream)
     if request.stream:
         return StreamingResponse(chat.stream(request), media_type="text/event-stream")
     return await unless_disconnected(http, chat.complete(request))

@@ -18,6 +18,7 @@ async def create_completion(
     """OpenAI completions on the raw generator (model `mucode` or the generator's id): autocomplete.
     With `suffix`, fill-in-the-middle through the model's FIM tokens (422 for a model without them).
     `logprobs` is ignored. `stream: true` sends SSE chunks, one per choice."""
+    request.state.log.update(model=body.model, user=body.user, fim=body.suffix is not None)
     generator = runtime.engine.generator
     completions.check_model(body, generator)
     if body.stream:

@@ -44,6 +44,7 @@ async def solve(
         )
     result = await unless_disconnected(request, solver.solve(body.to_problem(), options))
     response.headers["X-Mucode-Cache"] = "hit" if result.cached else "miss"
+    request.state.log.update(cache=response.headers["X-Mucode-Cache"], turns=len(result.turns))
     return result
 
 
