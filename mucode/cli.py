@@ -247,6 +247,53 @@ def solve(
     raise typer.Exit(0 if result.passed_public else 1)
 
 
+train_app = typer.Typer(help="Training: the µCode verifier (more stages follow).", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+
+
+@train_app.command("verifier")
+def train_verifier_command(
+    codes: Annotated[Path, typer.Argument(help="JSONL of LabeledCode: problem_id, prompt, code, passed.")],
+    base: Annotated[str, typer.Option(help="Base model: HF folder or hub id.")],
+    out: Annotated[Path, typer.Option(help="Where the verifier is saved (load it with MUCODE_VERIFIER).")],
+    loss: Annotated[str, typer.Option(help="bt (Bradley–Terry pairs) or bce (pointwise).")] = "bt",
+    lora: Annotated[bool, typer.Option(help="Train a LoRA adapter instead of the full model.")] = False,
+    epochs: Annotated[int, typer.Option()] = 2,
+    lr: Annotated[float, typer.Option()] = 1e-5,
+    pairs_per_problem: Annotated[int, typer.Option()] = 32,
+    holdout: Annotated[float, typer.Option(help="Share of problems held out for the metrics.")] = 0.2,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Train the verifier R(problem, code) on labelled programs; prints held-out pairwise accuracy
+    and AUC, and saves a folder the server loads as its verifier."""
+    from pydantic import ValidationError
+
+    from mucode.training.schemas import LabeledCode, read_jsonl
+    from mucode.training.verifier import VerifierConfig, train_verifier
+
+    try:
+        config = VerifierConfig(
+            base=base, out=out, loss=loss, lora=lora, epochs=epochs, lr=lr,
+            pairs_per_problem=pairs_per_problem, holdout=holdout, seed=seed,
+        )  # fmt: skip
+        records = read_jsonl(codes, LabeledCode)
+    except ValidationError as exc:
+        raise _fail(f"{exc.errors()[0]['loc'][-1]}: {exc.errors()[0]['msg']}") from None
+    except (OSError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    from rich.progress import Progress as Bar
+
+    with Bar(console=err_console, transient=True) as bar:
+        task = bar.add_task("verifier", total=None)
+        try:
+            report = train_verifier(
+                records, config, lambda stage, done, total: bar.update(task, completed=done, total=total)
+            )
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
+    console.print_json(report.model_dump_json())
+
+
 models_app = typer.Typer(help="The default model bundle.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 

@@ -251,7 +251,7 @@ def load_humaneval(path: str | Path | None = None) -> list[Problem]:
 
         path = HUMAN_EVAL
     problems = []
-    for _, row in _read_jsonl(Path(path)):
+    for _, row in iter_jsonl(Path(path)):
         task_id, entry, prompt = str(row["task_id"]), str(row["entry_point"]), str(row["prompt"])
         wrong = HUMANEVAL_WRONG_EXAMPLES.get(task_id, set())
         public = [t for t in docstring_examples(prompt, entry) if t not in wrong]
@@ -276,7 +276,7 @@ def load_jsonl(path: str | Path) -> list[Problem]:
     Errors name the file and line, so a bad row in a large set is easy to find.
     """
     problems = []
-    for number, row in _read_jsonl(Path(path)):
+    for number, row in iter_jsonl(Path(path)):
         try:
             row.setdefault("source", "jsonl")
             problems.append(Problem.model_validate(row))
@@ -285,7 +285,7 @@ def load_jsonl(path: str | Path) -> list[Problem]:
     return problems
 
 
-def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, object]]]:
+def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, object]]]:
     """(line number, object) for each non-blank line."""
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8") as handle:

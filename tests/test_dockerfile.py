@@ -163,7 +163,9 @@ def test_dockerfile_commands_build_and_serve(tmp_path: Path) -> None:
             continue  # the apt lines are checked by test_apt_packages_install_on_bookworm
         command = command.replace("/opt/venv", str(base / "venv"))
         if command.startswith("python "):
-            command = f"{sys.base_prefix}/bin/python3 " + command.removeprefix("python ")
+            # The image's interpreter is readable by its uid; so is the system one here (a Python
+            # under /root would not be, and the server below runs as the image's uid).
+            command = "/usr/bin/python3 " + command.removeprefix("python ")
         done = subprocess.run(command, shell=True, cwd=base / "src", env=env, capture_output=True, text=True)
         assert done.returncode == 0, f"{command}\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
     base.chmod(0o755)

@@ -1,0 +1,54 @@
+"""The records training reads and writes, as JSONL (one model per line; ``datasets`` loads them
+with ``load_dataset("json", ...)``). They reuse the engine's trace models, so a server trace and a
+training rollout are one format."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel, Field, ValidationError
+
+from mucode.problems import iter_jsonl
+
+
+class LabeledCode(BaseModel):
+    """One program for a problem with its oracle label: what the verifier learns from."""
+
+    problem_id: str
+    prompt: str = Field(..., description="The problem text the verifier reads with the code.")
+    code: str
+    passed: bool = Field(..., description="Oracle: passes the public and the private tests.")
+    iteration: int = Field(0, description="Expert-iteration round that produced it.")
+
+
+class Pair(BaseModel):
+    """A correct and an incorrect program of the same problem (Bradley–Terry training)."""
+
+    problem_id: str
+    prompt: str
+    chosen: str
+    rejected: str
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_jsonl(path: str | Path, model: type[M]) -> list[M]:
+    """Records of one model from a JSONL file; a bad line is an error naming the file and line."""
+    records = []
+    for number, row in iter_jsonl(Path(path)):
+        try:
+            records.append(model.model_validate(row))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "record"
+            raise ValueError(f"{path}:{number}: not a valid {model.__name__}: {where}: {first['msg']}") from exc
+    return records
+
+
+def write_jsonl(records: Iterable[BaseModel], path: str | Path) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(record.model_dump_json() + "\n")

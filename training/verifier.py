@@ -1,0 +1,219 @@
+"""Train the verifier R(problem, code), top to bottom.
+
+A Hugging Face sequence-classification model with one output (read at the last non-pad token,
+like the server's ``HFVerifier``), fed ``verifier_input(problem, code)`` — the very text the
+server scores. Loss: Bradley–Terry on (correct, incorrect) pairs of the same problem,
+-log σ(r⁺ − r⁻) + reg·(r⁺² + r⁻²)/2 (the default, as in the paper), or pointwise BCE on the labels.
+Pairs are sampled with a seed. Some problems are held out (never trained on) to report pairwise
+accuracy and AUC. Full fine-tune, or a LoRA adapter (PEFT) with the head trained in full.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from mucode.server.engine.verifier import verifier_input
+
+from .schemas import LabeledCode, Pair
+
+Progress = Callable[[str, int, int], None]
+
+
+class VerifierConfig(BaseModel):
+    base: str = Field(..., description="Base model: HF folder or hub id (the generator's base, or smaller).")
+    out: Path
+    loss: Literal["bt", "bce"] = "bt"
+    lora: bool = False
+    lora_rank: int = 16
+    lr: float = 1e-5
+    epochs: int = 2
+    pairs_per_problem: int = 32
+    batch_size: int = 8
+    reg: float = 1e-3
+    max_length: int = 1024
+    holdout: float = Field(0.2, ge=0.0, lt=1.0, description="Share of problems held out for the metrics.")
+    seed: int = 0
+
+
+class VerifierReport(BaseModel):
+    base: str
+    loss: str
+    lora: bool
+    train_problems: int
+    heldout_problems: int
+    train_examples: int
+    pairwise_accuracy: float | None = Field(None, description="Held out: correct scored above incorrect.")
+    auc: float | None = Field(None, description="Held out: ROC AUC of the scores against the labels.")
+    final_loss: float
+    seconds: float
+
+
+def split_by_problem(
+    codes: list[LabeledCode], holdout: float, seed: int
+) -> tuple[list[LabeledCode], list[LabeledCode]]:
+    problems = sorted({c.problem_id for c in codes})
+    random.Random(seed).shuffle(problems)
+    held = set(problems[: round(len(problems) * holdout)])
+    return [c for c in codes if c.problem_id not in held], [c for c in codes if c.problem_id in held]
+
+
+def sample_pairs(codes: list[LabeledCode], per_problem: int, seed: int) -> list[Pair]:
+    """Up to ``per_problem`` distinct (correct, incorrect) pairs per problem, seeded."""
+    rng = random.Random(seed)
+    by_problem: dict[str, list[LabeledCode]] = defaultdict(list)
+    for c in codes:
+        by_problem[c.problem_id].append(c)
+    pairs = []
+    for problem_id in sorted(by_problem):
+        group = by_problem[problem_id]
+        good = sorted({c.code for c in group if c.passed})
+        bad = sorted({c.code for c in group if not c.passed})
+        combos = [(g, b) for g in good for b in bad]
+        rng.shuffle(combos)
+        prompt = group[0].prompt
+        pairs += [
+            Pair(problem_id=problem_id, prompt=prompt, chosen=g, rejected=b) for g, b in combos[:per_problem]
+        ]
+    return pairs
+
+
+def auc(scores: list[float], labels: list[bool]) -> float | None:
+    """ROC AUC as the chance a correct program outscores an incorrect one (ties count half)."""
+    pos = [s for s, y in zip(scores, labels, strict=True) if y]
+    neg = [s for s, y in zip(scores, labels, strict=True) if not y]
+    if not pos or not neg:
+        return None
+    wins = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p in pos for n in neg)
+    return wins / (len(pos) * len(neg))
+
+
+def load_model(config: VerifierConfig) -> tuple[Any, Any]:
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(config.base)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    # A fresh one-output head on the base, every time (the paper re-initialises each iteration).
+    model = AutoModelForSequenceClassification.from_pretrained(config.base, num_labels=1, dtype=torch.float32)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    if config.lora:
+        from peft import LoraConfig, get_peft_model
+
+        lora = LoraConfig(
+            task_type="SEQ_CLS",
+            r=config.lora_rank,
+            lora_alpha=2 * config.lora_rank,
+            target_modules="all-linear",
+        )
+        model = get_peft_model(model, lora)  # SEQ_CLS keeps the new head trainable in full
+    return model, tokenizer
+
+
+def score_texts(model: Any, tokenizer: Any, texts: list[str], max_length: int) -> Any:
+    batch = tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=max_length)
+    return model(**batch).logits[:, 0].float()
+
+
+def evaluate(
+    model: Any, tokenizer: Any, codes: list[LabeledCode], config: VerifierConfig
+) -> dict[str, float | None]:
+    import torch
+
+    if not codes:
+        return {"pairwise_accuracy": None, "auc": None}
+    model.eval()
+    scores: list[float] = []
+    with torch.inference_mode():
+        for start in range(0, len(codes), config.batch_size):
+            chunk = codes[start : start + config.batch_size]
+            texts = [verifier_input(c.prompt, c.code) for c in chunk]
+            scores += score_texts(model, tokenizer, texts, config.max_length).tolist()
+    by_problem: dict[str, list[tuple[float, bool]]] = defaultdict(list)
+    for c, s in zip(codes, scores, strict=True):
+        by_problem[c.problem_id].append((s, c.passed))
+    right = total = 0.0
+    for group in by_problem.values():
+        for sp, yp in group:
+            for sn, yn in group:
+                if yp and not yn:
+                    total += 1
+                    right += 1.0 if sp > sn else 0.5 if sp == sn else 0.0
+    return {
+        "pairwise_accuracy": right / total if total else None,
+        "auc": auc(scores, [c.passed for c in codes]),
+    }
+
+
+def train_verifier(
+    codes: list[LabeledCode], config: VerifierConfig, progress: Progress | None = None
+) -> VerifierReport:
+    import torch
+
+    started = time.perf_counter()
+    torch.manual_seed(config.seed)
+    train, held = split_by_problem(codes, config.holdout, config.seed)
+    model, tokenizer = load_model(config)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr)
+
+    if config.loss == "bt":
+        examples: list[Any] = sample_pairs(train, config.pairs_per_problem, config.seed)
+    else:
+        examples = list(train)
+    if not examples:
+        raise ValueError(
+            "no training examples: the verifier needs problems with both correct and incorrect code"
+        )
+    rng = random.Random(config.seed)
+    steps = config.epochs * ((len(examples) + config.batch_size - 1) // config.batch_size)
+    step, loss_value = 0, float("nan")
+    model.train()
+    for _ in range(config.epochs):
+        rng.shuffle(examples)
+        for start in range(0, len(examples), config.batch_size):
+            batch = examples[start : start + config.batch_size]
+            if config.loss == "bt":
+                texts = [verifier_input(p.prompt, p.chosen) for p in batch] + [
+                    verifier_input(p.prompt, p.rejected) for p in batch
+                ]
+                scores = score_texts(model, tokenizer, texts, config.max_length)
+                chosen, rejected = scores[: len(batch)], scores[len(batch) :]
+                loss = -torch.nn.functional.logsigmoid(chosen - rejected).mean()
+                loss = loss + config.reg * (chosen.pow(2) + rejected.pow(2)).mean() / 2
+            else:
+                texts = [verifier_input(c.prompt, c.code) for c in batch]
+                labels = torch.tensor([float(c.passed) for c in batch])
+                scores = score_texts(model, tokenizer, texts, config.max_length)
+                loss = torch.nn.functional.binary_cross_entropy_with_logits(scores, labels)
+            optimizer.zero_grad()
+            torch.autograd.backward(loss)
+            optimizer.step()
+            step, loss_value = step + 1, float(loss.detach())
+            if progress:
+                progress("verifier", step, steps)
+
+    metrics = evaluate(model, tokenizer, held, config)
+    config.out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(config.out)
+    tokenizer.save_pretrained(config.out)
+    report = VerifierReport(
+        base=config.base,
+        loss=config.loss,
+        lora=config.lora,
+        train_problems=len({c.problem_id for c in train}),
+        heldout_problems=len({c.problem_id for c in held}),
+        train_examples=len(examples),
+        final_loss=loss_value,
+        seconds=round(time.perf_counter() - started, 1),
+        **metrics,
+    )
+    (config.out / "verifier-report.json").write_text(json.dumps(report.model_dump(), indent=2))
+    return report
