@@ -10,8 +10,10 @@ Configurations, all in one run with one loaded model:
 
     .venv/bin/python bench/humaneval.py [--limit K] [--configs greedy-1,bon5-pt] [--out report.json]
 
-The generator is the engine's default (MUCODE_GENERATOR / MUCODE_MODEL override it). Results
-are written after every configuration, so an interrupted run keeps what it finished.
+The generator is the engine's default (MUCODE_GENERATOR / MUCODE_MODEL override it). Each
+problem's result is appended to REPORT.CONFIG.jsonl as soon as it is known, and a rerun with the
+same options skips the problems already there: an interrupted run resumes where it stopped.
+"minutes" is the sum of the per-problem times (model loading and skipped rows excluded).
 """
 
 from __future__ import annotations
@@ -48,42 +50,70 @@ async def grade(pool: SandboxPool, problem: Problem, code: str | None) -> bool:
 
 
 async def run_config(
-    engine: SearchEngine, pool: SandboxPool, problems: list[Problem], name: str, max_tokens: int, seed: int
+    engine: SearchEngine,
+    pool: SandboxPool,
+    problems: list[Problem],
+    name: str,
+    max_tokens: int,
+    seed: int,
+    rows_path: Path,
 ) -> dict[str, Any]:
+    """Runs one configuration, one JSONL row per problem as it goes; rows already in ``rows_path``
+    (an interrupted run) are kept, not rerun."""
     options = SolveOptions(**CONFIGS[name], max_tokens=max_tokens, seed=seed)
-    started = time.perf_counter()
-    passed, per_turn, tokens, turns_used = 0, [0] * options.turns, 0, 0
-    for k, problem in enumerate(problems, start=1):
-        result = await engine.solve(problem, options)
-        ok = await grade(pool, problem, result.final_code)
-        passed += ok
-        tokens += result.usage.completion_tokens
-        turns_used += len(result.turns)
-        # pass@1 per turn: the answer if the search had stopped after turn t.
-        answer_by_turn: list[str | None] = []
-        for record in result.turns:
-            answer_by_turn.append(record.chosen.code)
-        answer_by_turn += [answer_by_turn[-1]] * (options.turns - len(answer_by_turn))
-        for t, code in enumerate(answer_by_turn):
-            per_turn[t] += ok if code == result.final_code else await grade(pool, problem, code)
-        elapsed = time.perf_counter() - started
-        print(
-            f"  {name} {k}/{len(problems)} {problem.id}: {'pass' if ok else 'fail'} "
-            f"({passed}/{k}, {elapsed / 60:.1f} min)",
-            flush=True,
-        )
-    minutes = (time.perf_counter() - started) / 60
+    done = {}
+    if rows_path.exists():
+        for line in rows_path.read_text().splitlines():
+            row = json.loads(line)
+            if row["options"] == options.model_dump(mode="json"):
+                done[row["problem"]] = row
+    with rows_path.open("a") as out:
+        for k, problem in enumerate(problems, start=1):
+            if problem.id in done:
+                continue
+            started = time.perf_counter()
+            result = await engine.solve(problem, options)
+            ok = await grade(pool, problem, result.final_code)
+            # pass@1 per turn: the answer if the search had stopped after turn t.
+            answers = [record.chosen.code for record in result.turns]
+            answers += [answers[-1]] * (options.turns - len(answers))
+            by_turn = [
+                ok if code == result.final_code else await grade(pool, problem, code) for code in answers
+            ]
+            row = {
+                "problem": problem.id,
+                "options": options.model_dump(mode="json"),
+                "passed": ok,
+                "passed_by_turn": by_turn,
+                "completion_tokens": result.usage.completion_tokens,
+                "turns": len(result.turns),
+                "seconds": round(time.perf_counter() - started, 2),
+            }
+            done[problem.id] = row
+            out.write(json.dumps(row) + "\n")
+            out.flush()
+            passed = sum(r["passed"] for r in done.values())
+            print(
+                f"  {name} {k}/{len(problems)} {problem.id}: {'pass' if ok else 'fail'} "
+                f"({passed}/{len(done)} so far)",
+                flush=True,
+            )
+    rows = [done[p.id] for p in problems]
+    minutes = sum(r["seconds"] for r in rows) / 60
     return {
         "config": name,
         "options": options.model_dump(),
-        "problems": len(problems),
-        "passed": passed,
-        "pass_rate": round(100 * passed / len(problems), 1),
-        "pass_rate_by_turn": [round(100 * p / len(problems), 1) for p in per_turn],
-        "completion_tokens": tokens,
-        "mean_turns": round(turns_used / len(problems), 2),
+        "problems": len(rows),
+        "passed": sum(r["passed"] for r in rows),
+        "pass_rate": round(100 * sum(r["passed"] for r in rows) / len(rows), 1),
+        "pass_rate_by_turn": [
+            round(100 * sum(r["passed_by_turn"][t] for r in rows) / len(rows), 1)
+            for t in range(options.turns)
+        ],
+        "completion_tokens": sum(r["completion_tokens"] for r in rows),
+        "mean_turns": round(sum(r["turns"] for r in rows) / len(rows), 2),
         "minutes": round(minutes, 1),
-        "problems_per_minute": round(len(problems) / minutes, 2),
+        "problems_per_minute": round(len(rows) / max(minutes, 1e-6), 2),
     }
 
 
@@ -97,6 +127,7 @@ async def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("humaneval-report.json"))
     args = parser.parse_args()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
 
     settings = EngineSettings()
     generator = load_generator(settings)
@@ -116,8 +147,9 @@ async def main() -> None:
     async with SandboxPool() as pool:
         engine = SearchEngine(generator, pool, verifier)
         for name in names:
+            rows = args.out.with_name(f"{args.out.stem}.{name}.jsonl")
             report["results"].append(
-                await run_config(engine, pool, problems, name, args.max_tokens, args.seed)
+                await run_config(engine, pool, problems, name, args.max_tokens, args.seed, rows)
             )
             args.out.write_text(json.dumps(report, indent=2))
     await generator.close()
