@@ -1,29 +1,43 @@
 """A generator that answers from a script instead of a model.
 
-For tests, the load benchmark and demos: answers are instant and exactly reproducible, and the
-whole engine (extraction, sandbox, selection, feedback) runs for real around them. A script is a
-list of turns, each a list of answers; turn k of a solve samples from script[k] round-robin.
+For tests, the load benchmark, training tests and demos: answers are instant and exactly
+reproducible, and the whole engine (extraction, sandbox, selection, feedback) runs for real
+around them. A script is a list of turns, each a list of answers: turn k of a solve answers
+from script[k], round-robin. A script can also be an object mapping a function name to such a
+list; a conversation gets the entry whose ``def name(`` its first user message shows (a policy
+over a problem set). ``{"seeded": true, "script": ...}`` draws each answer at random with the
+request's seed instead of round-robin, like sampling: a rollout policy mixing right and wrong.
 """
 
 from __future__ import annotations
 
 import json
+import random
+import re
 from collections import deque
 from pathlib import Path
+from typing import Any
 
 from ..fim import KNOWN
 from ..trace import ChatMessage
-from .base import Completion, Generator, SamplingParams
+from .base import Completion, Generator, GeneratorError, SamplingParams
+
+Script = list[list[str]]
+DEF = re.compile(r"def\s+(\w+)\s*\(")
 
 
 class ScriptedGenerator(Generator):
     backend = "scripted"
     fim = KNOWN[0]  # so /v1/completions with `suffix` can be tested without a model
 
-    def __init__(self, turns: list[list[str]], model: str = "scripted") -> None:
-        if not turns or not all(turns):
+    def __init__(
+        self, turns: Script | dict[str, Script], model: str = "scripted", *, seeded: bool = False
+    ) -> None:
+        scripts = turns if isinstance(turns, dict) else {"": turns}
+        if not scripts or not all(script and all(script) for script in scripts.values()):
             raise ValueError("a script needs at least one answer per turn")
-        self.turns = turns
+        self.scripts = scripts
+        self.seeded = seeded
         self.model = model
         # The latest conversations seen, for tests; bounded so a long-running server does not grow.
         self.calls: deque[list[ChatMessage]] = deque(maxlen=64)
@@ -31,24 +45,51 @@ class ScriptedGenerator(Generator):
 
     @classmethod
     def from_file(cls, path: str | Path) -> ScriptedGenerator:
-        """A JSON file holding a list of turns, each a list of answer strings."""
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        return cls([[str(answer) for answer in turn] for turn in data], model=Path(path).name)
+        """A JSON file: a list of turns, an object of them by function name, or either wrapped
+        as ``{"seeded": true, "script": ...}``."""
+        data: Any = json.loads(Path(path).read_text(encoding="utf-8"))
+        seeded = False
+        if isinstance(data, dict) and "script" in data:
+            seeded, data = bool(data.get("seeded")), data["script"]
+        if isinstance(data, dict):
+            script: Script | dict[str, Script] = {str(k): _turns(v) for k, v in data.items()}
+        else:
+            script = _turns(data)
+        return cls(script, model=Path(path).name, seeded=seeded)
+
+    def _script(self, messages: list[ChatMessage]) -> Script:
+        if "" in self.scripts:
+            return self.scripts[""]
+        first = next((m.content for m in messages if m.role == "user"), "")
+        for name in DEF.findall(first):
+            if name in self.scripts:
+                return self.scripts[name]
+        raise GeneratorError(f"the script has no answers for this problem (it knows {sorted(self.scripts)})")
 
     async def sample(self, messages: list[ChatMessage], params: SamplingParams) -> list[Completion]:
         self.calls.append(list(messages))
+        turns = self._script(messages)
         turn = sum(m.role == "assistant" for m in messages)
-        answers = self.turns[min(turn, len(self.turns) - 1)]
+        answers = turns[min(turn, len(turns) - 1)]
         return self._answer(answers, sum(len(m.content.split()) for m in messages), params)
 
     async def complete(self, prompt: str, params: SamplingParams) -> list[Completion]:
         """Raw completions answer from the script's first turn."""
         self.prompts.append(prompt)
-        return self._answer(self.turns[0], len(prompt.split()), params)
+        return self._answer(next(iter(self.scripts.values()))[0], len(prompt.split()), params)
 
-    @staticmethod
-    def _answer(answers: list[str], prompt_tokens: int, params: SamplingParams) -> list[Completion]:
+    def _answer(self, answers: list[str], prompt_tokens: int, params: SamplingParams) -> list[Completion]:
+        if self.seeded:
+            rng = random.Random(params.seed)
+            texts = [rng.choice(answers) for _ in range(params.n)]
+        else:
+            texts = [answers[i % len(answers)] for i in range(params.n)]
         return [
-            Completion(text=text, prompt_tokens=prompt_tokens, completion_tokens=len(text.split()))
-            for text in (answers[i % len(answers)] for i in range(params.n))
+            Completion(text=t, prompt_tokens=prompt_tokens, completion_tokens=len(t.split())) for t in texts
         ]
+
+
+def _turns(value: Any) -> Script:
+    if not isinstance(value, list) or not all(isinstance(turn, list) for turn in value):
+        raise ValueError("a script is a list of turns, each a list of answer strings")
+    return [[str(answer) for answer in turn] for turn in value]
