@@ -247,7 +247,7 @@ def solve(
     raise typer.Exit(0 if result.passed_public else 1)
 
 
-train_app = typer.Typer(help="Training: the µCode verifier (more stages follow).", no_args_is_help=True)
+train_app = typer.Typer(help="Training: µCode expert iteration and its stages.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
 
 
@@ -294,6 +294,96 @@ def train_verifier_command(
     console.print_json(report.model_dump_json())
 
 
+@train_app.command("iterate")
+def train_iterate_command(
+    problems: Annotated[
+        str, typer.Option(help="humaneval:fold0, humaneval:fold1, humaneval or a JSONL file.")
+    ],
+    base: Annotated[str, typer.Option(help="The generator's base model (HF folder or hub id).")],
+    out: Annotated[Path, typer.Option(help="Run folder; the checkpoint for `mucode serve --checkpoint`.")],
+    iterations: Annotated[int, typer.Option()] = 2,
+    verifier_base: Annotated[str | None, typer.Option(help="Verifier base (default: --base).")] = None,
+    rollouts_per_problem: Annotated[int, typer.Option()] = 4,
+    turns: Annotated[int, typer.Option()] = 3,
+    temperature: Annotated[float, typer.Option()] = 0.7,
+    max_tokens: Annotated[int, typer.Option(help="Tokens per rollout answer.")] = 768,
+    lora: Annotated[bool, typer.Option(help="LoRA adapters for the generator and the verifier.")] = False,
+    sft_lr: Annotated[float, typer.Option()] = 5e-7,
+    sft_epochs: Annotated[int, typer.Option()] = 2,
+    verifier_lr: Annotated[float, typer.Option()] = 1e-6,
+    verifier_epochs: Annotated[int, typer.Option()] = 2,
+    pairs_per_problem: Annotated[int, typer.Option()] = 32,
+    holdout: Annotated[float, typer.Option(help="Share of problems held out for the stage metrics.")] = 0.2,
+    seed: Annotated[int, typer.Option()] = 0,
+    policy_script: Annotated[
+        Path | None, typer.Option(help="Roll out a scripted policy (JSON script) instead of the generator.")
+    ] = None,
+    tensorboard: Annotated[
+        bool, typer.Option(help="Log SFT to TensorBoard (OUT/iter-i/generator/trainer).")
+    ] = False,
+) -> None:
+    """µCode expert iteration: rollouts, verifier, relabel, SFT, `--iterations` times; resumes a
+    crashed run where it stopped. Prints a summary table and writes OUT/mucode.json."""
+    from pydantic import ValidationError
+
+    from mucode.server.engine.generators.scripted import ScriptedGenerator
+    from mucode.server.engine.loading import load_generator
+    from mucode.server.engine.settings import EngineSettings
+    from mucode.training.iterate import IterateConfig, StageFailure, iterate
+    from mucode.training.problems import load_problem_set
+
+    try:
+        config = IterateConfig(
+            problems=problems, base=base, verifier_base=verifier_base, out=out, iterations=iterations,
+            rollouts_per_problem=rollouts_per_problem, turns=turns, temperature=temperature,
+            max_tokens=max_tokens, lora=lora, sft_lr=sft_lr, sft_epochs=sft_epochs, verifier_lr=verifier_lr,
+            verifier_epochs=verifier_epochs, pairs_per_problem=pairs_per_problem, holdout=holdout, seed=seed,
+            report_to=["tensorboard"] if tensorboard else [],
+        )  # fmt: skip
+        problem_set = load_problem_set(problems)
+    except ValidationError as exc:
+        raise _fail(f"{exc.errors()[0]['loc'][-1]}: {exc.errors()[0]['msg']}") from None
+    except (OSError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+
+    def policy(model: str) -> Any:
+        if policy_script is not None:
+            return ScriptedGenerator.from_file(policy_script)
+        return load_generator(EngineSettings(model=model))
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"))
+    with Progress(*columns, TimeRemainingColumn(), console=err_console) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        try:
+            manifest = iterate(
+                config, problem_set, policy, progress, log=lambda line: bar.console.print(line)
+            )
+        except StageFailure as exc:
+            raise _fail(str(exc)) from None
+    table = Table(
+        "iteration", "rollout success", "verifier AUC", "SFT rows", "held-out log p before -> after"
+    )
+    for m in manifest.iterations:
+        sft = m["sft"]
+        table.add_row(
+            str(m["iteration"]),
+            f"{m['rollouts']['success_rate']:.2f}",
+            "n/a" if m["verifier"]["auc"] is None else f"{m['verifier']['auc']:.3f}",
+            str(m["relabel"]["rows"]),
+            f"{sft['heldout_logprob_before']} -> {sft['heldout_logprob_after']}",
+        )
+    console.print(table)
+    console.print(f"checkpoint: {out} (mucode serve --checkpoint {out})")
+
+
 models_app = typer.Typer(help="The default model bundle.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 
@@ -337,6 +427,9 @@ def serve(
     ] = None,
     model: Annotated[str | None, typer.Option(help="Model path, GGUF or hub id (MUCODE_MODEL).")] = None,
     verifier: Annotated[str | None, typer.Option(help="Verifier folder or `none` (MUCODE_VERIFIER).")] = None,
+    checkpoint: Annotated[
+        str | None, typer.Option(help="Training checkpoint: its generator and verifier (MUCODE_CHECKPOINT).")
+    ] = None,
     redis_url: Annotated[
         str | None, typer.Option(help="Redis for cache, limits, jobs (MUCODE_REDIS_URL).")
     ] = None,
@@ -361,7 +454,7 @@ def serve(
     from mucode.server.app import create_app
     from mucode.server.engine.loading import ensure_model
 
-    engine = {"generator": generator, "model": model, "verifier": verifier}
+    engine = {"generator": generator, "model": model, "verifier": verifier, "checkpoint": checkpoint}
     server = {
         "host": host,
         "port": port,

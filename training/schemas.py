@@ -44,7 +44,9 @@ def read_jsonl(path: str | Path, model: type[M]) -> list[M]:
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(part) for part in first["loc"]) or "record"
-            raise ValueError(f"{path}:{number}: not a valid {model.__name__}: {where}: {first['msg']}") from exc
+            raise ValueError(
+                f"{path}:{number}: not a valid {model.__name__}: {where}: {first['msg']}"
+            ) from exc
     return records
 
 

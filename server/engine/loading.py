@@ -18,8 +18,11 @@ def resolve_backend(settings: EngineSettings) -> str:
         return settings.generator
     if settings.openai_base_url:
         return "openai"
+    model = settings.resolved().model
+    # llama.cpp reads GGUF only: a Hugging Face folder or hub id goes to vLLM or transformers.
+    gguf = model is None or model.endswith(".gguf")
     for backend, module in (("vllm", "vllm"), ("llama-cpp", "llama_cpp")):
-        if importlib.util.find_spec(module) is not None:
+        if (gguf or backend != "llama-cpp") and importlib.util.find_spec(module) is not None:
             return backend
     return "transformers"
 
@@ -27,6 +30,7 @@ def resolve_backend(settings: EngineSettings) -> str:
 def ensure_model(settings: EngineSettings, progress: Progress | None = None) -> None:
     """Pull the default model bundle now if the chosen backend will need it (a no-op once cached),
     so a long first download shows progress before the server starts."""
+    settings = settings.resolved()
     if settings.model is not None:
         return
     backend = resolve_backend(settings)
@@ -37,6 +41,7 @@ def ensure_model(settings: EngineSettings, progress: Progress | None = None) -> 
 
 
 def load_generator(settings: EngineSettings, progress: Progress | None = None) -> Generator:
+    settings = settings.resolved()
     backend = resolve_backend(settings)
     model = settings.model
     if backend == "scripted":
@@ -74,6 +79,7 @@ def load_generator(settings: EngineSettings, progress: Progress | None = None) -
 
 
 def load_configured_verifier(settings: EngineSettings) -> HFVerifier | None:
+    settings = settings.resolved()
     verifier = load_verifier(settings.verifier, device=settings.device)
     log.info("verifier: %s", verifier.name if verifier else "none (selection by public tests)")
     return verifier

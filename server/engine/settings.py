@@ -31,3 +31,20 @@ class EngineSettings(BaseSettings):
     )
     openai_api_key: str | None = Field(None, description="Bearer token for the upstream.")
     script: str | None = Field(None, description="JSON script for the `scripted` backend.")
+    checkpoint: str | None = Field(
+        None, description="A training checkpoint (folder with mucode.json): its generator and verifier."
+    )
+
+    def resolved(self) -> EngineSettings:
+        """With a checkpoint, the model and verifier it names (explicit settings still win)."""
+        if not self.checkpoint:
+            return self
+        from .checkpoint import read_manifest, resolve
+
+        manifest = read_manifest(self.checkpoint)
+        return self.model_copy(
+            update={
+                "model": self.model or resolve(self.checkpoint, manifest.generator),
+                "verifier": self.verifier or resolve(self.checkpoint, manifest.verifier),
+            }
+        )

@@ -1,0 +1,159 @@
+"""`mucode train iterate --iterations 2` end to end on tiny models the test builds, with a scripted
+rollout policy that mixes right and wrong programs (so labels exist): the verifier separates
+held-out code, SFT raises the likelihood of expert targets on held-out states, a crash injected
+after a stage resumes without redoing finished stages, and `mucode serve --checkpoint` answers
+/v1/solve with the trained generator and verifier."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytest.importorskip("trl")
+
+from mucode.problems import Problem, write_jsonl
+from mucode.server.engine.checkpoint import read_manifest
+
+from .conftest import free_port, run_cli
+from .tiny_models import build_causal_lm, build_classifier
+
+NAMES = ["sort_a", "sort_b", "sort_c", "sort_d", "sort_e", "sort_f"]
+
+
+def right(name: str) -> str:
+    return f"```python\ndef {name}(xs):\n    return sorted(xs)\n```"
+
+
+def wrong(name: str) -> str:
+    return f"```python\ndef {name}(xs):\n    return list(xs)\n```"
+
+
+def write_problems(path: Path) -> None:
+    problems = [
+        Problem(
+            id=f"toy/{k}",
+            prompt=f'def {name}(xs):\n    """Return the items of xs in increasing order."""\n',
+            entry_point=name,
+            public_tests=[f"assert {name}([2, 1]) == [1, 2]"],
+            private_tests=[f"assert {name}([3, 1, 2]) == [1, 2, 3]", f"assert {name}([]) == []"],
+        )
+        for k, name in enumerate(NAMES)
+    ]
+    write_jsonl(problems, path)
+
+
+def write_policy(path: Path) -> None:
+    """Seeded sampling among right and wrong answers, per problem: some episodes fail at first
+    and are fixed later, some never succeed."""
+    script = {
+        name: [[wrong(name), wrong(name), right(name)], [wrong(name), right(name)], [wrong(name)]]
+        for name in NAMES
+    }
+    path.write_text(json.dumps({"seeded": True, "script": script}))
+
+
+def iterate_args(tmp: Path) -> list[str]:
+    return [
+        "train", "iterate",
+        "--problems", str(tmp / "problems.jsonl"),
+        "--base", str(tmp / "generator-base"),
+        "--verifier-base", str(tmp / "verifier-base"),
+        "--out", str(tmp / "run"),
+        "--iterations", "2",
+        "--rollouts-per-problem", "4",
+        "--max-tokens", "64",
+        "--policy-script", str(tmp / "policy.json"),
+        "--holdout", "0.34",
+        "--sft-lr", "3e-3", "--sft-epochs", "3",
+        "--verifier-lr", "3e-3", "--verifier-epochs", "4", "--pairs-per-problem", "8",
+    ]  # fmt: skip
+
+
+def test_iterate_resumes_trains_and_serves(tmp_path: Path) -> None:
+    build_causal_lm(tmp_path / "generator-base")
+    build_classifier(tmp_path / "verifier-base")
+    write_problems(tmp_path / "problems.jsonl")
+    write_policy(tmp_path / "policy.json")
+    run = tmp_path / "run"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MUCODE_")}
+
+    crashed = run_cli(
+        *iterate_args(tmp_path), env=env | {"MUCODE_TRAIN_FAIL_AFTER": "iter-1/verifier"}, timeout=600
+    )
+    assert crashed.returncode != 0 and "stopped after iter-1/verifier" in crashed.stderr
+    assert (run / "iter-1" / "verifier.done").exists() and not (run / "iter-1" / "relabel.done").exists()
+    rollouts_mtime = (run / "iter-1" / "rollouts.jsonl").stat().st_mtime_ns
+    verifier_mtime = (run / "iter-1" / "verifier" / "config.json").stat().st_mtime_ns
+
+    done = run_cli(*iterate_args(tmp_path), env=env, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    # The finished stages of iteration 1 were not redone.
+    assert (run / "iter-1" / "rollouts.jsonl").stat().st_mtime_ns == rollouts_mtime
+    assert (run / "iter-1" / "verifier" / "config.json").stat().st_mtime_ns == verifier_mtime
+    assert "checkpoint:" in done.stdout
+
+    manifest = read_manifest(run)
+    assert manifest.generator == "iter-2/generator/model" and manifest.verifier == "iter-2/verifier"
+    assert [m["iteration"] for m in manifest.iterations] == [1, 2]
+    for m in manifest.iterations:
+        episodes = m["rollouts"]
+        assert episodes["episodes"] == 24 and 0 < episodes["success_rate"] < 1  # labels of both kinds
+        assert m["verifier"]["auc"] is not None and m["verifier"]["auc"] >= 0.8, m["verifier"]
+        sft = m["sft"]
+        assert sft["heldout_logprob_after"] > sft["heldout_logprob_before"], sft
+        assert m["relabel"]["expert"] > 0 and m["relabel"]["own"] > 0
+    # Iteration 2's verifier learned from both iterations' rollouts.
+    assert (
+        manifest.iterations[1]["verifier"]["train_examples"]
+        >= manifest.iterations[0]["verifier"]["train_examples"]
+    )
+
+    port = free_port()
+    log = (tmp_path / "serve.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mucode.cli", "serve", "--checkpoint", str(run), "--port", str(port)],
+        env=env | {"MUCODE_SANDBOX_WORKERS": "1"},
+        stdout=log,
+        stderr=log,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
+            try:
+                health = httpx.get(url + "/health", timeout=5).json()
+                if health["status"] == "ok":
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the checkpoint server never became ready"
+            time.sleep(0.5)
+        assert health["generator"]["backend"] == "transformers"
+        body = {
+            "prompt": 'def sort_z(xs):\n    """Return the items of xs in increasing order."""\n',
+            "tests": ["assert sort_z([2, 1]) == [1, 2]"],
+            "options": {"n": 2, "turns": 1, "max_tokens": 32},
+        }
+        solved = httpx.post(url + "/v1/solve", json=body, timeout=120)
+        assert solved.status_code == 200, solved.text
+        trace = solved.json()
+        assert trace["generator"].endswith("iter-2/generator/model")
+        assert trace["verifier"].endswith("iter-2/verifier")
+        # The tiny generator writes noise; the trained verifier still knows right from wrong.
+        scored = httpx.post(
+            url + "/v1/score",
+            json={"prompt": body["prompt"], "candidates": [right("sort_z")[10:-4], wrong("sort_z")[10:-4]]},
+            timeout=60,
+        ).json()
+        assert scored["verifier"].endswith("iter-2/verifier") and scored["ranking"] == [0, 1], scored
+    finally:
+        server.terminate()
+        server.wait(30)

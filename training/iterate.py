@@ -1,0 +1,219 @@
+"""µCode expert iteration, the whole loop, resumable.
+
+For i = 1..M, in ``OUT/iter-i/``:
+  rollouts    the current generator (the base at i = 1, else iteration i-1's) on the problems
+  verifier    R(problem, code) trained on every rollout so far (all iterations aggregated)
+  relabel     the local experts under the latest verifier; SFT rows from all rollouts so far
+  sft         the generator fine-tuned on those rows (from the base, or continuing)
+Each finished stage leaves ``<stage>.done`` (its metrics); a rerun skips finished stages and
+resumes an unfinished rollout stage episode by episode. ``OUT/mucode.json`` is the checkpoint
+manifest: ``mucode serve --checkpoint OUT`` loads the last generator and verifier.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from mucode.problems import Problem
+from mucode.sandbox import SandboxPool
+from mucode.server.engine import prompts
+from mucode.server.engine.checkpoint import Manifest, write_manifest
+from mucode.server.engine.generators.base import Generator
+from mucode.server.engine.options import SolveOptions
+from mucode.server.engine.search import SearchEngine
+from mucode.server.engine.verifier import load_verifier
+
+from .relabel import SFTRow, experts, labeled_codes, relabel
+from .rollouts import Progress, Rollout, collect_rollouts
+from .schemas import read_jsonl, write_jsonl
+from .sft import SFTSettings, train_generator
+from .verifier import VerifierConfig, train_verifier
+
+# Test hook: stop with an error right after the named stage (e.g. "iter-1/verifier") finishes,
+# as a crash would, to prove that a rerun resumes there.
+FAIL_AFTER_ENV = "MUCODE_TRAIN_FAIL_AFTER"
+
+GeneratorFactory = Callable[[str], Generator]  # model folder -> generator for rollouts
+
+
+class IterateConfig(BaseModel):
+    problems: str = Field(..., description="Problem set: humaneval:fold0|fold1, humaneval, or a JSONL file.")
+    base: str = Field(..., description="The generator's base model (HF folder or hub id).")
+    verifier_base: str | None = Field(
+        None, description="Base of the verifier; default: the generator's base."
+    )
+    out: Path
+    iterations: int = Field(2, ge=1)
+    rollouts_per_problem: int = Field(4, ge=1)
+    turns: int = Field(3, ge=1)
+    temperature: float = 0.7
+    max_tokens: int = 768
+    lora: bool = False
+    continue_from_previous: bool = Field(False, description="Fine-tune iteration i's generator from i-1's.")
+    sft_lr: float = 5e-7
+    sft_epochs: int = 2
+    verifier_lr: float = 1e-6
+    verifier_epochs: int = 2
+    verifier_loss: Literal["bt", "bce"] = "bt"
+    pairs_per_problem: int = 32
+    holdout: float = 0.2
+    seed: int = 0
+    report_to: list[str] = Field(default_factory=list)
+
+
+class StageFailure(RuntimeError):
+    pass
+
+
+def _done(folder: Path, stage: str) -> dict[str, Any] | None:
+    marker = folder / f"{stage}.done"
+    return json.loads(marker.read_text()) if marker.exists() else None
+
+
+def _finish(folder: Path, stage: str, metrics: dict[str, Any]) -> dict[str, Any]:
+    (folder / f"{stage}.done").write_text(json.dumps(metrics, indent=2))
+    if os.environ.get(FAIL_AFTER_ENV) == f"{folder.name}/{stage}":
+        raise StageFailure(f"stopped after {folder.name}/{stage} ({FAIL_AFTER_ENV})")
+    return metrics
+
+
+def iterate(
+    config: IterateConfig,
+    problems: list[Problem],
+    rollout_generator: GeneratorFactory,
+    progress: Progress | None = None,
+    log: Callable[[str], None] = print,
+) -> Manifest:
+    config.out.mkdir(parents=True, exist_ok=True)
+    by_id = {p.id: p for p in problems}
+    prompts_by_id = {p.id: p.prompt for p in problems}
+    history: list[dict[str, Any]] = []
+    generator_model = config.base
+    for i in range(1, config.iterations + 1):
+        folder = config.out / f"iter-{i}"
+        folder.mkdir(exist_ok=True)
+        metrics: dict[str, Any] = {"iteration": i}
+
+        rollout_path = folder / "rollouts.jsonl"
+        if (done := _done(folder, "rollouts")) is None:
+            rollouts = asyncio.run(
+                _rollouts(config, problems, rollout_generator(generator_model), rollout_path, i, progress)
+            )
+            solved = sum(r.success for r in rollouts) / len(rollouts)
+            done = _finish(folder, "rollouts", {"episodes": len(rollouts), "success_rate": round(solved, 4)})
+        metrics["rollouts"] = done
+        log(f"iteration {i}: rollouts {done}")
+
+        every = [
+            r
+            for k in range(1, i + 1)
+            for r in read_jsonl(config.out / f"iter-{k}" / "rollouts.jsonl", Rollout)
+        ]
+        every = [r for r in every if r.problem_id in by_id]
+        codes = labeled_codes(every, prompts_by_id)
+        verifier_dir = folder / "verifier"
+        if (done := _done(folder, "verifier")) is None:
+            verifier_report = train_verifier(
+                codes,
+                VerifierConfig(
+                    base=config.verifier_base or config.base,
+                    out=verifier_dir,
+                    loss=config.verifier_loss,
+                    lora=config.lora,
+                    lr=config.verifier_lr,
+                    epochs=config.verifier_epochs,
+                    pairs_per_problem=config.pairs_per_problem,
+                    holdout=config.holdout,
+                    seed=config.seed + i,
+                ),
+                progress,
+            )
+            done = _finish(folder, "verifier", verifier_report.model_dump())
+        metrics["verifier"] = done
+        log(
+            f"iteration {i}: verifier AUC {done.get('auc')}, "
+            f"pairwise accuracy {done.get('pairwise_accuracy')}"
+        )
+
+        rows_path = folder / "sft.jsonl"
+        if (done := _done(folder, "relabel")) is None:
+            verifier = load_verifier(verifier_dir)
+            score = verifier.score_sync if verifier else None
+            rows = relabel(every, experts(codes, score))
+            write_jsonl(rows, rows_path)
+            own = sum(r.source == "own" for r in rows)
+            done = _finish(folder, "relabel", {"rows": len(rows), "own": own, "expert": len(rows) - own})
+        metrics["relabel"] = done
+
+        generator_dir = folder / "generator"
+        if (done := _done(folder, "sft")) is None:
+            start = generator_model if config.continue_from_previous else config.base
+            report = train_generator(
+                read_jsonl(rows_path, SFTRow),
+                SFTSettings(
+                    base=start,
+                    out=generator_dir,
+                    lora=config.lora,
+                    lr=config.sft_lr,
+                    epochs=config.sft_epochs,
+                    holdout=config.holdout,
+                    seed=config.seed + i,
+                    report_to=config.report_to,
+                ),
+            )
+            done = _finish(folder, "sft", report.model_dump())
+        metrics["sft"] = done
+        log(
+            f"iteration {i}: SFT held-out log-likelihood {done.get('heldout_logprob_before')} -> "
+            f"{done.get('heldout_logprob_after')}"
+        )
+        generator_model = str(generator_dir / "model")
+        history.append(metrics)
+
+    last = f"iter-{config.iterations}"
+    manifest = Manifest(
+        base_model=config.base,
+        generator=f"{last}/generator/model",
+        generator_adapter=f"{last}/generator/adapter" if config.lora else None,
+        verifier=f"{last}/verifier",
+        prompt_version=prompts.PROMPT_VERSION,
+        training_data=[config.problems]
+        + [f"iter-{k}/rollouts.jsonl" for k in range(1, config.iterations + 1)],
+        iterations=history,
+    )
+    write_manifest(config.out, manifest)
+    return manifest
+
+
+async def _rollouts(
+    config: IterateConfig,
+    problems: list[Problem],
+    generator: Generator,
+    path: Path,
+    iteration: int,
+    progress: Progress | None,
+) -> list[Rollout]:
+    # One candidate per turn: each episode is one trajectory of the policy.
+    options = SolveOptions(
+        n=1,
+        turns=config.turns,
+        selection="random",
+        temperature=config.temperature,
+        max_tokens=config.max_tokens,
+        seed=config.seed,
+    )
+    async with SandboxPool() as pool:
+        try:
+            engine = SearchEngine(generator, pool)
+            return await collect_rollouts(
+                problems, engine, pool, options, config.rollouts_per_problem, path, iteration, progress
+            )
+        finally:
+            await generator.close()

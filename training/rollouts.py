@@ -1,0 +1,96 @@
+"""Stage 1, rollouts: multi-turn episodes of a generator on training problems, through the very
+search engine the server runs (one candidate per turn: a trajectory). Every program is then
+labelled by the oracle — public and private tests — which never reaches the engine: the model
+sees only public tests and their feedback, and only public tests end an episode.
+
+Rows are appended as they finish; a rerun skips the (problem, index) pairs already written, so a
+crash costs at most the episode in flight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from mucode.problems import Problem
+from mucode.sandbox import ExecutionRequest, SandboxPool
+from mucode.server.engine.options import SolveOptions
+from mucode.server.engine.search import SearchEngine
+from mucode.server.engine.trace import SolveResult
+
+from .schemas import read_jsonl
+
+Progress = Callable[[str, int, int], None]
+
+
+class Rollout(BaseModel):
+    problem_id: str
+    iteration: int
+    index: int = Field(..., description="Which rollout of this problem in this iteration (seeds it).")
+    trace: SolveResult = Field(..., description="The episode, exactly as the server would record it.")
+    labels: list[list[bool]] = Field(..., description="Oracle label of every candidate, per turn.")
+    success: bool = Field(..., description="The episode's final code passes the public and private tests.")
+
+
+class Oracle:
+    """Public + private tests in the sandbox, each distinct program once."""
+
+    def __init__(self, pool: SandboxPool) -> None:
+        self.pool = pool
+        self.seen: dict[tuple[str, str], bool] = {}
+
+    async def label(self, problem: Problem, code: str | None) -> bool:
+        if not code:
+            return False
+        key = (problem.id, code)
+        if key not in self.seen:
+            request = ExecutionRequest(
+                code=code,
+                tests=problem.public_tests + problem.private_tests,
+                io_tests=problem.public_io_tests + problem.private_io_tests,
+            )
+            self.seen[key] = (await self.pool.execute(request)).passed
+        return self.seen[key]
+
+
+async def collect_rollouts(
+    problems: list[Problem],
+    engine: SearchEngine,
+    pool: SandboxPool,
+    options: SolveOptions,
+    per_problem: int,
+    path: Path,
+    iteration: int,
+    progress: Progress | None = None,
+) -> list[Rollout]:
+    done = {(r.problem_id, r.index): r for r in read_jsonl(path, Rollout)} if path.exists() else {}
+    oracle = Oracle(pool)
+    total, finished = len(problems) * per_problem, 0
+    with path.open("a", encoding="utf-8") as out:
+        for problem in problems:
+            public_only = problem.model_copy(update={"private_tests": [], "private_io_tests": []})
+            for index in range(per_problem):
+                finished += 1
+                if (problem.id, index) in done:
+                    continue
+                seed = options.seed + 7919 * iteration + 104729 * index
+                trace = await engine.solve(public_only, options.model_copy(update={"seed": seed}))
+                labels = [
+                    [await oracle.label(problem, c.code) for c in turn.candidates] for turn in trace.turns
+                ]
+                rollout = Rollout(
+                    problem_id=problem.id,
+                    iteration=iteration,
+                    index=index,
+                    trace=trace,
+                    labels=labels,
+                    success=await oracle.label(problem, trace.final_code),
+                )
+                out.write(rollout.model_dump_json() + "\n")
+                out.flush()
+                done[(problem.id, index)] = rollout
+                if progress:
+                    progress("rollouts", finished, total)
+    return [done[(p.id, i)] for p in problems for i in range(per_problem)]
