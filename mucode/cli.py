@@ -384,6 +384,60 @@ def train_iterate_command(
     console.print(f"checkpoint: {out} (mucode serve --checkpoint {out})")
 
 
+@app.command("eval")
+def eval_command(
+    problems: Annotated[
+        str, typer.Option(help="humaneval:fold0, humaneval:fold1, humaneval or a JSONL file.")
+    ],
+    out: Annotated[Path, typer.Option(help="Report JSON; rows and the PNG plot go next to it.")],
+    configs: Annotated[
+        str,
+        typer.Option(help="Comma-separated: greedy-1, greedy-3, bon5-random, bon5-lv, bon5-pt, bon5-pt+lv."),
+    ] = "greedy-1,greedy-3,bon5-random,bon5-lv,bon5-pt,bon5-pt+lv",
+    checkpoint: Annotated[str | None, typer.Option(help="A training checkpoint (MUCODE_CHECKPOINT).")] = None,
+    generator: Annotated[str | None, typer.Option(help="Backend (MUCODE_GENERATOR).")] = None,
+    model: Annotated[str | None, typer.Option(help="Model (MUCODE_MODEL).")] = None,
+    verifier: Annotated[str | None, typer.Option(help="Verifier folder (MUCODE_VERIFIER).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first K problems.")] = None,
+    max_tokens: Annotated[int, typer.Option()] = 768,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Pass rates (private tests) per configuration and per turn; JSON report and PNG plot. An
+    interrupted evaluation resumes. Rules that need a verifier are skipped without one."""
+    import asyncio
+
+    from pydantic import ValidationError
+
+    from mucode.server.engine.loading import load_configured_verifier, load_generator
+    from mucode.server.engine.settings import EngineSettings
+    from mucode.training.evaluate import evaluate, runnable
+    from mucode.training.problems import load_problem_set
+
+    overrides = {"checkpoint": checkpoint, "generator": generator, "model": model, "verifier": verifier}
+    try:
+        settings = EngineSettings(**{k: v for k, v in overrides.items() if v is not None})
+        problem_set = load_problem_set(problems)[:limit]
+        names = [c for c in configs.split(",") if c]
+        runnable(names, None)  # unknown names fail here, before a model loads
+    except ValidationError as exc:
+        raise _fail(f"{exc.errors()[0]['loc'][-1]}: {exc.errors()[0]['msg']}") from None
+    except (OSError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+
+    async def run() -> None:
+        gen = await asyncio.to_thread(load_generator, settings)
+        ver = await asyncio.to_thread(load_configured_verifier, settings)
+        try:
+            await evaluate(
+                problem_set, gen, ver, names, out, problem_set=problems, max_tokens=max_tokens, seed=seed,
+                log=console.print,
+            )  # fmt: skip
+        finally:
+            await gen.close()
+
+    asyncio.run(run())
+
+
 models_app = typer.Typer(help="The default model bundle.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 

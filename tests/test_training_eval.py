@@ -1,0 +1,51 @@
+"""`mucode eval` (pass rates per configuration and per turn, JSON + PNG, resumable) and the
+HumanEval folds that keep training and evaluation apart."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from mucode.training.problems import humaneval_folds, load_problem_set
+
+from .conftest import run_cli
+from .test_training_iterate import NAMES, right, write_problems, wrong
+
+
+def test_humaneval_folds_are_disjoint_stable_and_cover_the_set() -> None:
+    a, b = humaneval_folds()
+    ids_a, ids_b = {p.id for p in a}, {p.id for p in b}
+    assert not ids_a & ids_b and abs(len(a) - len(b)) <= 1
+    assert ids_a | ids_b == {p.id for p in load_problem_set("humaneval")}
+    assert [p.id for p in humaneval_folds()[0]] == [p.id for p in a]
+    assert [p.id for p in load_problem_set("humaneval:fold1")] == [p.id for p in b]
+
+
+def test_eval_reports_pass_rates_per_turn_and_resumes(tmp_path: Path) -> None:
+    write_problems(tmp_path / "problems.jsonl")
+    # Turn 1 is wrong, turn 2 right: greedy single-turn fails everything, multi-turn fixes it.
+    script = {name: [[wrong(name)], [right(name)]] for name in NAMES}
+    (tmp_path / "script.json").write_text(json.dumps(script))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MUCODE_")}
+    args = [
+        "eval", "--problems", str(tmp_path / "problems.jsonl"),
+        "--out", str(tmp_path / "eval" / "report.json"),
+        "--configs", "greedy-1,greedy-3,bon5-pt,bon5-pt+lv", "--generator", "scripted",
+    ]  # fmt: skip
+    done = run_cli(*args, env=env | {"MUCODE_SCRIPT": str(tmp_path / "script.json")})
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads((tmp_path / "eval" / "report.json").read_text())
+    results = {r["config"]: r for r in report["results"]}
+    assert set(results) == {"greedy-1", "greedy-3", "bon5-pt"}  # pt+lv needs a verifier: skipped
+    assert results["greedy-1"]["pass_rate"] == 0.0
+    assert results["greedy-3"]["pass_rate_by_turn"] == [0.0, 100.0, 100.0]
+    assert results["bon5-pt"]["pass_rate"] == 100.0 and results["bon5-pt"]["mean_turns"] == 2.0
+    assert (tmp_path / "eval" / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = (tmp_path / "eval" / "report.greedy-3.jsonl").read_text().splitlines()
+    assert len(rows) == len(NAMES)
+    again = run_cli(*args, env=env | {"MUCODE_SCRIPT": str(tmp_path / "script.json")})
+    assert again.returncode == 0
+    assert (tmp_path / "eval" / "report.greedy-3.jsonl").read_text().splitlines() == rows  # nothing rerun
+    bad = run_cli("eval", "--problems", "nope", "--out", str(tmp_path / "x.json"), env=env)
+    assert bad.returncode != 0 and "unknown problem set" in bad.stderr and "Traceback" not in bad.stderr

@@ -1,0 +1,185 @@
+"""Pass rates of the µCode search on a problem set, graded by the private tests the model never
+sees: single-turn greedy, multi-turn greedy, and multi-turn Best-of-N with each selection rule,
+with pass@1 after every turn (the answer had the search stopped there). One JSONL row per problem
+and configuration is written as soon as it is known, and a rerun skips rows already there, so an
+interrupted evaluation resumes. The report is JSON plus a PNG plot of pass rate per turn.
+
+``mucode eval`` and ``bench/humaneval.py`` both run this.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mucode.problems import Problem
+from mucode.sandbox import ExecutionRequest, SandboxPool
+from mucode.server.engine.generators.base import Generator
+from mucode.server.engine.options import SolveOptions
+from mucode.server.engine.search import SearchEngine
+from mucode.server.engine.verifier import Verifier
+
+CONFIGS: dict[str, dict[str, Any]] = {
+    "greedy-1": {"n": 1, "turns": 1, "temperature": 0.0, "selection": "pt"},
+    "greedy-3": {"n": 1, "turns": 3, "temperature": 0.0, "selection": "pt"},
+    "bon5-random": {"n": 5, "turns": 3, "temperature": 0.7, "selection": "random"},
+    "bon5-lv": {"n": 5, "turns": 3, "temperature": 0.7, "selection": "lv"},
+    "bon5-pt": {"n": 5, "turns": 3, "temperature": 0.7, "selection": "pt"},
+    "bon5-pt+lv": {"n": 5, "turns": 3, "temperature": 0.7, "selection": "pt+lv"},
+}
+
+
+async def grade(pool: SandboxPool, problem: Problem, code: str | None) -> bool:
+    if not code:
+        return False
+    result = await pool.execute(ExecutionRequest(code=code, tests=problem.private_tests))
+    return result.passed
+
+
+async def run_config(
+    engine: SearchEngine,
+    pool: SandboxPool,
+    problems: list[Problem],
+    name: str,
+    max_tokens: int,
+    seed: int,
+    rows_path: Path,
+) -> dict[str, Any]:
+    """Runs one configuration, one JSONL row per problem as it goes; rows already in ``rows_path``
+    (an interrupted run) are kept, not rerun."""
+    options = SolveOptions(**CONFIGS[name], max_tokens=max_tokens, seed=seed)
+    done = {}
+    if rows_path.exists():
+        for line in rows_path.read_text().splitlines():
+            row = json.loads(line)
+            if row["options"] == options.model_dump(mode="json"):
+                done[row["problem"]] = row
+    with rows_path.open("a") as out:
+        for k, problem in enumerate(problems, start=1):
+            if problem.id in done:
+                continue
+            started = time.perf_counter()
+            result = await engine.solve(problem, options)
+            ok = await grade(pool, problem, result.final_code)
+            # pass@1 per turn: the answer if the search had stopped after turn t.
+            answers = [record.chosen.code for record in result.turns]
+            answers += [answers[-1]] * (options.turns - len(answers))
+            by_turn = [
+                ok if code == result.final_code else await grade(pool, problem, code) for code in answers
+            ]
+            row = {
+                "problem": problem.id,
+                "options": options.model_dump(mode="json"),
+                "passed": ok,
+                "passed_by_turn": by_turn,
+                "completion_tokens": result.usage.completion_tokens,
+                "turns": len(result.turns),
+                "seconds": round(time.perf_counter() - started, 2),
+            }
+            done[problem.id] = row
+            out.write(json.dumps(row) + "\n")
+            out.flush()
+            passed = sum(r["passed"] for r in done.values())
+            print(
+                f"  {name} {k}/{len(problems)} {problem.id}: {'pass' if ok else 'fail'} "
+                f"({passed}/{len(done)} so far)",
+                flush=True,
+            )
+    rows = [done[p.id] for p in problems]
+    minutes = sum(r["seconds"] for r in rows) / 60
+    return {
+        "config": name,
+        "options": options.model_dump(),
+        "problems": len(rows),
+        "passed": sum(r["passed"] for r in rows),
+        "pass_rate": round(100 * sum(r["passed"] for r in rows) / len(rows), 1),
+        "pass_rate_by_turn": [
+            round(100 * sum(r["passed_by_turn"][t] for r in rows) / len(rows), 1)
+            for t in range(options.turns)
+        ],
+        "completion_tokens": sum(r["completion_tokens"] for r in rows),
+        "mean_turns": round(sum(r["turns"] for r in rows) / len(rows), 2),
+        "minutes": round(minutes, 1),
+        "problems_per_minute": round(len(rows) / max(minutes, 1e-6), 2),
+    }
+
+
+def runnable(names: list[str], verifier: Verifier | None) -> list[str]:
+    """The configurations that make sense here: the verifier rules need a verifier."""
+    unknown = [n for n in names if n not in CONFIGS]
+    if unknown:
+        raise ValueError(f"unknown configurations {unknown}; known: {', '.join(CONFIGS)}")
+    return [n for n in names if verifier is not None or not n.endswith("lv")]
+
+
+async def evaluate(
+    problems: list[Problem],
+    generator: Generator,
+    verifier: Verifier | None,
+    names: list[str],
+    out: Path,
+    *,
+    problem_set: str,
+    max_tokens: int = 768,
+    seed: int = 0,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Runs ``names`` on ``problems``; writes OUT (JSON), OUT-stem.CONFIG.jsonl rows and a plot."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{len(os.sched_getaffinity(0))} cores",
+        "generator": generator.description,
+        "verifier": verifier.name if verifier else "none",
+        "problems": f"{problem_set}: {len(problems)} problems (private tests grade)",
+        "results": [],
+    }
+    async with SandboxPool() as pool:
+        engine = SearchEngine(generator, pool, verifier)
+        for name in runnable(names, verifier):
+            rows = out.with_name(f"{out.stem}.{name}.jsonl")
+            report["results"].append(await run_config(engine, pool, problems, name, max_tokens, seed, rows))
+            out.write_text(json.dumps(report, indent=2))
+    plot(report, out.with_suffix(".png"))
+    log(table(report))
+    return report
+
+
+def table(report: dict[str, Any]) -> str:
+    lines = [
+        f"{report['generator']} on {report['problems']}",
+        f"{'config':12s} {'pass %':>7s}  by turn            tokens   min  problems/min",
+    ]
+    for r in report["results"]:
+        by_turn = " ".join(f"{p:5.1f}" for p in r["pass_rate_by_turn"])
+        lines.append(
+            f"{r['config']:12s} {r['pass_rate']:7.1f}  {by_turn:18s} {r['completion_tokens']:7d} "
+            f"{r['minutes']:5.1f} {r['problems_per_minute']:8.2f}"
+        )
+    return "\n".join(lines)
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    """Pass rate after each turn, one line per configuration."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    for r in report["results"]:
+        turns = range(1, len(r["pass_rate_by_turn"]) + 1)
+        ax.plot(list(turns), r["pass_rate_by_turn"], marker="o", label=r["config"])
+    ax.set_xlabel("turn")
+    ax.set_ylabel("pass rate on private tests (%)")
+    ax.set_title(report["problems"], fontsize=9)
+    ax.set_xticks(range(1, 1 + max((len(r["pass_rate_by_turn"]) for r in report["results"]), default=1)))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
