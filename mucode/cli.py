@@ -413,7 +413,12 @@ def eval_command(
     from mucode.training.evaluate import evaluate, runnable
     from mucode.training.problems import load_problem_set
 
-    overrides = {"checkpoint": checkpoint, "generator": generator, "model": model, "verifier": verifier}
+    overrides: dict[str, Any] = {
+        "checkpoint": checkpoint,
+        "generator": generator,
+        "model": model,
+        "verifier": verifier,
+    }
     try:
         settings = EngineSettings(**{k: v for k, v in overrides.items() if v is not None})
         problem_set = load_problem_set(problems)[:limit]
