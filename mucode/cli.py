@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -251,6 +253,137 @@ train_app = typer.Typer(help="Training: µCode expert iteration and its stages."
 app.add_typer(train_app, name="train")
 
 
+@contextlib.contextmanager
+def _stage_bars() -> Iterator[tuple[Any, Any]]:
+    """A progress bar per training stage, with ETA, on stderr: yields (console, callback)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"))
+    with Progress(*columns, TimeRemainingColumn(), console=err_console) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        yield bar.console, progress
+
+
+def _policy(policy_script: Path | None) -> Any:
+    """Rollout generator factory: a scripted policy, or the model folder it is given."""
+
+    def make(model: str) -> Any:
+        from mucode.server.engine.generators.scripted import ScriptedGenerator
+        from mucode.server.engine.loading import load_generator
+        from mucode.server.engine.settings import EngineSettings
+
+        if policy_script is not None:
+            return ScriptedGenerator.from_file(policy_script)
+        return load_generator(EngineSettings(model=model))
+
+    return make
+
+
+@train_app.command("rollouts")
+def train_rollouts_command(
+    problems: Annotated[
+        str, typer.Option(help="humaneval:fold0, humaneval:fold1, humaneval or a JSONL file.")
+    ],
+    model: Annotated[str, typer.Option(help="The generator to roll out (HF folder, GGUF or hub id).")],
+    out: Annotated[Path, typer.Option(help="JSONL of Rollout rows (appended; a rerun resumes).")],
+    per_problem: Annotated[int, typer.Option(help="Episodes per problem.")] = 4,
+    iteration: Annotated[int, typer.Option(help="Recorded in the rows; seeds them.")] = 1,
+    turns: Annotated[int, typer.Option()] = 3,
+    temperature: Annotated[float, typer.Option()] = 0.7,
+    max_tokens: Annotated[int, typer.Option()] = 768,
+    seed: Annotated[int, typer.Option()] = 0,
+    policy_script: Annotated[Path | None, typer.Option(help="Roll out a scripted policy instead.")] = None,
+) -> None:
+    """Multi-turn episodes through the server's search engine, labelled by the private tests."""
+    import asyncio
+
+    from mucode.training.problems import load_problem_set
+    from mucode.training.rollouts import rollout_options, rollout_stage
+
+    try:
+        problem_set = load_problem_set(problems)
+    except (OSError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    options = rollout_options(turns, temperature, max_tokens, seed)
+    with _stage_bars() as (_, progress):
+        rollouts = asyncio.run(
+            rollout_stage(
+                problem_set, _policy(policy_script)(model), out, iteration=iteration,
+                per_problem=per_problem, options=options, progress=progress,
+            )
+        )  # fmt: skip
+    solved = sum(r.success for r in rollouts)
+    console.print(f"{len(rollouts)} episodes, {solved} solved ({solved / len(rollouts):.0%}) -> {out}")
+
+
+@train_app.command("relabel")
+def train_relabel_command(
+    problems: Annotated[str, typer.Option(help="The problem set the rollouts came from.")],
+    rollouts: Annotated[
+        list[Path], typer.Option(help="Rollout JSONL files (repeat: all iterations so far).")
+    ],
+    out: Annotated[Path, typer.Option(help="JSONL of SFT rows.")],
+    verifier: Annotated[
+        str | None, typer.Option(help="Verifier folder for tie-breaks (none: oracle only).")
+    ] = None,
+) -> None:
+    """Local experts (100·oracle + verifier) and the SFT rows they give every state."""
+    from mucode.server.engine.verifier import load_verifier
+    from mucode.training.problems import load_problem_set
+    from mucode.training.relabel import experts, labeled_codes, relabel
+    from mucode.training.rollouts import Rollout
+    from mucode.training.schemas import read_jsonl, write_jsonl
+
+    try:
+        prompts = {p.id: p.prompt for p in load_problem_set(problems)}
+        episodes = [r for path in rollouts for r in read_jsonl(path, Rollout)]
+        codes = labeled_codes(episodes, prompts)
+    except KeyError as exc:
+        raise _fail(f"a rollout's problem {exc} is not in {problems}") from None
+    except (OSError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    scorer = load_verifier(verifier)
+    rows = relabel(episodes, experts(codes, scorer.score_sync if scorer else None))
+    write_jsonl(rows, out)
+    own = sum(r.source == "own" for r in rows)
+    console.print(f"{len(rows)} rows ({own} own, {len(rows) - own} expert) -> {out}")
+
+
+@train_app.command("sft")
+def train_sft_command(
+    rows: Annotated[Path, typer.Argument(help="JSONL of SFT rows (mucode train relabel).")],
+    base: Annotated[str, typer.Option(help="The model to fine-tune.")],
+    out: Annotated[Path, typer.Option(help="Output: OUT/model (merged HF folder), OUT/adapter with --lora.")],
+    lora: Annotated[bool, typer.Option()] = False,
+    lr: Annotated[float, typer.Option()] = 5e-7,
+    epochs: Annotated[int, typer.Option()] = 2,
+    holdout: Annotated[float, typer.Option()] = 0.2,
+    seed: Annotated[int, typer.Option()] = 0,
+    tensorboard: Annotated[bool, typer.Option()] = False,
+) -> None:
+    """TRL SFT with the loss on the assistant answers only; prints held-out log-likelihoods."""
+    from mucode.training.relabel import SFTRow
+    from mucode.training.schemas import read_jsonl
+    from mucode.training.sft import SFTSettings, train_generator
+
+    try:
+        records = read_jsonl(rows, SFTRow)
+        settings = SFTSettings(
+            base=base, out=out, lora=lora, lr=lr, epochs=epochs, holdout=holdout, seed=seed,
+            report_to=["tensorboard"] if tensorboard else [],
+        )  # fmt: skip
+        report = train_generator(records, settings)
+    except (OSError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    console.print_json(report.model_dump_json())
+
+
 @train_app.command("verifier")
 def train_verifier_command(
     codes: Annotated[Path, typer.Argument(help="JSONL of LabeledCode: problem_id, prompt, code, passed.")],
@@ -326,9 +459,6 @@ def train_iterate_command(
     crashed run where it stopped. Prints a summary table and writes OUT/mucode.json."""
     from pydantic import ValidationError
 
-    from mucode.server.engine.generators.scripted import ScriptedGenerator
-    from mucode.server.engine.loading import load_generator
-    from mucode.server.engine.settings import EngineSettings
     from mucode.training.iterate import IterateConfig, StageFailure, iterate
     from mucode.training.problems import load_problem_set
 
@@ -346,26 +476,9 @@ def train_iterate_command(
     except (OSError, ValueError) as exc:
         raise _fail(str(exc)) from None
 
-    def policy(model: str) -> Any:
-        if policy_script is not None:
-            return ScriptedGenerator.from_file(policy_script)
-        return load_generator(EngineSettings(model=model))
-
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"))
-    with Progress(*columns, TimeRemainingColumn(), console=err_console) as bar:
-        tasks: dict[str, Any] = {}
-
-        def progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-
+    with _stage_bars() as (bar_console, progress):
         try:
-            manifest = iterate(
-                config, problem_set, policy, progress, log=lambda line: bar.console.print(line)
-            )
+            manifest = iterate(config, problem_set, _policy(policy_script), progress, log=bar_console.print)
         except StageFailure as exc:
             raise _fail(str(exc)) from None
     table = Table(

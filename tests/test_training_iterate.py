@@ -157,3 +157,34 @@ def test_iterate_resumes_trains_and_serves(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(30)
+
+
+def test_each_stage_runs_alone_from_the_cli(tmp_path: Path) -> None:
+    build_causal_lm(tmp_path / "generator-base")
+    write_problems(tmp_path / "problems.jsonl")
+    write_policy(tmp_path / "policy.json")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MUCODE_")}
+    problems = str(tmp_path / "problems.jsonl")
+    rolled = run_cli(
+        "train", "rollouts", "--problems", problems, "--model", "unused", "--out", str(tmp_path / "r.jsonl"),
+        "--per-problem", "3", "--policy-script", str(tmp_path / "policy.json"), env=env,
+    )  # fmt: skip
+    assert rolled.returncode == 0, rolled.stderr[-2000:]
+    assert "18 episodes" in rolled.stdout and len((tmp_path / "r.jsonl").read_text().splitlines()) == 18
+    relabelled = run_cli(
+        "train", "relabel", "--problems", problems, "--rollouts", str(tmp_path / "r.jsonl"),
+        "--out", str(tmp_path / "sft.jsonl"), env=env,
+    )  # fmt: skip
+    assert relabelled.returncode == 0, relabelled.stderr[-2000:]
+    rows = [json.loads(line) for line in (tmp_path / "sft.jsonl").read_text().splitlines()]
+    assert rows and all("sorted(xs)" in row["target"] for row in rows)  # every target is a correct program
+    tuned = run_cli(
+        "train", "sft", str(tmp_path / "sft.jsonl"), "--base", str(tmp_path / "generator-base"),
+        "--out", str(tmp_path / "gen"), "--lora", "--lr", "5e-3", "--epochs", "2", "--holdout", "0.34",
+        env=env,
+    )  # fmt: skip
+    assert tuned.returncode == 0, tuned.stderr[-2000:]
+    report = json.loads(tuned.stdout)
+    assert report["lora"] and report["heldout_logprob_after"] > report["heldout_logprob_before"]
+    adapter = sum(f.stat().st_size for f in (tmp_path / "gen" / "adapter").iterdir())
+    assert (tmp_path / "gen" / "model" / "config.json").exists() and adapter < 5_000_000

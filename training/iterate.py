@@ -22,16 +22,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from mucode.problems import Problem
-from mucode.sandbox import SandboxPool
 from mucode.server.engine import prompts
 from mucode.server.engine.checkpoint import Manifest, write_manifest
 from mucode.server.engine.generators.base import Generator
-from mucode.server.engine.options import SolveOptions
-from mucode.server.engine.search import SearchEngine
 from mucode.server.engine.verifier import load_verifier
 
 from .relabel import SFTRow, experts, labeled_codes, relabel
-from .rollouts import Progress, Rollout, collect_rollouts
+from .rollouts import Progress, Rollout, rollout_options, rollout_stage
 from .schemas import read_jsonl, write_jsonl
 from .sft import SFTSettings, train_generator
 from .verifier import VerifierConfig, train_verifier
@@ -104,7 +101,15 @@ def iterate(
         rollout_path = folder / "rollouts.jsonl"
         if (done := _done(folder, "rollouts")) is None:
             rollouts = asyncio.run(
-                _rollouts(config, problems, rollout_generator(generator_model), rollout_path, i, progress)
+                rollout_stage(
+                    problems,
+                    rollout_generator(generator_model),
+                    rollout_path,
+                    iteration=i,
+                    per_problem=config.rollouts_per_problem,
+                    options=rollout_options(config.turns, config.temperature, config.max_tokens, config.seed),
+                    progress=progress,
+                )
             )
             solved = sum(r.success for r in rollouts) / len(rollouts)
             done = _finish(folder, "rollouts", {"episodes": len(rollouts), "success_rate": round(solved, 4)})
@@ -190,30 +195,3 @@ def iterate(
     )
     write_manifest(config.out, manifest)
     return manifest
-
-
-async def _rollouts(
-    config: IterateConfig,
-    problems: list[Problem],
-    generator: Generator,
-    path: Path,
-    iteration: int,
-    progress: Progress | None,
-) -> list[Rollout]:
-    # One candidate per turn: each episode is one trajectory of the policy.
-    options = SolveOptions(
-        n=1,
-        turns=config.turns,
-        selection="random",
-        temperature=config.temperature,
-        max_tokens=config.max_tokens,
-        seed=config.seed,
-    )
-    async with SandboxPool() as pool:
-        try:
-            engine = SearchEngine(generator, pool)
-            return await collect_rollouts(
-                problems, engine, pool, options, config.rollouts_per_problem, path, iteration, progress
-            )
-        finally:
-            await generator.close()

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from mucode.problems import Problem
 from mucode.sandbox import ExecutionRequest, SandboxPool
+from mucode.server.engine.generators.base import Generator
 from mucode.server.engine.options import SolveOptions
 from mucode.server.engine.search import SearchEngine
 from mucode.server.engine.trace import SolveResult
@@ -94,3 +95,33 @@ async def collect_rollouts(
                 if progress:
                     progress("rollouts", finished, total)
     return [done[(p.id, i)] for p in problems for i in range(per_problem)]
+
+
+def rollout_options(
+    turns: int = 3, temperature: float = 0.7, max_tokens: int = 768, seed: int = 0
+) -> SolveOptions:
+    """One candidate per turn: each episode is one trajectory of the policy (paper defaults)."""
+    return SolveOptions(
+        n=1, turns=turns, selection="random", temperature=temperature, max_tokens=max_tokens, seed=seed
+    )
+
+
+async def rollout_stage(
+    problems: list[Problem],
+    generator: Generator,
+    path: Path,
+    *,
+    iteration: int,
+    per_problem: int,
+    options: SolveOptions,
+    progress: Progress | None = None,
+) -> list[Rollout]:
+    """The stage on its own sandbox; closes the generator when done."""
+    async with SandboxPool() as pool:
+        try:
+            engine = SearchEngine(generator, pool)
+            return await collect_rollouts(
+                problems, engine, pool, options, per_problem, path, iteration, progress
+            )
+        finally:
+            await generator.close()

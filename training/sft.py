@@ -3,8 +3,10 @@
 The loss covers the assistant's answer only, through the chat template's assistant mask
 (``assistant_only_loss``; TRL swaps in a training template with generation markers for known
 model families such as Qwen2.5). Full fine-tune or LoRA; each iteration starts from the base
-(the paper) unless told to continue. Some problems are held out to measure what the stage is for:
-the mean log-likelihood per token of the expert targets, before and after.
+(the paper) unless told to continue. It runs as is under ``accelerate launch`` with the configs in
+``training/configs`` (one CPU, multi-GPU DDP, DeepSpeed ZeRO-3). Some problems are held out to
+measure what the stage is for: the mean log-likelihood per token of the expert targets, before
+and after.
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ def train_generator(rows: list[SFTRow], settings: SFTSettings) -> SFTReport:
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.trainer_callback import PrinterCallback
     from trl.trainer.sft_config import SFTConfig
     from trl.trainer.sft_trainer import SFTTrainer
 
@@ -123,14 +126,25 @@ def train_generator(rows: list[SFTRow], settings: SFTSettings) -> SFTReport:
     trainer = SFTTrainer(
         model=base, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config
     )
+    # Without tqdm the trainer prints every log dict to stdout; the stage reports through its return
+    # value (and TensorBoard when asked), so stdout stays the caller's.
+    trainer.remove_callback(PrinterCallback)
     result = trainer.train()
-    model: Any = trainer.model
+    # trainer.save_model gathers sharded weights (ZeRO-3: 16-bit, per the shipped config) and writes
+    # from the main process only, so the same code saves on one CPU and on many GPUs.
     if settings.lora:
-        model.save_pretrained(settings.out / "adapter")  # a few MB: what ships
-        tokenizer.save_pretrained(settings.out / "adapter")
-        model = model.merge_and_unload()  # a plain HF folder every backend loads
-    model.save_pretrained(settings.out / "model")
-    tokenizer.save_pretrained(settings.out / "model")
+        trainer.save_model(str(settings.out / "adapter"))  # a few MB: what ships
+        if trainer.accelerator.is_main_process:
+            from peft import PeftModel
+
+            fresh = AutoModelForCausalLM.from_pretrained(settings.base, dtype=torch.float32)
+            merged = PeftModel.from_pretrained(fresh, settings.out / "adapter").merge_and_unload()
+            merged.save_pretrained(settings.out / "model")  # a plain HF folder every backend loads
+            tokenizer.save_pretrained(settings.out / "model")
+    else:
+        trainer.save_model(str(settings.out / "model"))
+    trainer.accelerator.wait_for_everyone()
+    model = AutoModelForCausalLM.from_pretrained(settings.out / "model", dtype=torch.float32)
     after = target_logprob(model, tokenizer, held)
     return SFTReport(
         base=settings.base,
