@@ -188,3 +188,28 @@ def test_each_stage_runs_alone_from_the_cli(tmp_path: Path) -> None:
     assert report["lora"] and report["heldout_logprob_after"] > report["heldout_logprob_before"]
     adapter = sum(f.stat().st_size for f in (tmp_path / "gen" / "adapter").iterdir())
     assert (tmp_path / "gen" / "model" / "config.json").exists() and adapter < 5_000_000
+
+
+def test_sft_runs_under_accelerate_launch_with_the_cpu_config(tmp_path: Path) -> None:
+    """The shipped accelerate config drives the same command (DDP / ZeRO-3 need GPUs)."""
+    from mucode.training.relabel import SFTRow
+    from mucode.training.schemas import write_jsonl
+
+    build_causal_lm(tmp_path / "base")
+    rows = [
+        SFTRow(
+            problem_id=f"toy/{k}", iteration=1, source="expert", target=right(name),
+            messages=[{"role": "user", "content": f"Write {name}."}],  # type: ignore[list-item]
+        )
+        for k, name in enumerate(NAMES)
+    ]  # fmt: skip
+    write_jsonl(rows, tmp_path / "sft.jsonl")
+    config = Path(__file__).resolve().parent.parent / "training" / "configs" / "cpu.yaml"
+    done = subprocess.run(
+        [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config), "-m", "mucode.cli",
+         "train", "sft", str(tmp_path / "sft.jsonl"), "--base", str(tmp_path / "base"),
+         "--out", str(tmp_path / "g"), "--lr", "5e-3", "--epochs", "1"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "g" / "model" / "config.json").exists()
