@@ -49,3 +49,27 @@ def test_eval_reports_pass_rates_per_turn_and_resumes(tmp_path: Path) -> None:
     assert (tmp_path / "eval" / "report.greedy-3.jsonl").read_text().splitlines() == rows  # nothing rerun
     bad = run_cli("eval", "--problems", "nope", "--out", str(tmp_path / "x.json"), env=env)
     assert bad.returncode != 0 and "unknown problem set" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_mbpp_schema_from_local_files(tmp_path: Path) -> None:
+    """The `datasets` path online users take for MBPP, on a local file of the same schema."""
+    rows = [
+        {
+            "task_id": 11,
+            "text": "Write a python function to remove first and last occurrence of a given character.",
+            "code": "def remove_Occ(s, ch):\n    return s.replace(ch, '', 1)[::-1].replace(ch, '', 1)[::-1]",
+            "test_list": [
+                'assert remove_Occ("hello","l") == "heo"',
+                'assert remove_Occ("abcda","a") == "bcd"',
+                'assert remove_Occ("PHP","P") == "H"',
+            ],
+            "test_setup_code": "",
+            "challenge_test_list": [],
+        }
+    ]
+    path = tmp_path / "mbpp.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    (problem,) = load_problem_set(f"mbpp-file:{path}")
+    assert problem.id == "mbpp/11" and problem.entry_point == "remove_Occ"
+    assert problem.public_tests == [rows[0]["test_list"][0]] and len(problem.private_tests) == 2
+    assert "def remove_Occ(s, ch):" in problem.prompt and "return" not in problem.prompt

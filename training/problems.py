@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Any
 
-from mucode.problems import Problem, load_humaneval, load_jsonl
+from mucode.problems import Problem, guess_entry_point, load_humaneval, load_jsonl
 
 FOLD_SEED = 0
 
@@ -27,8 +28,43 @@ def _order(problem: Problem) -> tuple[str, int]:
     return prefix, int(number) if number.isdigit() else 0
 
 
+def from_mbpp(row: dict[str, Any]) -> Problem:
+    """An MBPP row as the paper splits it: the first assert is public, the rest private; the
+    prompt is the task text plus the reference solution's signature."""
+    tests = list(row["test_list"]) + list(row.get("challenge_test_list") or [])
+    signature = next((line for line in str(row["code"]).splitlines() if line.startswith("def ")), "")
+    setup = str(row.get("test_setup_code") or "").strip()
+    text = str(row.get("text") or row.get("prompt") or "")
+    return Problem(
+        id=f"mbpp/{row['task_id']}",
+        prompt=f"{text}\n\n{signature}\n" if signature else f"{text}\n",
+        entry_point=guess_entry_point(signature, tests),
+        public_tests=[setup + "\n" + tests[0] if setup else tests[0]],
+        private_tests=[setup + "\n" + t if setup else t for t in tests[1:]],
+        reference_solution=str(row["code"]),
+        source="mbpp",
+    )
+
+
+def load_mbpp(split: str = "test", data_files: str | None = None) -> list[Problem]:
+    """MBPP through ``datasets``: the hub's ``google-research-datasets/mbpp`` (online), or local
+    JSON/JSONL files of the same schema (offline, and how the tests exercise this path)."""
+    from datasets import load_dataset
+
+    if data_files is not None:
+        rows = load_dataset("json", data_files=data_files, split="train")
+    else:
+        rows = load_dataset("google-research-datasets/mbpp", "full", split=split)
+    return [from_mbpp(dict(row)) for row in rows]
+
+
 def load_problem_set(spec: str) -> list[Problem]:
-    """``humaneval``, ``humaneval:fold0``, ``humaneval:fold1`` or a JSONL file of problems."""
+    """``humaneval``, ``humaneval:fold0``, ``humaneval:fold1``, ``mbpp:train`` / ``mbpp:test``
+    (hub, online), ``mbpp-file:PATH`` (local MBPP-schema JSON/JSONL) or a JSONL file of problems."""
+    if spec.startswith("mbpp:"):
+        return load_mbpp(split=spec.split(":", 1)[1])
+    if spec.startswith("mbpp-file:"):
+        return load_mbpp(data_files=spec.split(":", 1)[1])
     if spec == "humaneval":
         return [p for p in load_humaneval() if p.public_tests]
     if spec in ("humaneval:fold0", "humaneval:fold1"):
