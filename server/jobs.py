@@ -275,6 +275,7 @@ class JobWorker:
         )
 
     async def run(self) -> None:
+        lost = False
         while True:
             worker = self._worker()
             try:
@@ -284,7 +285,9 @@ class JobWorker:
                     task.cancel()
                 raise
             except Exception as exc:
-                log.warning("job worker lost redis (%s); retrying in 2 s", exc)
+                if not lost:  # once per outage, not every retry
+                    log.warning("job worker lost redis (%s); retrying every 2 s", exc)
+                lost = True
                 for task in worker.tasks.values():
                     task.cancel()
             await asyncio.sleep(2)
