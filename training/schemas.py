@@ -4,9 +4,10 @@ training rollout are one format."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -33,6 +34,21 @@ class Pair(BaseModel):
 
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class OfProblem(Protocol):
+    problem_id: str
+
+
+R = TypeVar("R", bound=OfProblem)
+
+
+def split_by_problem(records: list[R], holdout: float, seed: int) -> tuple[list[R], list[R]]:
+    """(train, held out): a seeded share of the problems is held out whole, never trained on."""
+    problems = sorted({r.problem_id for r in records})
+    random.Random(seed).shuffle(problems)
+    held = set(problems[: round(len(problems) * holdout)])
+    return [r for r in records if r.problem_id not in held], [r for r in records if r.problem_id in held]
 
 
 def read_jsonl(path: str | Path, model: type[M]) -> list[M]:

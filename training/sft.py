@@ -11,7 +11,6 @@ and after.
 
 from __future__ import annotations
 
-import random
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from .relabel import SFTRow
+from .schemas import split_by_problem
 
 
 class SFTSettings(BaseModel):
@@ -44,13 +44,6 @@ class SFTReport(BaseModel):
     heldout_logprob_after: float | None = Field(None, description="The same after fine-tuning.")
     final_loss: float | None
     seconds: float
-
-
-def split_rows(rows: list[SFTRow], holdout: float, seed: int) -> tuple[list[SFTRow], list[SFTRow]]:
-    problems = sorted({r.problem_id for r in rows})
-    random.Random(seed).shuffle(problems)
-    held = set(problems[: round(len(problems) * holdout)])
-    return [r for r in rows if r.problem_id not in held], [r for r in rows if r.problem_id in held]
 
 
 def target_logprob(model: Any, tokenizer: Any, rows: list[SFTRow]) -> float | None:
@@ -89,7 +82,7 @@ def train_generator(rows: list[SFTRow], settings: SFTSettings) -> SFTReport:
     from trl.trainer.sft_trainer import SFTTrainer
 
     started = time.perf_counter()
-    train, held = split_rows(rows, settings.holdout, settings.seed)
+    train, held = split_by_problem(rows, settings.holdout, settings.seed)
     if not train:
         raise ValueError("no SFT rows to train on")
     tokenizer = AutoTokenizer.from_pretrained(settings.base)

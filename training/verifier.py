@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 
 from mucode.server.engine.verifier import verifier_input
 
-from .schemas import LabeledCode, Pair
+from .schemas import LabeledCode, Pair, split_by_problem
 
 Progress = Callable[[str, int, int], None]
 
@@ -54,15 +54,6 @@ class VerifierReport(BaseModel):
     auc: float | None = Field(None, description="Held out: ROC AUC of the scores against the labels.")
     final_loss: float
     seconds: float
-
-
-def split_by_problem(
-    codes: list[LabeledCode], holdout: float, seed: int
-) -> tuple[list[LabeledCode], list[LabeledCode]]:
-    problems = sorted({c.problem_id for c in codes})
-    random.Random(seed).shuffle(problems)
-    held = set(problems[: round(len(problems) * holdout)])
-    return [c for c in codes if c.problem_id not in held], [c for c in codes if c.problem_id in held]
 
 
 def sample_pairs(codes: list[LabeledCode], per_problem: int, seed: int) -> list[Pair]:

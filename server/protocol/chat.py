@@ -33,6 +33,13 @@ class OpenAIBaseModel(BaseModel):
         return self
 
 
+def stop_list(stop: str | list[str] | None) -> list[str]:
+    """OpenAI's `stop` (a string, a list or nothing) as a list."""
+    if stop is None:
+        return []
+    return [stop] if isinstance(stop, str) else list(stop)
+
+
 class ChatMessageIn(OpenAIBaseModel):
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[dict[str, Any]] | None = None
@@ -72,9 +79,7 @@ class ChatCompletionRequest(OpenAIBaseModel):
     selection: Selection | None = None
 
     def stop_list(self) -> list[str]:
-        if self.stop is None:
-            return []
-        return [self.stop] if isinstance(self.stop, str) else list(self.stop)
+        return stop_list(self.stop)
 
     def token_limit(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens

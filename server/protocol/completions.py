@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from .chat import OpenAIBaseModel, StreamOptions, UsageOut
+from .chat import OpenAIBaseModel, StreamOptions, UsageOut, stop_list
 
 
 class CompletionRequest(OpenAIBaseModel):
@@ -32,9 +32,7 @@ class CompletionRequest(OpenAIBaseModel):
         return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)
 
     def stop_list(self) -> list[str]:
-        if self.stop is None:
-            return []
-        return [self.stop] if isinstance(self.stop, str) else list(self.stop)
+        return stop_list(self.stop)
 
 
 class CompletionChoice(BaseModel):
