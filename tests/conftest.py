@@ -160,3 +160,21 @@ def run_cli(
     """The `mucode` command as a user runs it: a subprocess."""
     command = [sys.executable, "-m", "mucode.cli", *args]
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[Any], log: Path | None, timeout: float) -> dict[str, Any]:
+    """Polls a server process's /health until `ok`; fails with its log if it dies or times out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise AssertionError(
+                log.read_text()[-3000:] if log else f"the server exited with {proc.returncode}"
+            )
+        try:
+            health: dict[str, Any] = httpx.get(url + "/health", timeout=5).json()
+            if health["status"] == "ok":
+                return health
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, f"the server at {url} never became healthy"
+        time.sleep(0.5)

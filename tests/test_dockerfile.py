@@ -19,7 +19,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import httpx
 import pytest
 import yaml
 
-from .conftest import free_port
+from .conftest import free_port, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILES = [ROOT / "Dockerfile", ROOT / "Dockerfile.cuda"]
@@ -190,23 +189,12 @@ def test_dockerfile_commands_build_and_serve(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *command],
         env=server_env,
-        stdout=subprocess.PIPE,
+        stdout=(tmp_path / "server.log").open("w"),  # a pipe nobody reads would block the server
         stderr=subprocess.STDOUT,
-        text=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 300
-        while True:
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            try:
-                health = httpx.get(url + "/health", timeout=5).json()
-                if health["status"] == "ok":
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the server never became healthy"
-            time.sleep(1)
+        health = wait_healthy(url, proc, tmp_path / "server.log", timeout=300)
         assert (
             health["sandbox"]["isolation"] == "bubblewrap" and health["generator"]["backend"] == "llama-cpp"
         )

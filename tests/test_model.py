@@ -77,12 +77,10 @@ def test_served_model_solves_through_the_openai_sdk(tmp_path: Path) -> None:
     import os
     import subprocess
     import sys
-    import time
 
-    import httpx
     import openai
 
-    from .conftest import free_port
+    from .conftest import free_port, wait_healthy
 
     problem = next(p for p in load_humaneval() if p.id == "HumanEval/4")
     port = free_port()
@@ -91,16 +89,7 @@ def test_served_model_solves_through_the_openai_sdk(tmp_path: Path) -> None:
     server = subprocess.Popen([sys.executable, "-m", "mucode.cli", "serve"], env=env, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 600
-        while True:
-            assert server.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
-            try:
-                if httpx.get(url + "/health", timeout=5).json()["status"] == "ok":
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the server never became ready"
-            time.sleep(1)
+        wait_healthy(url, server, tmp_path / "server.log", timeout=600)
         client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0, timeout=900)
         response = client.chat.completions.create(
             model="mucode",

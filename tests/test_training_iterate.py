@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -21,7 +20,7 @@ pytest.importorskip("trl")
 from mucode.problems import Problem, write_jsonl
 from mucode.server.engine.checkpoint import read_manifest
 
-from .conftest import free_port, run_cli
+from .conftest import free_port, run_cli, wait_healthy
 from .tiny_models import build_causal_lm, build_classifier
 
 NAMES = ["sort_a", "sort_b", "sort_c", "sort_d", "sort_e", "sort_f"]
@@ -125,17 +124,7 @@ def test_iterate_resumes_trains_and_serves(tmp_path: Path) -> None:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert server.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
-            try:
-                health = httpx.get(url + "/health", timeout=5).json()
-                if health["status"] == "ok":
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the checkpoint server never became ready"
-            time.sleep(0.5)
+        health = wait_healthy(url, server, tmp_path / "serve.log", timeout=120)
         assert health["generator"]["backend"] == "transformers"
         body = {
             "prompt": 'def sort_z(xs):\n    """Return the items of xs in increasing order."""\n',
