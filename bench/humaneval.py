@@ -13,7 +13,9 @@ Configurations, all in one run with one loaded model (mucode.training.evaluate.C
 The generator is the engine's default (MUCODE_GENERATOR / MUCODE_MODEL override it). Each
 problem's result is appended to REPORT.CONFIG.jsonl as soon as it is known, and a rerun with the
 same options skips the problems already there: an interrupted run resumes where it stopped.
-"minutes" is the sum of the per-problem times (model loading and skipped rows excluded).
+"minutes" is the wall time of the problems run in this invocation (model loading and rows kept
+from an earlier run excluded). Configurations share seeded samples (training/sample_cache.py), so
+`bon5-random` after `bon5-pt` regenerates only where the two choose differently.
 `mucode eval` runs the same code on any problem set (e.g. a HumanEval fold).
 """
 
@@ -37,6 +39,9 @@ async def main() -> None:
     parser.add_argument("--configs", default="greedy-1,greedy-3,bon5-random,bon5-pt,bon5-pt+lv")
     parser.add_argument("--max-tokens", type=int, default=768)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--concurrency", type=int, default=4, help="problems in flight (vLLM batches them together)"
+    )
     parser.add_argument("--out", type=Path, default=Path("humaneval-report.json"))
     args = parser.parse_args()
 
@@ -54,6 +59,7 @@ async def main() -> None:
             problem_set=f"HumanEval first {len(problems)} of 164",
             max_tokens=args.max_tokens,
             seed=args.seed,
+            concurrency=args.concurrency,
         )
     finally:
         await generator.close()

@@ -299,6 +299,8 @@ def train_rollouts_command(
     max_tokens: Annotated[int, typer.Option()] = 768,
     seed: Annotated[int, typer.Option()] = 0,
     policy_script: Annotated[Path | None, typer.Option(help="Roll out a scripted policy instead.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first K problems of the set.")] = None,
+    concurrency: Annotated[int, typer.Option(help="Episodes in flight (vLLM batches them).")] = 4,
 ) -> None:
     """Multi-turn episodes through the server's search engine, labelled by the private tests."""
     import asyncio
@@ -307,7 +309,7 @@ def train_rollouts_command(
     from mucode.training.rollouts import rollout_options, rollout_stage
 
     try:
-        problem_set = load_problem_set(problems)
+        problem_set = load_problem_set(problems)[:limit]
     except (OSError, ValueError) as exc:
         raise _fail(str(exc)) from None
     options = rollout_options(turns, temperature, max_tokens, seed)
@@ -315,7 +317,7 @@ def train_rollouts_command(
         rollouts = asyncio.run(
             rollout_stage(
                 problem_set, _policy(policy_script)(model), out, iteration=iteration,
-                per_problem=per_problem, options=options, progress=progress,
+                per_problem=per_problem, options=options, progress=progress, concurrency=concurrency,
             )
         )  # fmt: skip
     solved = sum(r.success for r in rollouts)
@@ -441,6 +443,7 @@ def train_iterate_command(
     temperature: Annotated[float, typer.Option()] = 0.7,
     max_tokens: Annotated[int, typer.Option(help="Tokens per rollout answer.")] = 768,
     lora: Annotated[bool, typer.Option(help="LoRA adapters for the generator and the verifier.")] = False,
+    lora_rank: Annotated[int, typer.Option(help="Rank of both LoRA adapters.")] = 16,
     sft_lr: Annotated[float, typer.Option()] = 5e-7,
     sft_epochs: Annotated[int, typer.Option()] = 2,
     verifier_lr: Annotated[float, typer.Option()] = 1e-6,
@@ -454,6 +457,8 @@ def train_iterate_command(
     tensorboard: Annotated[
         bool, typer.Option(help="Log SFT to TensorBoard (OUT/iter-i/generator/trainer).")
     ] = False,
+    limit: Annotated[int | None, typer.Option(help="Only the first K problems of the set.")] = None,
+    rollout_concurrency: Annotated[int, typer.Option(help="Episodes in flight (vLLM batches them).")] = 4,
 ) -> None:
     """µCode expert iteration: rollouts, verifier, relabel, SFT, `--iterations` times; resumes a
     crashed run where it stopped. Prints a summary table and writes OUT/mucode.json."""
@@ -466,11 +471,13 @@ def train_iterate_command(
         config = IterateConfig(
             problems=problems, base=base, verifier_base=verifier_base, out=out, iterations=iterations,
             rollouts_per_problem=rollouts_per_problem, turns=turns, temperature=temperature,
-            max_tokens=max_tokens, lora=lora, sft_lr=sft_lr, sft_epochs=sft_epochs, verifier_lr=verifier_lr,
+            max_tokens=max_tokens, lora=lora, lora_rank=lora_rank, sft_lr=sft_lr, sft_epochs=sft_epochs,
+            verifier_lr=verifier_lr,
             verifier_epochs=verifier_epochs, pairs_per_problem=pairs_per_problem, holdout=holdout, seed=seed,
-            report_to=["tensorboard"] if tensorboard else [],
+            report_to=["tensorboard"] if tensorboard else [], limit=limit,
+            rollout_concurrency=rollout_concurrency,
         )  # fmt: skip
-        problem_set = load_problem_set(problems)
+        problem_set = load_problem_set(problems)[:limit]
     except ValidationError as exc:
         raise _fail(f"{exc.errors()[0]['loc'][-1]}: {exc.errors()[0]['msg']}") from None
     except (OSError, ValueError) as exc:
@@ -514,6 +521,7 @@ def eval_command(
     limit: Annotated[int | None, typer.Option(help="Only the first K problems.")] = None,
     max_tokens: Annotated[int, typer.Option()] = 768,
     seed: Annotated[int, typer.Option()] = 0,
+    concurrency: Annotated[int, typer.Option(help="Problems in flight (vLLM batches them).")] = 4,
 ) -> None:
     """Pass rates (private tests) per configuration and per turn; JSON report and PNG plot. An
     interrupted evaluation resumes. Rules that need a verifier are skipped without one."""
@@ -548,7 +556,7 @@ def eval_command(
         try:
             await evaluate(
                 problem_set, gen, ver, names, out, problem_set=problems, max_tokens=max_tokens, seed=seed,
-                log=console.print,
+                concurrency=concurrency, log=console.print,
             )  # fmt: skip
         finally:
             await gen.close()

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from mucode.server.engine.generators.base import GeneratorError, SamplingParams
 from mucode.server.engine.generators.openai_compat import OpenAIGenerator
-from mucode.server.engine.loading import load_generator, resolve_backend
+from mucode.server.engine.loading import compute_dtype, load_generator, resolve_backend
 from mucode.server.engine.settings import EngineSettings
 from mucode.server.engine.trace import ChatMessage
 
@@ -139,3 +139,15 @@ def test_solve_cli_with_a_scripted_generator(tmp_path: Path) -> None:
     assert trace["turns"][0]["candidates"][0]["execution"]["results"][1]["message"] == (
         "double(0) returned 2, expected 0"
     )
+
+
+def test_auto_dtype_follows_what_the_hardware_computes_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    assert compute_dtype("float16", gpu=False) == "float16"  # an explicit choice always wins
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    assert compute_dtype("auto", gpu=False) == "float32"  # AVX2 only: bfloat16 would be emulated
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    assert compute_dtype("auto", gpu=False) == "bfloat16"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    assert compute_dtype("auto", gpu=True) == "float16"

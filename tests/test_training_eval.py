@@ -3,11 +3,15 @@ HumanEval folds that keep training and evaluation apart."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from pathlib import Path
 
+from mucode.server.engine.generators.base import Completion, Generator, SamplingParams
+from mucode.server.engine.trace import ChatMessage
 from mucode.training.problems import humaneval_folds, load_problem_set
+from mucode.training.sample_cache import SampleCache
 
 from .conftest import run_cli
 from .test_training_iterate import NAMES, right, write_problems, wrong
@@ -73,3 +77,54 @@ def test_mbpp_schema_from_local_files(tmp_path: Path) -> None:
     assert problem.id == "mbpp/11" and problem.entry_point == "remove_Occ"
     assert problem.public_tests == [rows[0]["test_list"][0]] and len(problem.private_tests) == 2
     assert "def remove_Occ(s, ch):" in problem.prompt and "return" not in problem.prompt
+
+
+class CountingGenerator(Generator):
+    """Answers depend on the seed only; counts what it was asked to generate."""
+
+    backend, model = "counting", "counting-model"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def sample(self, messages: list[ChatMessage], params: SamplingParams) -> list[Completion]:
+        self.calls += 1
+        await asyncio.sleep(0.01)
+        return [
+            Completion(text=f"answer {params.seed}-{k}", prompt_tokens=3, completion_tokens=2)
+            for k in range(params.n)
+        ]
+
+    async def complete(self, prompt: str, params: SamplingParams) -> list[Completion]:
+        raise NotImplementedError
+
+
+def test_sample_cache_shares_seeded_samples_across_configs_and_runs(tmp_path: Path) -> None:
+    chat = [ChatMessage(role="user", content="write f")]
+    seeded = SamplingParams(n=5, temperature=0.7, seed=3)
+
+    async def scenario() -> None:
+        inner = CountingGenerator()
+        cache = SampleCache(inner, tmp_path / "samples.jsonl")
+        # Concurrent identical requests (two configs on the same problem) generate once.
+        first, second = await asyncio.gather(cache.sample(chat, seeded), cache.sample(chat, seeded))
+        assert first == second and inner.calls == 1 and cache.hits == 1
+        assert [c.text for c in first] == [f"answer 3-{k}" for k in range(5)]
+        # Anything that changes the request is a new request: seed, n, messages.
+        await cache.sample(chat, seeded.model_copy(update={"seed": 4}))
+        await cache.sample(chat, seeded.model_copy(update={"n": 1}))
+        await cache.sample([*chat, ChatMessage(role="assistant", content="x")], seeded)
+        assert inner.calls == 4
+        # Unseeded requests are meant to differ: never cached.
+        await cache.sample(chat, SamplingParams(n=1))
+        await cache.sample(chat, SamplingParams(n=1))
+        assert inner.calls == 6
+        # A later run with the same model reads the file; another model does not share it.
+        again = SampleCache(CountingGenerator(), tmp_path / "samples.jsonl")
+        assert await again.sample(chat, seeded) == first and again.inner.calls == 0  # type: ignore[attr-defined]
+        other = CountingGenerator()
+        other.model = "another-model"
+        await SampleCache(other, tmp_path / "samples.jsonl").sample(chat, seeded)
+        assert other.calls == 1
+
+    asyncio.run(scenario())

@@ -9,12 +9,13 @@ interrupted evaluation resumes. The report is JSON plus a PNG plot of pass rate 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from mucode.problems import Problem
 from mucode.sandbox import ExecutionRequest, SandboxPool
@@ -22,6 +23,8 @@ from mucode.server.engine.generators.base import Generator
 from mucode.server.engine.options import SolveOptions
 from mucode.server.engine.search import SearchEngine
 from mucode.server.engine.verifier import Verifier
+
+from .sample_cache import SampleCache
 
 CONFIGS: dict[str, dict[str, Any]] = {
     "greedy-1": {"n": 1, "turns": 1, "temperature": 0.0, "selection": "pt"},
@@ -48,9 +51,11 @@ async def run_config(
     max_tokens: int,
     seed: int,
     rows_path: Path,
+    concurrency: int = 1,
 ) -> dict[str, Any]:
-    """Runs one configuration, one JSONL row per problem as it goes; rows already in ``rows_path``
-    (an interrupted run) are kept, not rerun."""
+    """Runs one configuration, ``concurrency`` problems at a time (a batching backend such as vLLM
+    serves them together), one JSONL row per problem as it finishes; rows already in
+    ``rows_path`` (an interrupted run) are kept, not rerun."""
     options = SolveOptions(**CONFIGS[name], max_tokens=max_tokens, seed=seed)
     done = {}
     if rows_path.exists():
@@ -58,10 +63,10 @@ async def run_config(
             row = json.loads(line)
             if row["options"] == options.model_dump(mode="json"):
                 done[row["problem"]] = row
-    with rows_path.open("a") as out:
-        for k, problem in enumerate(problems, start=1):
-            if problem.id in done:
-                continue
+    slots = asyncio.Semaphore(concurrency)
+
+    async def run_one(problem: Problem, out: TextIO) -> None:
+        async with slots:
             started = time.perf_counter()
             result = await engine.solve(problem, options)
             ok = await grade(pool, problem, result.final_code)
@@ -71,26 +76,31 @@ async def run_config(
             by_turn = [
                 ok if code == result.final_code else await grade(pool, problem, code) for code in answers
             ]
-            row = {
-                "problem": problem.id,
-                "options": options.model_dump(mode="json"),
-                "passed": ok,
-                "passed_by_turn": by_turn,
-                "completion_tokens": result.usage.completion_tokens,
-                "turns": len(result.turns),
-                "seconds": round(time.perf_counter() - started, 2),
-            }
-            done[problem.id] = row
-            out.write(json.dumps(row) + "\n")
-            out.flush()
-            passed = sum(r["passed"] for r in done.values())
-            print(
-                f"  {name} {k}/{len(problems)} {problem.id}: {'pass' if ok else 'fail'} "
-                f"({passed}/{len(done)} so far)",
-                flush=True,
-            )
+        row = {
+            "problem": problem.id,
+            "options": options.model_dump(mode="json"),
+            "passed": ok,
+            "passed_by_turn": by_turn,
+            "completion_tokens": result.usage.completion_tokens,
+            "turns": len(result.turns),
+            "seconds": round(time.perf_counter() - started, 2),
+        }
+        done[problem.id] = row
+        out.write(json.dumps(row) + "\n")
+        out.flush()
+        passed = sum(r["passed"] for r in done.values())
+        print(
+            f"  {name} {len(done)}/{len(problems)} {problem.id}: {'pass' if ok else 'fail'} "
+            f"({passed}/{len(done)} so far)",
+            flush=True,
+        )
+
+    todo = [p for p in problems if p.id not in done]
+    started = time.perf_counter()
+    with rows_path.open("a") as out:
+        await asyncio.gather(*(run_one(p, out) for p in todo))
+    minutes = (time.perf_counter() - started) / 60
     rows = [done[p.id] for p in problems]
-    minutes = sum(r["seconds"] for r in rows) / 60
     return {
         "config": name,
         "options": options.model_dump(),
@@ -103,8 +113,10 @@ async def run_config(
         ],
         "completion_tokens": sum(r["completion_tokens"] for r in rows),
         "mean_turns": round(sum(r["turns"] for r in rows) / len(rows), 2),
+        # Speed of this invocation only: rows kept from an interrupted run took unknown wall time.
+        "problems_run_now": len(todo),
         "minutes": round(minutes, 1),
-        "problems_per_minute": round(len(rows) / max(minutes, 1e-6), 2),
+        "problems_per_minute": round(len(todo) / minutes, 2) if todo else None,
     }
 
 
@@ -126,9 +138,11 @@ async def evaluate(
     problem_set: str,
     max_tokens: int = 768,
     seed: int = 0,
+    concurrency: int = 1,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Runs ``names`` on ``problems``; writes OUT (JSON), OUT-stem.CONFIG.jsonl rows and a plot."""
+    """Runs ``names`` on ``problems``; writes OUT (JSON), OUT-stem.CONFIG.jsonl rows, the shared
+    samples (OUT-stem.samples.jsonl, see sample_cache) and a plot."""
     out.parent.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d"),
@@ -139,10 +153,14 @@ async def evaluate(
         "results": [],
     }
     async with SandboxPool() as pool:
-        engine = SearchEngine(generator, pool, verifier)
+        engine = SearchEngine(
+            SampleCache(generator, out.with_name(f"{out.stem}.samples.jsonl")), pool, verifier
+        )
         for name in runnable(names, verifier):
             rows = out.with_name(f"{out.stem}.{name}.jsonl")
-            report["results"].append(await run_config(engine, pool, problems, name, max_tokens, seed, rows))
+            report["results"].append(
+                await run_config(engine, pool, problems, name, max_tokens, seed, rows, concurrency)
+            )
             out.write_text(json.dumps(report, indent=2))
     plot(report, out.with_suffix(".png"))
     log(table(report))
@@ -152,13 +170,13 @@ async def evaluate(
 def table(report: dict[str, Any]) -> str:
     lines = [
         f"{report['generator']} on {report['problems']}",
-        f"{'config':12s} {'pass %':>7s}  by turn            tokens   min  problems/min",
+        f"{'config':12s} {'pass %':>7s}  by turn            tokens  run now   min  problems/min",
     ]
     for r in report["results"]:
         by_turn = " ".join(f"{p:5.1f}" for p in r["pass_rate_by_turn"])
         lines.append(
             f"{r['config']:12s} {r['pass_rate']:7.1f}  {by_turn:18s} {r['completion_tokens']:7d} "
-            f"{r['minutes']:5.1f} {r['problems_per_minute']:8.2f}"
+            f"{r['problems_run_now']:8d} {r['minutes']:5.1f} {r['problems_per_minute'] or 0:8.2f}"
         )
     return "\n".join(lines)
 

@@ -42,6 +42,7 @@ GeneratorFactory = Callable[[str], Generator]  # model folder -> generator for r
 
 class IterateConfig(BaseModel):
     problems: str = Field(..., description="Problem set: humaneval:fold0|fold1, humaneval, or a JSONL file.")
+    limit: int | None = Field(None, ge=1, description="Only the first K problems of the set were used.")
     base: str = Field(..., description="The generator's base model (HF folder or hub id).")
     verifier_base: str | None = Field(
         None, description="Base of the verifier; default: the generator's base."
@@ -53,6 +54,7 @@ class IterateConfig(BaseModel):
     temperature: float = 0.7
     max_tokens: int = 768
     lora: bool = False
+    lora_rank: int = Field(16, ge=1, description="LoRA rank of both adapters (small ranks ship in a few MB).")
     continue_from_previous: bool = Field(False, description="Fine-tune iteration i's generator from i-1's.")
     sft_lr: float = 5e-7
     sft_epochs: int = 2
@@ -62,6 +64,7 @@ class IterateConfig(BaseModel):
     pairs_per_problem: int = 32
     holdout: float = 0.2
     seed: int = 0
+    rollout_concurrency: int = Field(4, ge=1, description="Episodes in flight (vLLM batches them).")
     report_to: list[str] = Field(default_factory=list)
 
 
@@ -109,6 +112,7 @@ def iterate(
                     per_problem=config.rollouts_per_problem,
                     options=rollout_options(config.turns, config.temperature, config.max_tokens, config.seed),
                     progress=progress,
+                    concurrency=config.rollout_concurrency,
                 )
             )
             solved = sum(r.success for r in rollouts) / len(rollouts)
@@ -132,6 +136,7 @@ def iterate(
                     out=verifier_dir,
                     loss=config.verifier_loss,
                     lora=config.lora,
+                    lora_rank=config.lora_rank,
                     lr=config.verifier_lr,
                     epochs=config.verifier_epochs,
                     pairs_per_problem=config.pairs_per_problem,
@@ -166,6 +171,7 @@ def iterate(
                     base=start,
                     out=generator_dir,
                     lora=config.lora,
+                    lora_rank=config.lora_rank,
                     lr=config.sft_lr,
                     epochs=config.sft_epochs,
                     holdout=config.holdout,
@@ -189,7 +195,9 @@ def iterate(
         generator_adapter=f"{last}/generator/adapter" if config.lora else None,
         verifier=f"{last}/verifier",
         prompt_version=prompts.PROMPT_VERSION,
-        training_data=[config.problems]
+        training_data=[
+            config.problems if config.limit is None else f"{config.problems} (first {config.limit})"
+        ]
         + [f"iter-{k}/rollouts.jsonl" for k in range(1, config.iterations + 1)],
         iterations=history,
     )

@@ -9,8 +9,10 @@ crash costs at most the episode in flight.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 from pydantic import BaseModel, Field
 
@@ -65,35 +67,39 @@ async def collect_rollouts(
     path: Path,
     iteration: int,
     progress: Progress | None = None,
+    concurrency: int = 1,
 ) -> list[Rollout]:
+    """``concurrency`` episodes in flight (a batching backend such as vLLM serves them together);
+    each is seeded by (iteration, index), so the order they finish in changes nothing."""
     done = {(r.problem_id, r.index): r for r in read_jsonl(path, Rollout)} if path.exists() else {}
     oracle = Oracle(pool)
-    total, finished = len(problems) * per_problem, 0
+    total = len(problems) * per_problem
+    slots = asyncio.Semaphore(concurrency)
+
+    async def episode(problem: Problem, index: int, out: TextIO) -> None:
+        public_only = problem.model_copy(update={"private_tests": [], "private_io_tests": []})
+        seed = options.seed + 7919 * iteration + 104729 * index
+        async with slots:
+            trace = await engine.solve(public_only, options.model_copy(update={"seed": seed}))
+            labels = [[await oracle.label(problem, c.code) for c in turn.candidates] for turn in trace.turns]
+            success = await oracle.label(problem, trace.final_code)
+        rollout = Rollout(
+            problem_id=problem.id,
+            iteration=iteration,
+            index=index,
+            trace=trace,
+            labels=labels,
+            success=success,
+        )
+        out.write(rollout.model_dump_json() + "\n")
+        out.flush()
+        done[(problem.id, index)] = rollout
+        if progress:
+            progress("rollouts", len(done), total)
+
+    todo = [(p, i) for p in problems for i in range(per_problem) if (p.id, i) not in done]
     with path.open("a", encoding="utf-8") as out:
-        for problem in problems:
-            public_only = problem.model_copy(update={"private_tests": [], "private_io_tests": []})
-            for index in range(per_problem):
-                finished += 1
-                if (problem.id, index) in done:
-                    continue
-                seed = options.seed + 7919 * iteration + 104729 * index
-                trace = await engine.solve(public_only, options.model_copy(update={"seed": seed}))
-                labels = [
-                    [await oracle.label(problem, c.code) for c in turn.candidates] for turn in trace.turns
-                ]
-                rollout = Rollout(
-                    problem_id=problem.id,
-                    iteration=iteration,
-                    index=index,
-                    trace=trace,
-                    labels=labels,
-                    success=await oracle.label(problem, trace.final_code),
-                )
-                out.write(rollout.model_dump_json() + "\n")
-                out.flush()
-                done[(problem.id, index)] = rollout
-                if progress:
-                    progress("rollouts", finished, total)
+        await asyncio.gather(*(episode(p, i, out) for p, i in todo))
     return [done[(p.id, i)] for p in problems for i in range(per_problem)]
 
 
@@ -115,13 +121,14 @@ async def rollout_stage(
     per_problem: int,
     options: SolveOptions,
     progress: Progress | None = None,
+    concurrency: int = 1,
 ) -> list[Rollout]:
     """The stage on its own sandbox; closes the generator when done."""
     async with SandboxPool() as pool:
         try:
             engine = SearchEngine(generator, pool)
             return await collect_rollouts(
-                problems, engine, pool, options, per_problem, path, iteration, progress
+                problems, engine, pool, options, per_problem, path, iteration, progress, concurrency
             )
         finally:
             await generator.close()

@@ -24,8 +24,12 @@ class EngineSettings(BaseSettings):
         None, description="Verifier folder (HF classifier or PEFT adapter); unset = none."
     )
     device: str = Field("cpu", description="torch device for the transformers backend and the verifier.")
-    dtype: str = Field("bfloat16", description="torch dtype for the transformers backend.")
-    n_ctx: int = Field(8192, ge=512, description="Context length for llama.cpp.")
+    dtype: str = Field(
+        "auto",
+        description="torch dtype for the vllm and transformers backends; `auto`: bfloat16 where the "
+        "hardware computes in it (GPUs, CPUs with AVX-512 BF16 or AMX), else float32.",
+    )
+    n_ctx: int = Field(8192, ge=512, description="Context length for llama.cpp and vLLM.")
     openai_base_url: str | None = Field(
         None, description="Upstream for the `openai` backend, e.g. http://host/v1."
     )

@@ -29,7 +29,9 @@ class VLLMGenerator(Generator):
         self.fim = detect_in_tokenizer(tokenizer)
 
     @classmethod
-    def load(cls, path: str | Path, *, max_model_len: int = 8192, seed: int = 0) -> VLLMGenerator:
+    def load(
+        cls, path: str | Path, *, max_model_len: int = 8192, seed: int = 0, dtype: str = "bfloat16"
+    ) -> VLLMGenerator:
         last = len(os.sched_getaffinity(0)) - 1
         for key, value in CPU_DEFAULTS.items():
             os.environ.setdefault(key, value.format(last=last))
@@ -41,7 +43,7 @@ class VLLMGenerator(Generator):
         cpu = not torch.cuda.is_available()
         args = AsyncEngineArgs(
             model=str(path),
-            dtype="bfloat16",
+            dtype=dtype,
             enable_prefix_caching=True,
             max_model_len=max_model_len,
             seed=seed,
