@@ -429,6 +429,23 @@ def train_verifier_command(
     console.print_json(report.model_dump_json())
 
 
+@train_app.command("export")
+def train_export_command(
+    run: Annotated[Path, typer.Argument(help="A LoRA run folder (`mucode train iterate --lora`).")],
+    out: Annotated[Path, typer.Option(help="Folder for the shippable checkpoint (replaced).")],
+) -> None:
+    """The run's generator and verifier adapters in bf16 with a manifest: a few MB that ship and
+    install anywhere (`mucode models install-checkpoint`)."""
+    from mucode.training.export import export_checkpoint
+
+    try:
+        export_checkpoint(run, out)
+    except (OSError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    console.print(f"{out} ({size / 1e6:.1f} MB)")
+
+
 @train_app.command("iterate")
 def train_iterate_command(
     problems: Annotated[
@@ -595,6 +612,31 @@ def models_pull(
     from mucode.server.engine.model_store import pull_gguf, pull_hf
 
     path = _with_progress(lambda progress: pull_hf(progress=progress) if hf else pull_gguf(progress=progress))
+    console.print(str(path))
+
+
+@models_app.command("install-checkpoint")
+def models_install_checkpoint(
+    source: Annotated[
+        Path | None,
+        typer.Argument(help="An exported checkpoint (`mucode train export`); default: the one shipped."),
+    ] = None,
+    base: Annotated[
+        str | None, typer.Option(help="Base model folder (default: the manifest's; `bundled` pulls it).")
+    ] = None,
+    target: Annotated[
+        Path | None, typer.Option(help="Where to (default: the cache, which serve uses).")
+    ] = None,
+) -> None:
+    """Install trained adapters: the generator merged into its base, the verifier beside it. The
+    server then uses them by default (unless MUCODE_CHECKPOINT says otherwise)."""
+    from mucode.server.engine.checkpoint import install_checkpoint, shipped_checkpoint
+    from mucode.server.engine.model_store import BundleError
+
+    try:
+        path = install_checkpoint(source or shipped_checkpoint(), target, base)
+    except (BundleError, OSError, ValueError) as exc:
+        raise _fail(str(exc)) from None
     console.print(str(path))
 
 

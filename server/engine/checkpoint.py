@@ -40,3 +40,74 @@ def write_manifest(folder: str | Path, manifest: Manifest) -> None:
 
 def resolve(folder: str | Path, relative: str | None) -> str | None:
     return None if relative is None else str((Path(folder) / relative).resolve())
+
+
+# A shipped checkpoint names its base this way when the base is the bundled default model
+# (``mucode models pull --hf``): the adapters then travel without a machine's paths.
+BUNDLED_BASE = "bundled"
+
+
+def shipped_checkpoint() -> Path:
+    """The adapters trained in this repository (docs/benchmarks.md), inside the package."""
+    import mucode
+
+    return Path(mucode.__file__).parent / "checkpoints" / "humaneval-fold0"
+
+
+def installed_checkpoint() -> Path | None:
+    """The checkpoint ``mucode models install-checkpoint`` put in the cache: the server's default
+    generator and verifier when ``MUCODE_CHECKPOINT`` is unset (``none`` turns it off)."""
+    from .model_store import cache_dir
+
+    folder = cache_dir() / "checkpoint"
+    return folder if (folder / MANIFEST).is_file() else None
+
+
+def install_checkpoint(source: str | Path, target: Path | None = None, base: str | None = None) -> Path:
+    """Makes a shipped, adapter-only checkpoint servable: the generator adapter merged into its
+    base (an ordinary HF folder that vLLM and transformers load), the verifier adapter pointed at
+    the base, both with the base's tokenizer. Writes a complete checkpoint to ``target`` (default:
+    the installed one), replacing it only once the new one is whole."""
+    import json
+    import shutil
+    import tempfile
+
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from .model_store import cache_dir, pull_hf
+
+    source = Path(source)
+    manifest = read_manifest(source)
+    if manifest.generator_adapter is None and manifest.verifier is None:
+        raise ValueError(f"{source} has neither a generator adapter nor a verifier")
+    base_path = base or (str(pull_hf()) if manifest.base_model == BUNDLED_BASE else manifest.base_model)
+    target = target or cache_dir() / "checkpoint"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tokenizer = AutoTokenizer.from_pretrained(base_path)
+    installed = manifest.model_copy(update={"base_model": base_path})
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        staging = Path(tmp) / "checkpoint"
+        staging.mkdir()
+        if manifest.generator_adapter is not None:
+            model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.bfloat16)
+            merged = PeftModel.from_pretrained(model, source / manifest.generator_adapter).merge_and_unload()
+            merged.save_pretrained(staging / "generator")
+            tokenizer.save_pretrained(staging / "generator")
+            shutil.copytree(source / manifest.generator_adapter, staging / "generator-adapter")
+            installed.generator, installed.generator_adapter = "generator", "generator-adapter"
+        if manifest.verifier is not None:
+            shutil.copytree(source / manifest.verifier, staging / "verifier")
+            adapter_config = staging / "verifier" / "adapter_config.json"
+            if adapter_config.exists():
+                config = json.loads(adapter_config.read_text(encoding="utf-8"))
+                config["base_model_name_or_path"] = base_path
+                adapter_config.write_text(json.dumps(config, indent=2), encoding="utf-8")
+            tokenizer.save_pretrained(staging / "verifier")
+            installed.verifier = "verifier"
+        write_manifest(staging, installed)
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    return target

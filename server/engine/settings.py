@@ -36,19 +36,25 @@ class EngineSettings(BaseSettings):
     openai_api_key: str | None = Field(None, description="Bearer token for the upstream.")
     script: str | None = Field(None, description="JSON script for the `scripted` backend.")
     checkpoint: str | None = Field(
-        None, description="A training checkpoint (folder with mucode.json): its generator and verifier."
+        None,
+        description="A training checkpoint (folder with mucode.json): its generator and verifier; unset "
+        "means the installed one (`mucode models install-checkpoint`) if any, `none` means no checkpoint.",
     )
 
     def resolved(self) -> EngineSettings:
         """With a checkpoint, the model and verifier it names (explicit settings still win)."""
-        if not self.checkpoint:
-            return self
-        from .checkpoint import read_manifest, resolve
+        from .checkpoint import installed_checkpoint, read_manifest, resolve
 
-        manifest = read_manifest(self.checkpoint)
+        if self.checkpoint == "none":
+            return self
+        checkpoint = self.checkpoint or installed_checkpoint()
+        if checkpoint is None:
+            return self
+        manifest = read_manifest(checkpoint)
         return self.model_copy(
             update={
-                "model": self.model or resolve(self.checkpoint, manifest.generator),
-                "verifier": self.verifier or resolve(self.checkpoint, manifest.verifier),
+                "checkpoint": str(checkpoint),
+                "model": self.model or resolve(checkpoint, manifest.generator),
+                "verifier": self.verifier or resolve(checkpoint, manifest.verifier),
             }
         )

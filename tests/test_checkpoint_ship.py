@@ -1,0 +1,121 @@
+"""Trained adapters that ship: `mucode train export` (a few MB, bf16, no machine paths) and
+`mucode models install-checkpoint` (merged generator + verifier, used by default when present)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from mucode.server.engine.checkpoint import BUNDLED_BASE, Manifest, read_manifest, write_manifest
+
+from .conftest import run_cli
+from .tiny_models import build_causal_lm
+
+
+def lora_run(run: Path, base: Path) -> None:
+    """A run folder as `mucode train iterate --lora` leaves it (adapters with non-zero updates)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    torch.manual_seed(0)
+    generator = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(base),
+        LoraConfig(r=2, target_modules="all-linear", init_lora_weights=False),
+    )
+    generator.save_pretrained(run / "iter-1" / "generator" / "adapter")
+    classifier = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1)
+    classifier.config.pad_token_id = 0
+    verifier = get_peft_model(
+        classifier, LoraConfig(task_type="SEQ_CLS", r=2, target_modules="all-linear", init_lora_weights=False)
+    )
+    verifier.save_pretrained(run / "iter-1" / "verifier")
+    write_manifest(
+        run,
+        Manifest(
+            base_model=str(base),
+            generator="iter-1/generator/model",
+            generator_adapter="iter-1/generator/adapter",
+            verifier="iter-1/verifier",
+            prompt_version="mucode-chat-1",
+            training_data=["humaneval:fold0 (first 12)", str(run / "iter-1" / "rollouts.jsonl")],
+            iterations=[{"iteration": 1}],
+        ),
+    )
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("MUCODE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("MUCODE_CHECKPOINT", raising=False)
+    return tmp_path / "cache"
+
+
+def test_export_then_install_serves_the_trained_pair_by_default(cache: Path, tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    from mucode.server.engine.loading import load_configured_verifier, load_generator
+    from mucode.server.engine.settings import EngineSettings
+
+    base = build_causal_lm(cache / "models" / "tiny-base")  # where `models pull --hf` puts the default
+    lora_run(tmp_path / "run", base)
+    env = os.environ.copy()
+
+    exported = run_cli("train", "export", str(tmp_path / "run"), "--out", str(tmp_path / "ship"), env=env)
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    shipped = read_manifest(tmp_path / "ship")
+    assert shipped.base_model == BUNDLED_BASE and shipped.generator is None
+    assert shipped.training_data == ["humaneval:fold0 (first 12)", "rollouts.jsonl"]
+    for name in ("generator-adapter", "verifier"):
+        config = json.loads((tmp_path / "ship" / name / "adapter_config.json").read_text())
+        assert config["base_model_name_or_path"] == BUNDLED_BASE
+        weights = load_file(tmp_path / "ship" / name / "adapter_model.safetensors")
+        assert weights and all(w.dtype == torch.bfloat16 for w in weights.values())
+    assert "tmp" not in (tmp_path / "ship" / "mucode.json").read_text().replace(str(tmp_path), "")
+
+    assert EngineSettings().resolved().checkpoint is None  # nothing installed yet
+    installed = run_cli("models", "install-checkpoint", str(tmp_path / "ship"), "--base", str(base), env=env)
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    assert (cache / "checkpoint" / "mucode.json").is_file()
+
+    # Unset MUCODE_CHECKPOINT: the installed checkpoint is the default generator and verifier.
+    settings = EngineSettings(generator="transformers", dtype="float32").resolved()
+    assert settings.checkpoint == str(cache / "checkpoint")
+    assert settings.model == str((cache / "checkpoint" / "generator").resolve())
+    merged = AutoModelForCausalLM.from_pretrained(settings.model)
+    plain = AutoModelForCausalLM.from_pretrained(base)
+    name = "model.layers.0.self_attn.q_proj.weight"
+    assert not torch.allclose(merged.state_dict()[name].float(), plain.state_dict()[name].float())
+    generator = load_generator(settings)
+    assert generator.backend == "transformers" and generator.model == settings.model
+    verifier = load_configured_verifier(settings)
+    assert verifier is not None
+    scores = verifier.score_sync("def f(x): ...", ["def f(x):\n    return x + 1\n"])
+    assert len(scores) == 1 and scores[0] == scores[0]  # a number, not NaN
+
+    # `none` turns the default off; an explicit checkpoint or model still wins.
+    assert EngineSettings(checkpoint="none").resolved().model is None
+    assert EngineSettings(model="other").resolved().model == "other"
+
+
+def test_export_refuses_a_full_fine_tune_and_install_a_folder_without_adapters(
+    cache: Path, tmp_path: Path
+) -> None:
+    base = build_causal_lm(tmp_path / "base")
+    (tmp_path / "full").mkdir()
+    write_manifest(
+        tmp_path / "full",
+        Manifest(base_model=str(base), generator="g", verifier="v", prompt_version="mucode-chat-1"),
+    )
+    env = os.environ.copy()
+    done = run_cli("train", "export", str(tmp_path / "full"), "--out", str(tmp_path / "ship"), env=env)
+    assert done.returncode != 0 and "--lora" in done.stderr and "Traceback" not in done.stderr
+    done = run_cli("models", "install-checkpoint", str(tmp_path / "nowhere"), env=env)
+    assert (
+        done.returncode != 0 and "not a mucode checkpoint" in done.stderr and "Traceback" not in done.stderr
+    )
