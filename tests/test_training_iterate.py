@@ -75,6 +75,8 @@ def iterate_args(tmp: Path) -> list[str]:
     ]  # fmt: skip
 
 
+# Two iterations, a crash and a resume, then a live server: several minutes on 2 cores.
+@pytest.mark.timeout(900)
 def test_iterate_resumes_trains_and_serves(tmp_path: Path) -> None:
     build_causal_lm(tmp_path / "generator-base")
     build_classifier(tmp_path / "verifier-base")

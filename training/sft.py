@@ -29,6 +29,9 @@ class SFTSettings(BaseModel):
     lr: float = 5e-7
     epochs: int = 2
     batch_size: int = 4
+    micro_batch_size: int = Field(
+        1, ge=1, description="Rows per forward pass; gradients accumulate up to batch_size (memory)."
+    )
     max_length: int = 2048
     holdout: float = Field(0.2, ge=0.0, lt=1.0)
     seed: int = 0
@@ -103,7 +106,10 @@ def train_generator(rows: list[SFTRow], settings: SFTSettings) -> SFTReport:
         output_dir=str(settings.out / "trainer"),
         num_train_epochs=settings.epochs,
         learning_rate=settings.lr,
-        per_device_train_batch_size=settings.batch_size,
+        # The logits of a 0.5B model over 2048 tokens are ~1.2 GB per row in fp32: a few rows per
+        # forward pass, gradients accumulated, keep the same batch within a CPU's memory.
+        per_device_train_batch_size=min(settings.micro_batch_size, settings.batch_size),
+        gradient_accumulation_steps=max(1, settings.batch_size // settings.micro_batch_size),
         assistant_only_loss=True,
         max_length=settings.max_length,
         seed=settings.seed,
