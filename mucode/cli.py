@@ -461,6 +461,9 @@ def train_iterate_command(
     max_tokens: Annotated[int, typer.Option(help="Tokens per rollout answer.")] = 768,
     lora: Annotated[bool, typer.Option(help="LoRA adapters for the generator and the verifier.")] = False,
     lora_rank: Annotated[int, typer.Option(help="Rank of both LoRA adapters.")] = 16,
+    micro_batch_size: Annotated[
+        int, typer.Option(help="Examples per forward pass (verifier, SFT); raise it on GPUs.")
+    ] = 1,
     sft_lr: Annotated[float, typer.Option()] = 5e-7,
     sft_epochs: Annotated[int, typer.Option()] = 2,
     verifier_lr: Annotated[float, typer.Option()] = 1e-6,
@@ -488,7 +491,8 @@ def train_iterate_command(
         config = IterateConfig(
             problems=problems, base=base, verifier_base=verifier_base, out=out, iterations=iterations,
             rollouts_per_problem=rollouts_per_problem, turns=turns, temperature=temperature,
-            max_tokens=max_tokens, lora=lora, lora_rank=lora_rank, sft_lr=sft_lr, sft_epochs=sft_epochs,
+            max_tokens=max_tokens, lora=lora, lora_rank=lora_rank, micro_batch_size=micro_batch_size,
+            sft_lr=sft_lr, sft_epochs=sft_epochs,
             verifier_lr=verifier_lr,
             verifier_epochs=verifier_epochs, pairs_per_problem=pairs_per_problem, holdout=holdout, seed=seed,
             report_to=["tensorboard"] if tensorboard else [], limit=limit,

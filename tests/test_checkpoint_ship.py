@@ -42,7 +42,7 @@ def lora_run(run: Path, base: Path) -> None:
             verifier="iter-1/verifier",
             prompt_version="mucode-chat-1",
             training_data=["humaneval:fold0 (first 12)", str(run / "iter-1" / "rollouts.jsonl")],
-            iterations=[{"iteration": 1}],
+            iterations=[{"iteration": 1, "verifier": {"base": str(base), "auc": 0.9}}],
         ),
     )
 
@@ -76,7 +76,9 @@ def test_export_then_install_serves_the_trained_pair_by_default(cache: Path, tmp
         assert config["base_model_name_or_path"] == BUNDLED_BASE
         weights = load_file(tmp_path / "ship" / name / "adapter_model.safetensors")
         assert weights and all(w.dtype == torch.bfloat16 for w in weights.values())
-    assert "tmp" not in (tmp_path / "ship" / "mucode.json").read_text().replace(str(tmp_path), "")
+        assert (tmp_path / "ship" / name / "adapter_model.safetensors").stat().st_mode & 0o777 == 0o644
+    assert str(tmp_path) not in (tmp_path / "ship" / "mucode.json").read_text()
+    assert shipped.iterations[0]["verifier"]["base"] == BUNDLED_BASE
 
     assert EngineSettings().resolved().checkpoint is None  # nothing installed yet
     installed = run_cli("models", "install-checkpoint", str(tmp_path / "ship"), "--base", str(base), env=env)

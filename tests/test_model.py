@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,23 @@ def test_served_model_solves_through_the_openai_sdk(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(60)
+
+
+@pytest.mark.timeout(1800)
+def test_shipped_checkpoint_installs_and_solves(tmp_path: Path) -> None:
+    """The adapters in the package: merged into the real base, then used for a solve through the
+    checkpoint (generator and verifier named in the trace)."""
+    target = tmp_path / "checkpoint"
+    done = run_cli("models", "install-checkpoint", "--target", str(target), timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    problem = next(p for p in load_humaneval() if p.id == "HumanEval/2")
+    (tmp_path / "problem.md").write_text(problem.prompt)
+    (tmp_path / "tests.py").write_text("\n".join(problem.public_tests) + "\n")
+    files = [str(tmp_path / "problem.md"), "--tests", str(tmp_path / "tests.py")]
+    env = {**os.environ, "MUCODE_CHECKPOINT": str(target), "MUCODE_GENERATOR": "transformers"}
+    done = run_cli("solve", *files, "--n", "2", "--turns", "1", "--json", env=env, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    trace = json.loads(done.stdout)
+    assert trace["generator"] == f"transformers:{(target / 'generator').resolve()}"
+    assert trace["verifier"] == str((target / "verifier").resolve())
+    assert all(c["verifier_score"] is not None for c in trace["turns"][0]["candidates"])

@@ -6,6 +6,7 @@ on any machine that has the base model."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -43,6 +44,7 @@ def export_checkpoint(run: Path, out: Path) -> Manifest:
             {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in weights.items()},
             out / name / ADAPTER_FILES[1],
         )
+        os.chmod(out / name / ADAPTER_FILES[1], 0o644)  # safetensors writes 0600; these ship
     shipped = manifest.model_copy(
         update={
             "base_model": base,
@@ -50,6 +52,8 @@ def export_checkpoint(run: Path, out: Path) -> Manifest:
             "generator_adapter": "generator-adapter",
             "verifier": "verifier",
             "training_data": [Path(d).name if Path(d).is_absolute() else d for d in manifest.training_data],
+            # The stage metrics name the base too (the verifier report): no machine paths ship.
+            "iterations": json.loads(json.dumps(manifest.iterations).replace(manifest.base_model, base)),
         }
     )
     write_manifest(out, shipped)

@@ -55,6 +55,9 @@ class IterateConfig(BaseModel):
     max_tokens: int = 768
     lora: bool = False
     lora_rank: int = Field(16, ge=1, description="LoRA rank of both adapters (small ranks ship in a few MB).")
+    micro_batch_size: int = Field(
+        1, ge=1, description="Examples per forward pass in the verifier and SFT (memory); batches accumulate."
+    )
     continue_from_previous: bool = Field(False, description="Fine-tune iteration i's generator from i-1's.")
     sft_lr: float = 5e-7
     sft_epochs: int = 2
@@ -137,6 +140,7 @@ def iterate(
                     loss=config.verifier_loss,
                     lora=config.lora,
                     lora_rank=config.lora_rank,
+                    micro_batch_size=config.micro_batch_size,
                     lr=config.verifier_lr,
                     epochs=config.verifier_epochs,
                     pairs_per_problem=config.pairs_per_problem,
@@ -172,6 +176,7 @@ def iterate(
                     out=generator_dir,
                     lora=config.lora,
                     lora_rank=config.lora_rank,
+                    micro_batch_size=config.micro_batch_size,
                     lr=config.sft_lr,
                     epochs=config.sft_epochs,
                     holdout=config.holdout,
