@@ -8,7 +8,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -177,12 +177,24 @@ def test_score_ranks_given_programs(http: httpx.Client) -> None:
     assert_openai_error(http.post("/v1/score", json={**body, "candidates": []}), 422, "candidates")
 
 
+def access_line(caplog: pytest.LogCaptureFixture, match: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """The server's access line for a request. It is written once the response has gone out, so
+    the client can see the response first: wait for it (the server runs in a thread)."""
+    deadline = time.monotonic() + 10
+    while True:
+        lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "mucode.access"]
+        found = [entry for entry in lines if match(entry)]
+        if found or time.monotonic() > deadline:
+            assert found, f"no matching access line in {lines}"
+            return found[0]
+        time.sleep(0.02)
+
+
 def test_metrics_and_one_log_line_per_request(http: httpx.Client, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="mucode.access"):
         response = http.post("/v1/solve", json=solve_body(), headers={"X-Request-ID": "req-123"})
+        line = access_line(caplog, lambda entry: entry["request_id"] == "req-123")
     assert response.headers["x-request-id"] == "req-123"
-    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "mucode.access"]
-    line = next(entry for entry in lines if entry["request_id"] == "req-123")
     assert line["route"] == "/v1/solve" and line["status"] == 200 and line["ms"] > 0
     metrics = http.get("/metrics")
     assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
@@ -235,6 +247,5 @@ def test_chat_log_line_names_model_and_user(http: httpx.Client, caplog: pytest.L
     }
     with caplog.at_level(logging.INFO, logger="mucode.access"):
         assert http.post("/v1/chat/completions", json=body).status_code == 200
-    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "mucode.access"]
-    line = next(entry for entry in lines if entry["route"] == "/v1/chat/completions")
+        line = access_line(caplog, lambda entry: entry["route"] == "/v1/chat/completions")
     assert line["model"] == "mucode" and line["user"] == "alice" and line["stream"] is False
