@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from mucode.server.engine.checkpoint import BUNDLED_BASE, Manifest, read_manifest, write_manifest
+from mucode.server.engine.model_store import hf_folder
 
 from .conftest import run_cli
 from .tiny_models import build_causal_lm
@@ -62,7 +63,7 @@ def test_export_then_install_serves_the_trained_pair_by_default(cache: Path, tmp
     from mucode.server.engine.loading import load_configured_verifier, load_generator
     from mucode.server.engine.settings import EngineSettings
 
-    base = build_causal_lm(cache / "models" / "tiny-base")  # where `models pull --hf` puts the default
+    base = build_causal_lm(hf_folder())  # where `models pull --hf` puts the default model
     lora_run(tmp_path / "run", base)
     env = os.environ.copy()
 

@@ -10,10 +10,18 @@ import os
 import shutil
 from pathlib import Path
 
-from mucode.server.engine.checkpoint import BUNDLED_BASE, Manifest, read_manifest, resolve, write_manifest
-from mucode.server.engine.model_store import cache_dir
+from mucode.server.engine.checkpoint import (
+    ADAPTER_CONFIG,
+    BUNDLED_BASE,
+    Manifest,
+    read_manifest,
+    resolve,
+    set_adapter_base,
+    write_manifest,
+)
+from mucode.server.engine.model_store import hf_folder
 
-ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
 
 def export_checkpoint(run: Path, out: Path) -> Manifest:
@@ -25,26 +33,25 @@ def export_checkpoint(run: Path, out: Path) -> Manifest:
     manifest = read_manifest(run)
     verifier = resolve(run, manifest.verifier)
     adapter = resolve(run, manifest.generator_adapter)
-    if adapter is None or verifier is None or not (Path(verifier) / ADAPTER_FILES[0]).exists():
+    if adapter is None or verifier is None or not (Path(verifier) / ADAPTER_CONFIG).exists():
         raise ValueError(
             f"{run} is not a LoRA run (train with --lora): only adapters are small enough to ship"
         )
-    bundled = (cache_dir() / "models").resolve()
-    base = BUNDLED_BASE if Path(manifest.base_model).resolve().parent == bundled else manifest.base_model
+    bundled = Path(manifest.base_model).resolve() == hf_folder().resolve()
+    base = BUNDLED_BASE if bundled else manifest.base_model
     if out.exists():
         shutil.rmtree(out)
     for source, name in ((Path(adapter), "generator-adapter"), (Path(verifier), "verifier")):
         (out / name).mkdir(parents=True)
-        config = json.loads((source / ADAPTER_FILES[0]).read_text(encoding="utf-8"))
-        config["base_model_name_or_path"] = base
-        (out / name / ADAPTER_FILES[0]).write_text(json.dumps(config, indent=2), encoding="utf-8")
-        weights = load_file(source / ADAPTER_FILES[1])
+        shutil.copy(source / ADAPTER_CONFIG, out / name / ADAPTER_CONFIG)
+        set_adapter_base(out / name, base)
+        weights = load_file(source / ADAPTER_WEIGHTS)
         # bf16 halves the files; PEFT copies them into the model's own dtype when it loads them.
         save_file(
             {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in weights.items()},
-            out / name / ADAPTER_FILES[1],
+            out / name / ADAPTER_WEIGHTS,
         )
-        os.chmod(out / name / ADAPTER_FILES[1], 0o644)  # safetensors writes 0600; these ship
+        os.chmod(out / name / ADAPTER_WEIGHTS, 0o644)  # safetensors writes 0600; these ship
     shipped = manifest.model_copy(
         update={
             "base_model": base,

@@ -80,7 +80,3 @@ class SampleCache(Generator):
 
     async def close(self) -> None:
         await self.inner.close()
-
-    @property
-    def description(self) -> str:
-        return self.inner.description

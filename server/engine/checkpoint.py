@@ -4,6 +4,7 @@ no other settings; training writes it (``mucode train iterate``)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,17 @@ def resolve(folder: str | Path, relative: str | None) -> str | None:
 BUNDLED_BASE = "bundled"
 
 
+ADAPTER_CONFIG = "adapter_config.json"  # PEFT's: marks a folder as an adapter, names its base
+
+
+def set_adapter_base(folder: Path, base: str) -> None:
+    """Points a PEFT adapter at the base model it is loaded onto."""
+    path = folder / ADAPTER_CONFIG
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config["base_model_name_or_path"] = base
+    path.write_text(json.dumps(config, indent=2), encoding="utf-8")
+
+
 def shipped_checkpoint() -> Path:
     """The adapters trained in this repository (docs/benchmarks.md), inside the package."""
     import mucode
@@ -68,7 +80,6 @@ def install_checkpoint(source: str | Path, target: Path | None = None, base: str
     base (an ordinary HF folder that vLLM and transformers load), the verifier adapter pointed at
     the base, both with the base's tokenizer. Writes a complete checkpoint to ``target`` (default:
     the installed one), replacing it only once the new one is whole."""
-    import json
     import shutil
     import tempfile
 
@@ -99,11 +110,8 @@ def install_checkpoint(source: str | Path, target: Path | None = None, base: str
             installed.generator, installed.generator_adapter = "generator", "generator-adapter"
         if manifest.verifier is not None:
             shutil.copytree(source / manifest.verifier, staging / "verifier")
-            adapter_config = staging / "verifier" / "adapter_config.json"
-            if adapter_config.exists():
-                config = json.loads(adapter_config.read_text(encoding="utf-8"))
-                config["base_model_name_or_path"] = base_path
-                adapter_config.write_text(json.dumps(config, indent=2), encoding="utf-8")
+            if (staging / "verifier" / ADAPTER_CONFIG).exists():
+                set_adapter_base(staging / "verifier", base_path)
             tokenizer.save_pretrained(staging / "verifier")
             installed.verifier = "verifier"
         write_manifest(staging, installed)

@@ -99,10 +99,15 @@ def _download(package: str, version: str, into: Path) -> Path:
     return wheels[0]
 
 
+def hf_folder(cache: Path | None = None) -> Path:
+    """Where ``pull_hf`` keeps the default model's Hugging Face folder (pulled or not)."""
+    return (cache or cache_dir()) / "models" / f"{DEFAULT_MODEL}-bf16"
+
+
 def pull_hf(cache: Path | None = None, progress: Progress | None = None) -> Path:
     """A bf16 Hugging Face folder of the default model, converted once from the verified GGUF."""
     root = cache or cache_dir()
-    target = root / "models" / f"{DEFAULT_MODEL}-bf16"
+    target = hf_folder(root)
     if (target / "model.safetensors").is_file() and (target / ".complete").is_file():
         return target
     gguf = pull_gguf(root, progress)
