@@ -48,6 +48,10 @@ def test_eval_reports_pass_rates_per_turn_and_resumes(tmp_path: Path) -> None:
     assert (tmp_path / "eval" / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = (tmp_path / "eval" / "report.greedy-3.jsonl").read_text().splitlines()
     assert len(rows) == len(NAMES)
+    traces_file = tmp_path / "eval" / "report.greedy-3.traces.jsonl"
+    traces = [json.loads(t) for t in traces_file.read_text().splitlines()]
+    assert sorted(t["problem_id"] for t in traces) == sorted(json.loads(r)["problem"] for r in rows)
+    assert all(len(t["turns"]) == 2 and t["turns"][1]["messages"][-1]["role"] == "user" for t in traces)
     again = run_cli(*args, env=env | {"MUCODE_SCRIPT": str(tmp_path / "script.json")})
     assert again.returncode == 0
     assert (tmp_path / "eval" / "report.greedy-3.jsonl").read_text().splitlines() == rows  # nothing rerun

@@ -54,8 +54,9 @@ async def run_config(
     concurrency: int = 1,
 ) -> dict[str, Any]:
     """Runs one configuration, ``concurrency`` problems at a time (a batching backend such as vLLM
-    serves them together), one JSONL row per problem as it finishes; rows already in
-    ``rows_path`` (an interrupted run) are kept, not rerun."""
+    serves them together), one JSONL row per problem as it finishes, and its whole trace (every
+    turn and candidate, for finding out why a problem failed) beside it in ROWS.traces.jsonl;
+    rows already in ``rows_path`` (an interrupted run) are kept, not rerun."""
     options = SolveOptions(**CONFIGS[name], max_tokens=max_tokens, seed=seed)
     done = {}
     if rows_path.exists():
@@ -65,7 +66,7 @@ async def run_config(
                 done[row["problem"]] = row
     slots = asyncio.Semaphore(concurrency)
 
-    async def run_one(problem: Problem, out: TextIO) -> None:
+    async def run_one(problem: Problem, out: TextIO, traces: TextIO) -> None:
         async with slots:
             started = time.perf_counter()
             result = await engine.solve(problem, options)
@@ -86,6 +87,8 @@ async def run_config(
             "seconds": round(time.perf_counter() - started, 2),
         }
         done[problem.id] = row
+        traces.write(result.model_dump_json() + "\n")
+        traces.flush()
         out.write(json.dumps(row) + "\n")
         out.flush()
         passed = sum(r["passed"] for r in done.values())
@@ -97,8 +100,8 @@ async def run_config(
 
     todo = [p for p in problems if p.id not in done]
     started = time.perf_counter()
-    with rows_path.open("a") as out:
-        await asyncio.gather(*(run_one(p, out) for p in todo))
+    with rows_path.open("a") as out, rows_path.with_suffix(".traces.jsonl").open("a") as traces:
+        await asyncio.gather(*(run_one(p, out, traces) for p in todo))
     minutes = (time.perf_counter() - started) / 60
     rows = [done[p.id] for p in problems]
     return {
@@ -141,8 +144,9 @@ async def evaluate(
     concurrency: int = 1,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Runs ``names`` on ``problems``; writes OUT (JSON), OUT-stem.CONFIG.jsonl rows, the shared
-    samples (OUT-stem.samples.jsonl, see sample_cache) and a plot."""
+    """Runs ``names`` on ``problems``; writes OUT (JSON), OUT-stem.CONFIG.jsonl rows and
+    OUT-stem.CONFIG.traces.jsonl traces, the shared samples (OUT-stem.samples.jsonl, see
+    sample_cache) and a plot."""
     out.parent.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d"),
