@@ -148,7 +148,8 @@ class SandboxPool:
         self.settings = settings or SandboxSettings()
         self._isolation = isolation
         self._workers: list[_Worker] = []
-        self._idle: asyncio.Queue[_Worker] | None = None
+        # Idle workers; None in it tells the executions still waiting that the pool closed.
+        self._idle: asyncio.Queue[_Worker | None] | None = None
         self._waiting = 0
         self._executions = 0
 
@@ -175,8 +176,10 @@ class SandboxPool:
         log.info("sandbox ready: %d %s workers", len(self._workers), isolation.name)
 
     async def close(self) -> None:
+        idle, self._idle = self._idle, None
         await asyncio.gather(*(w.kill() for w in self._workers))
-        self._idle = None
+        if idle is not None:
+            idle.put_nowait(None)
 
     async def __aenter__(self) -> SandboxPool:
         await self.start()
@@ -202,15 +205,19 @@ class SandboxPool:
         """Run the code and its tests. Raises ``LimitExceeded`` for limits above the maxima and
         ``SandboxBusy`` when the queue is full; cancelling the caller kills the run."""
         limits = resolve_limits(self.settings, request.timeout_s, request.memory_mb)
-        if self._idle is None:
+        idle = self._idle
+        if idle is None:
             raise SandboxUnavailable("the sandbox pool is not started")
-        if self._idle.empty() and self._waiting >= self.settings.queue_size:
+        if idle.empty() and self._waiting >= self.settings.queue_size:
             raise SandboxBusy(f"the sandbox queue is full ({self._waiting} executions waiting)")
         self._waiting += 1
         try:
-            worker = await self._idle.get()
+            worker = await idle.get()
         finally:
             self._waiting -= 1
+        if worker is None:
+            idle.put_nowait(None)  # for the next waiter
+            raise SandboxUnavailable("the sandbox pool was closed while this execution waited")
         job = {
             "code": request.code,
             "tests": request.tests,
@@ -235,7 +242,8 @@ class SandboxPool:
             raise
         finally:
             self._executions += 1
-            self._idle.put_nowait(worker)
+            if self._idle is idle:  # a closed pool's workers stay dead
+                idle.put_nowait(worker)
         if "harness_error" in reply:
             raise WorkerCrashed("the sandbox harness failed: " + reply["harness_error"])
         return build_result(request, reply, self.isolation.name)

@@ -39,6 +39,30 @@ def test_queue_full_raises_busy() -> None:
     asyncio.run(scenario())
 
 
+def test_closing_the_pool_ends_queued_and_running_executions() -> None:
+    """What a caller that closes the pool under load sees (a failed gather, a shutdown): the
+    running program stops, waiting executions fail with a clear error instead of hanging, and
+    no worker comes back to life."""
+
+    async def scenario() -> None:
+        pool = SandboxPool(SandboxSettings(workers=1))
+        await pool.start()
+        worker = pool._workers[0]
+        running = asyncio.create_task(pool.execute(ExecutionRequest(code=SLEEP, timeout_s=30)))
+        await asyncio.sleep(0.3)
+        waiting = [asyncio.create_task(pool.execute(ExecutionRequest(code="x = 1"))) for _ in range(3)]
+        await asyncio.sleep(0.1)
+        await pool.close()
+        done = await asyncio.wait_for(asyncio.gather(running, *waiting, return_exceptions=True), 10)
+        assert not done[0].passed  # type: ignore[union-attr]
+        assert all(isinstance(e, SandboxUnavailable) and "closed" in str(e) for e in done[1:])
+        assert worker.proc is None or worker.proc.returncode is not None
+        with pytest.raises(SandboxUnavailable):
+            await pool.execute(ExecutionRequest(code="x = 1"))
+
+    asyncio.run(scenario())
+
+
 def test_cancelling_the_caller_kills_the_run() -> None:
     async def scenario() -> None:
         async with SandboxPool(SandboxSettings(workers=1)) as pool:
