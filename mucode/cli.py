@@ -125,6 +125,13 @@ def solve(
     turns: Annotated[int, typer.Option(help="Most turns.")] = 3,
     selection: Annotated[str, typer.Option(help="pt+lv, pt, lv or random.")] = "pt+lv",
     temperature: Annotated[float, typer.Option()] = 0.7,
+    greedy_candidate: Annotated[
+        bool,
+        typer.Option(
+            "--greedy-candidate/--all-sampled",
+            help="Candidate 0 of each turn is the greedy answer, or all n are sampled (the paper).",
+        ),
+    ] = True,
     max_tokens: Annotated[int, typer.Option(help="Tokens per candidate.")] = 768,
     seed: Annotated[int, typer.Option()] = 0,
     generator: Annotated[str | None, typer.Option(help="Backend (MUCODE_GENERATOR).")] = None,
@@ -161,6 +168,7 @@ def solve(
             turns=turns,
             selection=selection,
             temperature=temperature,
+            greedy_candidate=greedy_candidate,
             max_tokens=max_tokens,
             seed=seed,
         )

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 
 from mucode.problems import Problem
+from mucode.server.engine.generators.base import Completion, SamplingParams
 from mucode.server.engine.generators.scripted import ScriptedGenerator
 from mucode.server.engine.options import SolveOptions
 from mucode.server.engine.prompts import PROMPT_VERSION
 from mucode.server.engine.search import SearchEngine, SearchEvent
-from mucode.server.engine.trace import SolveResult
+from mucode.server.engine.trace import ChatMessage, SolveResult
 from mucode.server.engine.verifier import Verifier
 
 from .conftest import Sandbox
@@ -45,7 +46,10 @@ def solve(
     problem: Problem = PROBLEM,
     **options: object,
 ) -> SolveResult:
+    """The scripted turns are the candidates in order: every one sampled (no greedy candidate 0)
+    unless a test asks for it."""
     engine = SearchEngine(generator, sandbox.pool, verifier)
+    options.setdefault("greedy_candidate", False)
     return sandbox.loop.run(engine.solve(problem, SolveOptions(**options)))  # type: ignore[arg-type]
 
 
@@ -125,6 +129,39 @@ def test_gives_up_after_max_turns_with_last_choice(sandbox: Sandbox) -> None:
     assert len(result.turns) == 3
     assert result.final_code is None  # the last chosen answer had no code
     assert "no Python code block" in result.turns[2].chosen.execution.feedback  # type: ignore[union-attr]
+
+
+class TemperatureGenerator(ScriptedGenerator):
+    """A model whose greedy answer is right and whose samples are wrong (a small model at 0.7)."""
+
+    def __init__(self) -> None:
+        super().__init__([[RIGHT]])
+        self.params: list[SamplingParams] = []
+
+    async def sample(self, messages: list[ChatMessage], params: SamplingParams) -> list[Completion]:
+        self.params.append(params)
+        text = RIGHT if params.temperature == 0 else WRONG
+        return [Completion(text=text, prompt_tokens=10, completion_tokens=5)] * params.n
+
+
+def test_greedy_candidate_joins_the_samples(sandbox: Sandbox) -> None:
+    generator = TemperatureGenerator()
+    result = solve(sandbox, generator, n=3, turns=2, temperature=0.7, seed=4, greedy_candidate=True)
+    assert [c.text for c in result.turns[0].candidates] == [RIGHT, WRONG, WRONG]
+    assert [c.index for c in result.turns[0].candidates] == [0, 1, 2]
+    assert result.passed_public and result.turns[0].selected == 0
+    greedy, sampled = sorted(generator.params, key=lambda p: p.temperature)
+    assert (greedy.n, greedy.temperature, sampled.n, sampled.temperature) == (1, 0.0, 2, 0.7)
+    assert greedy.seed == sampled.seed  # the same turn seed: the trace reproduces
+    assert result.usage.prompt_tokens == 10  # one prompt per turn, however many requests
+
+    paper = TemperatureGenerator()  # all n sampled: the right greedy answer is never seen
+    result = solve(sandbox, paper, n=3, turns=2, temperature=0.7, greedy_candidate=False)
+    assert not result.passed_public and [(p.n, p.temperature) for p in paper.params] == [(3, 0.7)] * 2
+    for single in ({"n": 1, "temperature": 0.7}, {"n": 3, "temperature": 0.0}):
+        plain = TemperatureGenerator()
+        solve(sandbox, plain, turns=1, greedy_candidate=True, **single)
+        assert len(plain.params) == 1  # nothing to split
 
 
 def test_usage_counts_every_candidate_and_turn(sandbox: Sandbox) -> None:

@@ -32,6 +32,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "bon5-random": {"n": 5, "turns": 3, "temperature": 0.7, "selection": "random"},
     "bon5-lv": {"n": 5, "turns": 3, "temperature": 0.7, "selection": "lv"},
     "bon5-pt": {"n": 5, "turns": 3, "temperature": 0.7, "selection": "pt"},
+    # The paper's sampling: all five candidates at temperature 0.7, none of them greedy.
+    "bon5-pt-sampled": {"n": 5, "turns": 3, "temperature": 0.7, "selection": "pt", "greedy_candidate": False},
     "bon5-pt+lv": {"n": 5, "turns": 3, "temperature": 0.7, "selection": "pt+lv"},
 }
 

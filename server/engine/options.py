@@ -20,6 +20,13 @@ class SolveOptions(BaseModel):
         "tie-break; `lv`: verifier only; `random`.",
     )
     temperature: float = Field(0.7, ge=0.0, le=2.0)
+    greedy_candidate: bool = Field(
+        True,
+        description="When sampling n > 1 at a temperature above 0, candidate 0 of every turn is the "
+        "greedy (temperature 0) answer and the other n-1 are sampled: a small model's greedy answer "
+        "beats any one of its samples, and Best-of-N should not throw it away. Off: all n sampled, "
+        "as in the paper.",
+    )
     top_p: float = Field(0.95, gt=0.0, le=1.0)
     max_tokens: int = Field(768, ge=16, le=32768, description="Tokens per candidate.")
     seed: int = Field(0, description="Seeds sampling and tie-breaks: the same seed gives the same trace.")

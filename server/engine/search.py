@@ -21,7 +21,7 @@ from mucode.sandbox import ExecutionRequest, ExecutionResult, SandboxPool, TestR
 
 from . import prompts
 from .extract import extract_code
-from .generators.base import Generator, SamplingParams
+from .generators.base import Completion, Generator, SamplingParams
 from .options import SolveOptions
 from .selection import select
 from .trace import Candidate, ChatMessage, SolveResult, Timings, TurnRecord, Usage
@@ -168,6 +168,19 @@ class SearchEngine:
             for candidate, value in zip(candidates, scores, strict=True):
                 candidate.verifier_score = value
 
+    async def _sample(
+        self, messages: list[ChatMessage], params: SamplingParams, greedy_candidate: bool
+    ) -> list[Completion]:
+        """The turn's n completions; with ``greedy_candidate`` the first is the greedy answer. Both
+        requests go out together, so a batching backend decodes them as one batch."""
+        if not greedy_candidate or params.n == 1 or params.temperature == 0:
+            return await self.generator.sample(messages, params)
+        greedy, sampled = await asyncio.gather(
+            self.generator.sample(messages, params.model_copy(update={"n": 1, "temperature": 0.0})),
+            self.generator.sample(messages, params.model_copy(update={"n": params.n - 1})),
+        )
+        return [*greedy, *sampled]
+
     async def _turn(
         self, problem: Problem, messages: list[ChatMessage], options: SolveOptions, turn: int
     ) -> TurnRecord:
@@ -180,7 +193,7 @@ class SearchEngine:
             seed=turn_seed(options.seed, turn),
             stop=options.stop,
         )
-        completions = await self.generator.sample(messages, params)
+        completions = await self._sample(messages, params, options.greedy_candidate)
         t1 = time.perf_counter()
         candidates = []
         for index, completion in enumerate(completions):

@@ -1,0 +1,162 @@
+"""Where Best-of-N's gain over greedy comes from, and where it is lost: reads the traces that
+bench/humaneval.py wrote (REPORT-stem.CONFIG.traces.jsonl) and grades every candidate of every
+turn on the private tests (the search itself never sees them).
+
+    .venv/bin/python bench/humaneval_why.py REPORT.json [--greedy greedy-1] [--bon bon5-pt]
+
+Prints, for the two configurations:
+  * the problems each one alone solves; for each BoN loss, whether any sample of the deciding
+    turn was right (then the selection lost it: several candidates passed the public tests and
+    the tie-break took a wrong one) or none was (the generator lost it);
+  * an oracle over BoN's samples: problems where some candidate of some turn was right;
+  * what the feedback turns do: the share of their candidates that repeat the program they were
+    asked to fix (same syntax tree, comments and docstrings aside), and the share that pass more
+    public tests than it did;
+  * turn 1 again with ties among candidates that pass every public test broken by the most
+    common program instead of at random: the same samples, nothing regenerated. Exact where
+    turn 1 ended the search (some candidate passed the public tests); elsewhere the recorded
+    outcome is kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import asyncio
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from mucode.problems import Problem, load_humaneval
+from mucode.sandbox import SandboxPool
+from mucode.server.engine.trace import Candidate, SolveResult
+from mucode.training.evaluate import grade
+
+
+def shape(code: str | None) -> str | None:
+    """The program with comments, docstrings and layout gone: repeats show up as equal shapes."""
+    if code is None:
+        return None
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return code.strip()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(body, list)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            node.body = body[1:] or [ast.Pass()]  # type: ignore[attr-defined]
+    return ast.dump(tree)
+
+
+def most_common(candidates: list[Candidate]) -> Candidate:
+    """The candidate whose program occurs most often among ``candidates`` (earliest on a tie)."""
+    counts = Counter(shape(c.code) for c in candidates)
+    return max(candidates, key=lambda c: (counts[shape(c.code)], -c.index))
+
+
+def load_traces(report: Path, config: str) -> dict[str, SolveResult]:
+    path = report.with_name(f"{report.stem}.{config}.traces.jsonl")
+    traces = [SolveResult.model_validate_json(line) for line in path.read_text().splitlines()]
+    return {t.problem_id: t for t in traces}
+
+
+class Grader:
+    """Private-test verdicts, each distinct program of a problem graded once."""
+
+    def __init__(self, pool: SandboxPool, problems: dict[str, Problem]) -> None:
+        self.pool = pool
+        self.problems = problems
+        self.verdicts: dict[tuple[str, str | None], bool] = {}
+        self.slots = asyncio.Semaphore(64)  # well inside the sandbox queue
+
+    async def grade_one(self, problem_id: str, code: str | None) -> None:
+        async with self.slots:
+            self.verdicts[(problem_id, code)] = await grade(self.pool, self.problems[problem_id], code)
+
+    async def all(self, traces: dict[str, SolveResult]) -> None:
+        keys = {(pid, c.code) for pid, t in traces.items() for turn in t.turns for c in turn.candidates}
+        await asyncio.gather(*(self.grade_one(*key) for key in keys - self.verdicts.keys()))
+
+
+async def analyse(report: Path, greedy_name: str, bon_name: str) -> dict[str, Any]:
+    problems = {p.id: p for p in load_humaneval()}
+    greedy, bon = load_traces(report, greedy_name), load_traces(report, bon_name)
+    common = sorted(set(greedy) & set(bon), key=lambda pid: int(pid.split("/")[1]))
+    async with SandboxPool() as pool:
+        grader = Grader(pool, problems)
+        await grader.all({pid: bon[pid] for pid in common})
+        await grader.all({pid: greedy[pid] for pid in common})
+    right = grader.verdicts
+
+    def solved(trace: SolveResult) -> bool:
+        return right[(trace.problem_id, trace.final_code)]
+
+    greedy_only = [pid for pid in common if solved(greedy[pid]) and not solved(bon[pid])]
+    bon_only = [pid for pid in common if solved(bon[pid]) and not solved(greedy[pid])]
+    losses = {}
+    for pid in greedy_only:
+        last = bon[pid].turns[-1]
+        any_right = any(right[(pid, c.code)] for c in last.candidates)
+        losses[pid] = "selection" if any_right else "generation"
+
+    oracle = [
+        pid for pid in common if any(right[(pid, c.code)] for turn in bon[pid].turns for c in turn.candidates)
+    ]
+
+    later = [(t, turn) for t in bon.values() if t.problem_id in common for turn in t.turns[1:]]
+    repeats = improves = total_later = 0
+    for trace, turn in later:
+        before = trace.turns[turn.turn - 2].candidates[trace.turns[turn.turn - 2].selected]
+        for c in turn.candidates:
+            total_later += 1
+            repeats += shape(c.code) == shape(before.code)
+            improves += c.public_passed > before.public_passed
+    solved_by_later = [pid for pid in common if solved(bon[pid]) and len(bon[pid].turns) > 1]
+
+    majority = 0
+    for pid in common:
+        first = bon[pid].turns[0]
+        passers = [c for c in first.candidates if c.passes_public]
+        majority += right[(pid, most_common(passers).code)] if passers else solved(bon[pid])
+
+    n = len(common)
+    g_pass, b_pass = sum(solved(greedy[p]) for p in common), sum(solved(bon[p]) for p in common)
+    return {
+        "problems": n,
+        greedy_name: g_pass,
+        bon_name: b_pass,
+        "gain_points": round(100 * (b_pass - g_pass) / n, 1),
+        f"{bon_name}_only": bon_only,
+        f"{greedy_name}_only": greedy_only,
+        "losses": losses,
+        "oracle_over_bon_samples": len(oracle),
+        "feedback_turns": len(later),
+        "feedback_candidates": total_later,
+        "repeat_share": round(repeats / total_later, 3) if total_later else None,
+        "improve_share": round(improves / total_later, 3) if total_later else None,
+        "solved_after_feedback": solved_by_later,
+        f"{bon_name}_majority_tiebreak": majority,
+        "majority_gain_points": round(100 * (majority - g_pass) / n, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("report", type=Path, help="the --out of bench/humaneval.py")
+    parser.add_argument("--greedy", default="greedy-1")
+    parser.add_argument("--bon", default="bon5-pt")
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(analyse(args.report, args.greedy, args.bon)), indent=2))
+
+
+if __name__ == "__main__":
+    main()
