@@ -5,6 +5,7 @@ turn on the private tests (the search itself never sees them).
     .venv/bin/python bench/humaneval_why.py REPORT.json [--greedy greedy-1] [--bon bon5-pt]
 
 Prints, for the two configurations:
+  * how often a single turn-1 candidate of BoN is right, against the greedy answer;
   * the problems each one alone solves; for each BoN loss, whether any sample of the deciding
     turn was right (then the selection lost it: several candidates passed the public tests and
     the tie-break took a wrong one) or none was (the generator lost it);
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import ast
 import asyncio
+import gzip
 import json
 from collections import Counter
 from pathlib import Path
@@ -62,8 +64,10 @@ def most_common(candidates: list[Candidate]) -> Candidate:
 
 
 def load_traces(report: Path, config: str) -> dict[str, SolveResult]:
+    """REPORT-stem.CONFIG.traces.jsonl, or its .gz as kept in docs/bench-data."""
     path = report.with_name(f"{report.stem}.{config}.traces.jsonl")
-    traces = [SolveResult.model_validate_json(line) for line in path.read_text().splitlines()]
+    text = path.read_text() if path.exists() else gzip.decompress(Path(f"{path}.gz").read_bytes()).decode()
+    traces = [SolveResult.model_validate_json(line) for line in text.splitlines()]
     return {t.problem_id: t for t in traces}
 
 
@@ -85,10 +89,14 @@ class Grader:
         await asyncio.gather(*(self.grade_one(*key) for key in keys - self.verdicts.keys()))
 
 
-async def analyse(report: Path, greedy_name: str, bon_name: str) -> dict[str, Any]:
-    problems = {p.id: p for p in load_humaneval()}
+async def analyse(
+    report: Path, greedy_name: str, bon_name: str, problem_set: list[Problem] | None = None
+) -> dict[str, Any]:
+    """The numbers above for two configurations of REPORT (HumanEval unless ``problem_set``)."""
+    problems = {p.id: p for p in problem_set or load_humaneval()}
+    order = {pid: k for k, pid in enumerate(problems)}
     greedy, bon = load_traces(report, greedy_name), load_traces(report, bon_name)
-    common = sorted(set(greedy) & set(bon), key=lambda pid: int(pid.split("/")[1]))
+    common = sorted(set(greedy) & set(bon), key=order.__getitem__)
     async with SandboxPool() as pool:
         grader = Grader(pool, problems)
         await grader.all({pid: bon[pid] for pid in common})
@@ -120,6 +128,8 @@ async def analyse(report: Path, greedy_name: str, bon_name: str) -> dict[str, An
             improves += c.public_passed > before.public_passed
     solved_by_later = [pid for pid in common if solved(bon[pid]) and len(bon[pid].turns) > 1]
 
+    first_samples = [right[(pid, c.code)] for pid in common for c in bon[pid].turns[0].candidates]
+
     majority = 0
     for pid in common:
         first = bon[pid].turns[0]
@@ -137,6 +147,9 @@ async def analyse(report: Path, greedy_name: str, bon_name: str) -> dict[str, An
         f"{greedy_name}_only": greedy_only,
         "losses": losses,
         "oracle_over_bon_samples": len(oracle),
+        # How often one turn-1 candidate is right, against the greedy answer's rate.
+        "turn1_candidate_accuracy": round(sum(first_samples) / len(first_samples), 3),
+        "greedy_accuracy": round(g_pass / n, 3),
         "feedback_turns": len(later),
         "feedback_candidates": total_later,
         "repeat_share": round(repeats / total_later, 3) if total_later else None,

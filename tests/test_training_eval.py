@@ -4,9 +4,11 @@ HumanEval folds that keep training and evaluation apart."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
 from pathlib import Path
+from types import ModuleType
 
 from mucode.server.engine.generators.base import Completion, Generator, SamplingParams
 from mucode.server.engine.trace import ChatMessage
@@ -15,6 +17,16 @@ from mucode.training.sample_cache import SampleCache
 
 from .conftest import run_cli
 from .test_training_iterate import NAMES, right, write_problems, wrong
+
+
+def import_bench(name: str) -> ModuleType:
+    """A script of bench/ (not a package) as a module."""
+    path = Path(__file__).resolve().parents[1] / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_humaneval_folds_are_disjoint_stable_and_cover_the_set() -> None:
@@ -52,6 +64,15 @@ def test_eval_reports_pass_rates_per_turn_and_resumes(tmp_path: Path) -> None:
     traces = [json.loads(t) for t in traces_file.read_text().splitlines()]
     assert sorted(t["problem_id"] for t in traces) == sorted(json.loads(r)["problem"] for r in rows)
     assert all(len(t["turns"]) == 2 and t["turns"][1]["messages"][-1]["role"] == "user" for t in traces)
+    # bench/humaneval_why.py on these traces: greedy never passes, BoN always does, on turn 2,
+    # with a program unlike the one it was asked to fix.
+    why = import_bench("humaneval_why")
+    problems = load_problem_set(str(tmp_path / "problems.jsonl"))
+    summary = asyncio.run(why.analyse(tmp_path / "eval" / "report.json", "greedy-1", "bon5-pt", problems))
+    assert (summary["greedy-1"], summary["bon5-pt"], summary["gain_points"]) == (0, len(NAMES), 100.0)
+    assert summary["turn1_candidate_accuracy"] == 0.0 and summary["oracle_over_bon_samples"] == len(NAMES)
+    assert (summary["repeat_share"], summary["improve_share"]) == (0.0, 1.0)
+    assert len(summary["solved_after_feedback"]) == len(NAMES) and summary["losses"] == {}
     again = run_cli(*args, env=env | {"MUCODE_SCRIPT": str(tmp_path / "script.json")})
     assert again.returncode == 0
     assert (tmp_path / "eval" / "report.greedy-3.jsonl").read_text().splitlines() == rows  # nothing rerun
