@@ -1,13 +1,12 @@
 """Generation speed of each installed backend, in one run, next to the memory-bandwidth bound.
 
-For every backend that is installed (vllm; vllm-ngram, the same with prompt-lookup speculative
-decoding; llama-cpp; transformers bf16):
+For every backend that is installed (vllm, llama-cpp, transformers bf16):
   * one prompt, n=5, exactly --tokens new tokens each (end of sequence suppressed);
   * 16 different prompts, one sample each, --tokens each.
 Reports aggregate completion tokens per second, the machine's measured copy bandwidth, and the
 single-stream bound it implies (bandwidth / bytes of weights read per token).
 
-    .venv/bin/python bench/generation.py [--tokens 128] [--backends vllm,vllm-ngram,llama-cpp,transformers]
+    .venv/bin/python bench/generation.py [--tokens 128] [--backends vllm,llama-cpp,transformers]
 """
 
 from __future__ import annotations
@@ -72,10 +71,7 @@ async def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--tokens", type=int, default=128, help="new tokens per sample")
-    parser.add_argument("--backends", default="vllm,vllm-ngram,llama-cpp,transformers")
-    parser.add_argument(
-        "--speculative-tokens", type=int, default=4, help="tokens drafted per step by vllm-ngram"
-    )
+    parser.add_argument("--backends", default="vllm,llama-cpp,transformers")
     args = parser.parse_args()
 
     bandwidth = copy_bandwidth_gb_s()
@@ -88,17 +84,12 @@ async def main() -> None:
         "results": [],
     }
     for backend in args.backends.split(","):
-        module = {"llama-cpp": "llama_cpp", "vllm-ngram": "vllm"}.get(backend, backend)
+        module = {"llama-cpp": "llama_cpp"}.get(backend, backend)
         if importlib.util.find_spec(module) is None:
             print(f"{backend}: not installed, skipped")
             continue
-        if backend == "vllm-ngram":
-            settings = EngineSettings(generator="vllm", speculative_tokens=args.speculative_tokens)
-        else:
-            settings = EngineSettings(generator=backend)  # type: ignore[arg-type]
-        generator = load_generator(settings)
-        result = await measure(generator, args.tokens)
-        report["results"].append({"run": backend, **result})
+        generator = load_generator(EngineSettings(generator=backend))  # type: ignore[arg-type]
+        report["results"].append(await measure(generator, args.tokens))
         await generator.close()
         del generator
     print(json.dumps(report, indent=2))

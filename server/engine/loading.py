@@ -65,7 +65,6 @@ def load_generator(settings: EngineSettings, progress: Progress | None = None) -
             model or pull_hf(progress=progress),
             max_model_len=settings.n_ctx,
             dtype=compute_dtype(settings.dtype, gpu=_cuda()),
-            speculative_tokens=settings.speculative_tokens,
         )
     elif backend == "llama-cpp":
         from .generators.llamacpp import LlamaCppGenerator

@@ -30,13 +30,6 @@ class EngineSettings(BaseSettings):
         "hardware computes in it (GPUs, CPUs with AVX-512 BF16 or AMX), else float32.",
     )
     n_ctx: int = Field(8192, ge=512, description="Context length for llama.cpp and vLLM.")
-    speculative_tokens: int = Field(
-        0,
-        ge=0,
-        le=16,
-        description="vLLM only: tokens drafted per step by prompt lookup (n-gram speculative "
-        "decoding); 0 turns it off.",
-    )
     openai_base_url: str | None = Field(
         None, description="Upstream for the `openai` backend, e.g. http://host/v1."
     )

@@ -30,13 +30,7 @@ class VLLMGenerator(Generator):
 
     @classmethod
     def load(
-        cls,
-        path: str | Path,
-        *,
-        max_model_len: int = 8192,
-        seed: int = 0,
-        dtype: str = "bfloat16",
-        speculative_tokens: int = 0,
+        cls, path: str | Path, *, max_model_len: int = 8192, seed: int = 0, dtype: str = "bfloat16"
     ) -> VLLMGenerator:
         last = len(os.sched_getaffinity(0)) - 1
         for key, value in CPU_DEFAULTS.items():
@@ -58,19 +52,6 @@ class VLLMGenerator(Generator):
             # offset"); seeds are how traces reproduce, so the CPU build prefills in one piece.
             enable_chunked_prefill=False if cpu else None,
             max_num_batched_tokens=max_model_len if cpu else None,
-            # Answers copy much of their prompt (the signature and docstring, and on feedback turns
-            # the program being fixed), so drafts looked up in it are mostly accepted: several
-            # tokens per pass over the weights, where decoding is bound by memory bandwidth.
-            speculative_config=(
-                {
-                    "method": "ngram",
-                    "num_speculative_tokens": speculative_tokens,
-                    "prompt_lookup_min": 2,
-                    "prompt_lookup_max": 5,
-                }
-                if speculative_tokens
-                else None
-            ),
         )
         engine = AsyncLLM.from_engine_args(args)
         return cls(engine, AutoTokenizer.from_pretrained(path), name=Path(path).name)
