@@ -27,6 +27,7 @@ import asyncio
 import gzip
 import json
 from collections import Counter
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -84,9 +85,9 @@ class Grader:
         async with self.slots:
             self.verdicts[(problem_id, code)] = await grade(self.pool, self.problems[problem_id], code)
 
-    async def all(self, traces: dict[str, SolveResult]) -> None:
-        keys = {(pid, c.code) for pid, t in traces.items() for turn in t.turns for c in turn.candidates}
-        await asyncio.gather(*(self.grade_one(*key) for key in keys - self.verdicts.keys()))
+    async def all(self, traces: list[SolveResult]) -> None:
+        keys = {(t.problem_id, c.code) for t in traces for turn in t.turns for c in turn.candidates}
+        await asyncio.gather(*(self.grade_one(*key) for key in keys))
 
 
 async def analyse(
@@ -99,8 +100,7 @@ async def analyse(
     common = sorted(set(greedy) & set(bon), key=order.__getitem__)
     async with SandboxPool() as pool:
         grader = Grader(pool, problems)
-        await grader.all({pid: bon[pid] for pid in common})
-        await grader.all({pid: greedy[pid] for pid in common})
+        await grader.all([trace[pid] for trace in (bon, greedy) for pid in common])
     right = grader.verdicts
 
     def solved(trace: SolveResult) -> bool:
@@ -118,10 +118,10 @@ async def analyse(
         pid for pid in common if any(right[(pid, c.code)] for turn in bon[pid].turns for c in turn.candidates)
     ]
 
-    later = [(t, turn) for t in bon.values() if t.problem_id in common for turn in t.turns[1:]]
+    # Each feedback turn with the choice of the turn before it (the program it was asked to fix).
+    later = [(previous.chosen, turn) for pid in common for previous, turn in pairwise(bon[pid].turns)]
     repeats = improves = total_later = 0
-    for trace, turn in later:
-        before = trace.turns[turn.turn - 2].candidates[trace.turns[turn.turn - 2].selected]
+    for before, turn in later:
         for c in turn.candidates:
             total_later += 1
             repeats += shape(c.code) == shape(before.code)
