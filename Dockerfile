@@ -15,8 +15,9 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/venv
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY mucode ./mucode
+COPY engine ./engine
 COPY server ./server
 COPY sandbox ./sandbox
 COPY training ./training

@@ -2,8 +2,8 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-# Reinstall when the project's dependencies change.
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
+# Reinstall when the project's dependencies or its package list change.
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml setup.py 2>/dev/null | cksum | cut -d' ' -f1)
 
 .PHONY: serve test test-model test-docker vllm lint typecheck pytest bench clean
 
@@ -11,7 +11,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(STAMP): $(BIN)/python pyproject.toml
+$(STAMP): $(BIN)/python pyproject.toml setup.py
 	rm -f $(VENV)/.installed-*
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
@@ -37,13 +37,14 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/hadolint Dockerfile Dockerfile.cuda
 
-# mypy cannot follow setuptools' folder -> package mapping, so it checks a tree of links that
-# mirrors the installed layout (mucode/server -> server, ...).
+# mypy cannot follow setuptools' folder -> package mapping (setup.py), so it checks a tree of links
+# that mirrors the installed layout (mucode/engine -> engine, ...), with the tests and benchmarks.
 typecheck: $(STAMP)
 	rm -rf .typecheck && mkdir -p .typecheck/mucode
-	for f in mucode/*.py mucode/py.typed; do ln -s ../../$$f .typecheck/mucode/; done
-	for d in server sandbox training clients; do ln -s ../../$$d .typecheck/mucode/$$d; done
-	cd .typecheck && ../$(BIN)/mypy --config-file ../pyproject.toml -p mucode
+	for f in mucode/*; do ln -s ../../$$f .typecheck/mucode/; done
+	for d in engine server sandbox training clients; do ln -s ../../$$d .typecheck/mucode/$$d; done
+	ln -s ../tests ../bench .typecheck/
+	cd .typecheck && ../$(BIN)/mypy --config-file ../pyproject.toml mucode tests bench
 
 pytest: $(STAMP)
 	$(BIN)/pytest

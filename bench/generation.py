@@ -21,12 +21,12 @@ from typing import Any
 
 import numpy as np
 
+from mucode.engine import prompts
+from mucode.engine.generators.base import Generator, SamplingParams
+from mucode.engine.loading import load_generator
+from mucode.engine.model_store import GGUF_SIZE
+from mucode.engine.settings import EngineSettings
 from mucode.problems import load_humaneval
-from mucode.server.engine import prompts
-from mucode.server.engine.generators.base import Generator, SamplingParams
-from mucode.server.engine.loading import load_generator
-from mucode.server.engine.model_store import GGUF_SIZE
-from mucode.server.engine.settings import EngineSettings
 
 BF16_WEIGHTS_BYTES = 630_000_000 * 2  # 630M parameters once dequantised
 
@@ -88,7 +88,7 @@ async def main() -> None:
         if importlib.util.find_spec(module) is None:
             print(f"{backend}: not installed, skipped")
             continue
-        generator = load_generator(EngineSettings(generator=backend))  # type: ignore[arg-type]
+        generator = load_generator(EngineSettings(generator=backend))
         report["results"].append(await measure(generator, args.tokens))
         await generator.close()
         del generator

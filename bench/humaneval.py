@@ -25,9 +25,9 @@ import argparse
 import asyncio
 from pathlib import Path
 
+from mucode.engine.loading import load_configured_verifier, load_generator
+from mucode.engine.settings import EngineSettings
 from mucode.problems import load_humaneval
-from mucode.server.engine.loading import load_configured_verifier, load_generator
-from mucode.server.engine.settings import EngineSettings
 from mucode.training.evaluate import evaluate
 
 

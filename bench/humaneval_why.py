@@ -31,9 +31,9 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+from mucode.engine.trace import Candidate, SolveResult
 from mucode.problems import Problem, load_humaneval
 from mucode.sandbox import SandboxPool
-from mucode.server.engine.trace import Candidate, SolveResult
 from mucode.training.evaluate import grade
 
 
@@ -125,7 +125,7 @@ async def analyse(
         for c in turn.candidates:
             total_later += 1
             repeats += shape(c.code) == shape(before.code)
-            improves += c.public_passed > before.public_passed
+            improves += c.public_passed_count > before.public_passed_count
     solved_by_later = [pid for pid in common if solved(bon[pid]) and len(bon[pid].turns) > 1]
 
     first_samples = [right[(pid, c.code)] for pid in common for c in bon[pid].turns[0].candidates]
@@ -133,7 +133,7 @@ async def analyse(
     majority = 0
     for pid in common:
         first = bon[pid].turns[0]
-        passers = [c for c in first.candidates if c.passes_public]
+        passers = [c for c in first.candidates if c.public_all_passed]
         majority += right[(pid, most_common(passers).code)] if passers else solved(bon[pid])
 
     n = len(common)

@@ -63,7 +63,7 @@ async def load(url: str, clients: int, seconds: float) -> dict[str, Any]:
             t0 = time.perf_counter()
             try:
                 response = await http.post("/v1/solve", json=BODY)
-                ok = response.status_code == 200 and response.json()["passed_public"]
+                ok = response.status_code == 200 and response.json()["public_all_passed"]
                 key = "ok" if ok else f"status {response.status_code}"
             except httpx.HTTPError as exc:
                 key = type(exc).__name__

@@ -9,9 +9,9 @@
 The request and response types are the server's own models (``SolveResult``, ``Job``, ...).
 """
 
+from mucode.engine.options import SolveOptions
+from mucode.engine.trace import SolveResult, TurnRecord
 from mucode.sandbox import ExecutionResult, IOTest
-from mucode.server.engine.options import SolveOptions
-from mucode.server.engine.trace import SolveResult, TurnRecord
 from mucode.server.protocol.health import Health
 from mucode.server.protocol.jobs import Job
 from mucode.server.protocol.score import ScoreResponse

@@ -16,9 +16,9 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel
 
+from mucode.engine.options import SolveOptions
+from mucode.engine.trace import SolveResult, TurnRecord
 from mucode.sandbox import ExecutionResult, IOTest
-from mucode.server.engine.options import SolveOptions
-from mucode.server.engine.trace import SolveResult, TurnRecord
 from mucode.server.protocol.health import Health
 from mucode.server.protocol.jobs import Job
 from mucode.server.protocol.score import ScoreResponse
@@ -93,8 +93,9 @@ def unreachable(base_url: httpx.URL, exc: httpx.HTTPError) -> MucodeError:
     return MucodeError(f"cannot reach the mucode server at {base_url}: {exc}")
 
 
-class _Settings:
-    """What both clients take: the server, the key, the timeout, an optional httpx transport."""
+class _BaseClient:
+    """The base of both clients: what they take (the server, the key, the timeout, an optional
+    httpx transport), turned into the keyword arguments of their httpx client."""
 
     def __init__(
         self,
@@ -113,7 +114,7 @@ class _Settings:
             self.kwargs["transport"] = transport
 
 
-class MucodeClient(_Settings):
+class MucodeClient(_BaseClient):
     def __init__(self, base_url: str = DEFAULT_URL, **kwargs: Any) -> None:
         super().__init__(base_url, **kwargs)
         self._http = httpx.Client(**self.kwargs)
@@ -224,7 +225,7 @@ class MucodeClient(_Settings):
         self.close()
 
 
-class AsyncMucodeClient(_Settings):
+class AsyncMucodeClient(_BaseClient):
     def __init__(self, base_url: str = DEFAULT_URL, **kwargs: Any) -> None:
         super().__init__(base_url, **kwargs)
         self._http = httpx.AsyncClient(**self.kwargs)

@@ -17,12 +17,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+from mucode.engine.generators.base import Generator
+from mucode.engine.options import SolveOptions
+from mucode.engine.search import SearchEngine
+from mucode.engine.verifier import Verifier
 from mucode.problems import Problem
 from mucode.sandbox import ExecutionRequest, SandboxPool
-from mucode.server.engine.generators.base import Generator
-from mucode.server.engine.options import SolveOptions
-from mucode.server.engine.search import SearchEngine
-from mucode.server.engine.verifier import Verifier
 
 from .sample_cache import SampleCache
 

@@ -10,7 +10,7 @@ import os
 import shutil
 from pathlib import Path
 
-from mucode.server.engine.checkpoint import (
+from mucode.engine.checkpoint import (
     ADAPTER_CONFIG,
     BUNDLED_BASE,
     Manifest,
@@ -19,7 +19,7 @@ from mucode.server.engine.checkpoint import (
     set_adapter_base,
     write_manifest,
 )
-from mucode.server.engine.model_store import hf_folder
+from mucode.engine.model_store import hf_folder
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 

@@ -21,16 +21,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from mucode.engine import prompts
+from mucode.engine.checkpoint import Manifest, write_manifest
+from mucode.engine.generators.base import Generator
+from mucode.engine.verifier import load_verifier
 from mucode.problems import Problem
-from mucode.server.engine import prompts
-from mucode.server.engine.checkpoint import Manifest, write_manifest
-from mucode.server.engine.generators.base import Generator
-from mucode.server.engine.verifier import load_verifier
 
 from .relabel import SFTRow, experts, labeled_codes, relabel
 from .rollouts import Progress, Rollout, rollout_options, rollout_stage
 from .schemas import read_jsonl, write_jsonl
-from .sft import SFTSettings, train_generator
+from .sft import SFTConfig, train_generator
 from .verifier import VerifierConfig, train_verifier
 
 # Test hook: stop with an error right after the named stage (e.g. "iter-1/verifier") finishes,
@@ -171,7 +171,7 @@ def iterate(
             start = generator_model if config.continue_from_previous else config.base
             report = train_generator(
                 read_jsonl(rows_path, SFTRow),
-                SFTSettings(
+                SFTConfig(
                     base=start,
                     out=generator_dir,
                     lora=config.lora,

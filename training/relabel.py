@@ -15,8 +15,8 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from mucode.server.engine import prompts
-from mucode.server.engine.trace import ChatMessage
+from mucode.engine import prompts
+from mucode.engine.trace import ChatMessage
 
 from .rollouts import Rollout
 from .schemas import LabeledCode

@@ -16,12 +16,12 @@ from typing import TextIO
 
 from pydantic import BaseModel, Field
 
+from mucode.engine.generators.base import Generator
+from mucode.engine.options import SolveOptions
+from mucode.engine.search import SearchEngine
+from mucode.engine.trace import SolveResult
 from mucode.problems import Problem
 from mucode.sandbox import ExecutionRequest, SandboxPool
-from mucode.server.engine.generators.base import Generator
-from mucode.server.engine.options import SolveOptions
-from mucode.server.engine.search import SearchEngine
-from mucode.server.engine.trace import SolveResult
 
 from .schemas import read_jsonl
 

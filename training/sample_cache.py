@@ -17,8 +17,8 @@ import hashlib
 import json
 from pathlib import Path
 
-from mucode.server.engine.generators.base import Completion, Generator, SamplingParams
-from mucode.server.engine.trace import ChatMessage
+from mucode.engine.generators.base import Completion, Generator, SamplingParams
+from mucode.engine.trace import ChatMessage
 
 
 def sample_key(model: str, messages: list[ChatMessage], params: SamplingParams) -> str:

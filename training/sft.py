@@ -21,7 +21,9 @@ from .relabel import SFTRow
 from .schemas import split_by_problem
 
 
-class SFTSettings(BaseModel):
+class SFTConfig(BaseModel):
+    """What one SFT stage trains: the base, the output folder and the optimisation knobs."""
+
     base: str = Field(..., description="The model to fine-tune: HF folder or hub id.")
     out: Path
     lora: bool = False
@@ -76,46 +78,46 @@ def target_logprob(model: Any, tokenizer: Any, rows: list[SFTRow]) -> float | No
     return total / max(count, 1)
 
 
-def train_generator(rows: list[SFTRow], settings: SFTSettings) -> SFTReport:
+def train_generator(rows: list[SFTRow], config: SFTConfig) -> SFTReport:
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.trainer_callback import PrinterCallback
-    from trl.trainer.sft_config import SFTConfig
+    from trl.trainer.sft_config import SFTConfig as TrainerArguments
     from trl.trainer.sft_trainer import SFTTrainer
 
     started = time.perf_counter()
-    train, held = split_by_problem(rows, settings.holdout, settings.seed)
+    train, held = split_by_problem(rows, config.holdout, config.seed)
     if not train:
         raise ValueError("no SFT rows to train on")
-    tokenizer = AutoTokenizer.from_pretrained(settings.base)
-    base = AutoModelForCausalLM.from_pretrained(settings.base, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(config.base)
+    base = AutoModelForCausalLM.from_pretrained(config.base, dtype=torch.float32)
     before = target_logprob(base, tokenizer, held)
 
     peft_config = None
-    if settings.lora:
+    if config.lora:
         from peft import LoraConfig
 
         peft_config = LoraConfig(
             task_type="CAUSAL_LM",
-            r=settings.lora_rank,
-            lora_alpha=2 * settings.lora_rank,
+            r=config.lora_rank,
+            lora_alpha=2 * config.lora_rank,
             target_modules="all-linear",
         )
-    args = SFTConfig(
-        output_dir=str(settings.out / "trainer"),
-        num_train_epochs=settings.epochs,
-        learning_rate=settings.lr,
+    args = TrainerArguments(
+        output_dir=str(config.out / "trainer"),
+        num_train_epochs=config.epochs,
+        learning_rate=config.lr,
         # The logits of a 0.5B model over 2048 tokens are ~1.2 GB per row in fp32: a few rows per
         # forward pass, gradients accumulated, keep the same batch within a CPU's memory.
-        per_device_train_batch_size=min(settings.micro_batch_size, settings.batch_size),
-        gradient_accumulation_steps=max(1, settings.batch_size // settings.micro_batch_size),
+        per_device_train_batch_size=min(config.micro_batch_size, config.batch_size),
+        gradient_accumulation_steps=max(1, config.batch_size // config.micro_batch_size),
         assistant_only_loss=True,
-        max_length=settings.max_length,
-        seed=settings.seed,
+        max_length=config.max_length,
+        seed=config.seed,
         save_strategy="no",
         logging_steps=1,
-        report_to=settings.report_to,
+        report_to=config.report_to,
         disable_tqdm=True,
         # bf16 where the GPU has it; plain fp32 on a CPU, which the trainer must be told it is on.
         bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
@@ -131,23 +133,23 @@ def train_generator(rows: list[SFTRow], settings: SFTSettings) -> SFTReport:
     result = trainer.train()
     # trainer.save_model gathers sharded weights (ZeRO-3: 16-bit, per the shipped config) and writes
     # from the main process only, so the same code saves on one CPU and on many GPUs.
-    if settings.lora:
-        trainer.save_model(str(settings.out / "adapter"))  # a few MB: what ships
+    if config.lora:
+        trainer.save_model(str(config.out / "adapter"))  # a few MB: what ships
         if trainer.accelerator.is_main_process:
             from peft import PeftModel
 
-            fresh = AutoModelForCausalLM.from_pretrained(settings.base, dtype=torch.float32)
-            merged = PeftModel.from_pretrained(fresh, settings.out / "adapter").merge_and_unload()
-            merged.save_pretrained(settings.out / "model")  # a plain HF folder every backend loads
-            tokenizer.save_pretrained(settings.out / "model")
+            fresh = AutoModelForCausalLM.from_pretrained(config.base, dtype=torch.float32)
+            merged = PeftModel.from_pretrained(fresh, config.out / "adapter").merge_and_unload()
+            merged.save_pretrained(config.out / "model")  # a plain HF folder every backend loads
+            tokenizer.save_pretrained(config.out / "model")
     else:
-        trainer.save_model(str(settings.out / "model"))
+        trainer.save_model(str(config.out / "model"))
     trainer.accelerator.wait_for_everyone()
-    model = AutoModelForCausalLM.from_pretrained(settings.out / "model", dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(config.out / "model", dtype=torch.float32)
     after = target_logprob(model, tokenizer, held)
     return SFTReport(
-        base=settings.base,
-        lora=settings.lora,
+        base=config.base,
+        lora=config.lora,
         train_rows=len(train),
         heldout_rows=len(held),
         heldout_logprob_before=before,

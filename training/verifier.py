@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from mucode.server.engine.verifier import verifier_input
+from mucode.engine.verifier import verifier_input
 
 from .schemas import LabeledCode, Pair, split_by_problem
 

@@ -11,15 +11,21 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})[ \t]*([\w+#.-]*)[^\n]*$", re.MULTILINE)
 PYTHON_TAGS = {"", "python", "py", "python3", "py3", "python2"}
 
 
+Extraction = Literal["fenced", "truncated", "plain", "none", "given"]
+"""How the code was found: a closed fence, a fence cut off by the token limit, an answer that is
+itself a program, no code at all, or `given` as a program by the caller (``/v1/score``)."""
+
+
 @dataclass(frozen=True)
 class Extracted:
     code: str | None
-    how: str  # fenced | truncated | plain | none
+    how: Extraction
     note: str = ""
 
 

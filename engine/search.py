@@ -24,7 +24,7 @@ from .extract import extract_code
 from .generators.base import Completion, Generator, SamplingParams
 from .options import SolveOptions
 from .selection import select
-from .trace import Candidate, ChatMessage, SolveResult, Timings, TurnRecord, Usage
+from .trace import Candidate, ChatMessage, SolveResult, StopReason, Timings, TurnRecord, Usage
 from .verifier import Verifier
 
 
@@ -87,7 +87,7 @@ class SearchEngine:
         messages = prompts.first_turn(problem)
         records: list[TurnRecord] = []
         final: Candidate | None = None
-        stop: Literal["passed", "max_turns", "no_tests"] = "max_turns"
+        stop: StopReason = "max_turns"
         has_tests = bool(problem.public_tests or problem.public_io_tests)
         for turn in range(1, options.turns + 1):
             if on_event:
@@ -98,11 +98,12 @@ class SearchEngine:
                 on_event(SearchEvent(kind="turn_finished", turn=turn, turns=options.turns, record=record))
             chosen = record.chosen
             final = chosen
-            if chosen.passes_public:
-                stop = "passed"
-                break
+            # Without tests a clean run proves nothing and there is no feedback to repair from.
             if not has_tests:
                 stop = "no_tests"
+                break
+            if chosen.public_all_passed:
+                stop = "passed"
                 break
             feedback = chosen.execution.feedback if chosen.execution else ""
             messages = prompts.next_turn(messages, chosen.code, chosen.text, feedback)
@@ -120,8 +121,8 @@ class SearchEngine:
             options=options,
             turns=records,
             final_code=final.code,
-            passed_public=final.passes_public,
-            public_passed=execution.passed_count if execution else 0,
+            public_all_passed=has_tests and final.public_all_passed,
+            public_passed_count=execution.passed_count if execution else 0,
             public_total=len(problem.public_tests) + len(problem.public_io_tests),
             stop_reason=stop,
             usage=usage,

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, computed_field
 
 from mucode.sandbox import ExecutionResult
 
+from .extract import Extraction
 from .options import SolveOptions
 
 
@@ -55,7 +56,9 @@ class Candidate(BaseModel):
     index: int = Field(..., description="Position among the turn's samples.")
     text: str = Field(..., description="The model's raw answer.")
     code: str | None = Field(None, description="The program extracted from the answer, if any.")
-    extraction: str = Field(..., description="How the code was found: fenced, plain, truncated or none.")
+    extraction: Extraction = Field(
+        ..., description="How the code was found: fenced, plain, truncated, none, or given (/v1/score)."
+    )
     finish_reason: str = "stop"
     usage: Usage = Field(default_factory=Usage)
     duplicate_of: int | None = Field(
@@ -65,11 +68,13 @@ class Candidate(BaseModel):
     verifier_score: float | None = None
 
     @property
-    def public_passed(self) -> int:
+    def public_passed_count(self) -> int:
+        """How many public tests this candidate's program passed."""
         return self.execution.passed_count if self.execution else 0
 
     @property
-    def passes_public(self) -> bool:
+    def public_all_passed(self) -> bool:
+        """It has code, the code ran, and no public test failed (with no tests: it ran cleanly)."""
         return bool(self.execution and self.execution.passed and self.code is not None)
 
 
@@ -87,6 +92,9 @@ class TurnRecord(BaseModel):
         return self.candidates[self.selected]
 
 
+StopReason = Literal["passed", "max_turns", "no_tests"]
+
+
 class SolveResult(BaseModel):
     problem_id: str
     prompt_version: str
@@ -99,10 +107,17 @@ class SolveResult(BaseModel):
         description="The answer: the first chosen candidate passing the public "
         "tests, else the last chosen one.",
     )
-    passed_public: bool
-    public_passed: int
-    public_total: int
-    stop_reason: Literal["passed", "max_turns", "no_tests"]
+    public_all_passed: bool = Field(
+        ..., description="The answer passes every public test; false when there were no tests to run."
+    )
+    public_passed_count: int = Field(..., description="Public tests the answer passes.")
+    public_total: int = Field(..., description="Public tests given (asserts and stdin/stdout pairs).")
+    stop_reason: StopReason = Field(
+        ...,
+        description="Why the search ended: `passed` (the answer passes every public test), "
+        "`max_turns` (no turn's choice passed; the answer is the last choice) or `no_tests` (no "
+        "public tests were given, so nothing was checked and one turn was run).",
+    )
     usage: Usage
     timings: Timings
     cached: bool = Field(False, description="Served from the cache of deterministic solves.")

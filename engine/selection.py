@@ -24,8 +24,8 @@ def select(candidates: list[Candidate], rule: Selection, rng: random.Random) -> 
         return rng.randrange(len(candidates))
     if rule == "lv":
         return max(candidates, key=lambda c: (_score(c), c.code is not None, -c.index)).index
-    best = max(c.public_passed for c in candidates)
-    top = [c for c in candidates if c.public_passed == best]
+    best = max(c.public_passed_count for c in candidates)
+    top = [c for c in candidates if c.public_passed_count == best]
     if rule == "pt":
         with_code = [c for c in top if c.code is not None] or top
         return rng.choice(with_code).index
@@ -39,6 +39,8 @@ def _score(candidate: Candidate) -> float:
 def rank(candidates: list[Candidate]) -> list[int]:
     """All candidates, best first, by the ``pt+lv`` order (deterministic)."""
     ordered = sorted(
-        candidates, key=lambda c: (c.public_passed, _score(c), c.code is not None, -c.index), reverse=True
+        candidates,
+        key=lambda c: (c.public_passed_count, _score(c), c.code is not None, -c.index),
+        reverse=True,
     )
     return [c.index for c in ordered]
