@@ -1,0 +1,299 @@
+"""``mucode train ...`` (µCode expert iteration and its stages) and ``mucode eval``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+
+from ._output import console, err_console, fail, stage_bars, user_errors
+
+if TYPE_CHECKING:
+    from mucode.engine.generators.base import Generator
+
+app = typer.Typer(help="Training: µCode expert iteration and its stages.", no_args_is_help=True)
+
+PROBLEMS_HELP = "humaneval:fold0, humaneval:fold1, humaneval or a JSONL file."
+
+
+def _policy(policy_script: Path | None) -> Callable[[str], Generator]:
+    """Rollout generator factory: a scripted policy, or the model folder it is given."""
+
+    def make(model: str) -> Generator:
+        from mucode.engine.generators.scripted import ScriptedGenerator
+        from mucode.engine.loading import load_generator
+        from mucode.engine.settings import EngineSettings
+
+        if policy_script is not None:
+            return ScriptedGenerator.from_file(policy_script)
+        return load_generator(EngineSettings(model=model))
+
+    return make
+
+
+@app.command("rollouts")
+def rollouts_command(
+    problems: Annotated[str, typer.Option(help=PROBLEMS_HELP)],
+    model: Annotated[str, typer.Option(help="The generator to roll out (HF folder, GGUF or hub id).")],
+    out: Annotated[Path, typer.Option(help="JSONL of Rollout rows (appended; a rerun resumes).")],
+    per_problem: Annotated[int, typer.Option(help="Episodes per problem.")] = 4,
+    iteration: Annotated[int, typer.Option(help="Recorded in the rows; seeds them.")] = 1,
+    turns: Annotated[int, typer.Option()] = 3,
+    temperature: Annotated[float, typer.Option()] = 0.7,
+    max_tokens: Annotated[int, typer.Option()] = 768,
+    seed: Annotated[int, typer.Option()] = 0,
+    policy_script: Annotated[Path | None, typer.Option(help="Roll out a scripted policy instead.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first K problems of the set.")] = None,
+    concurrency: Annotated[int, typer.Option(help="Episodes in flight (vLLM batches them).")] = 4,
+) -> None:
+    """Multi-turn episodes through the engine's search, labelled by the private tests."""
+    import asyncio
+
+    from mucode.training.problems import load_problem_set
+    from mucode.training.rollouts import rollout_options, rollout_stage
+
+    with user_errors():
+        problem_set = load_problem_set(problems)[:limit]
+    options = rollout_options(turns, temperature, max_tokens, seed)
+    with stage_bars() as (_, progress):
+        rollouts = asyncio.run(
+            rollout_stage(
+                problem_set, _policy(policy_script)(model), out, iteration=iteration,
+                per_problem=per_problem, options=options, progress=progress, concurrency=concurrency,
+            )
+        )  # fmt: skip
+    solved = sum(r.success for r in rollouts)
+    console.print(f"{len(rollouts)} episodes, {solved} solved ({solved / len(rollouts):.0%}) -> {out}")
+
+
+@app.command("relabel")
+def relabel_command(
+    problems: Annotated[str, typer.Option(help="The problem set the rollouts came from.")],
+    rollouts: Annotated[
+        list[Path], typer.Option(help="Rollout JSONL files (repeat: all iterations so far).")
+    ],
+    out: Annotated[Path, typer.Option(help="JSONL of SFT rows.")],
+    verifier: Annotated[
+        str | None, typer.Option(help="Verifier folder for tie-breaks (none: oracle only).")
+    ] = None,
+) -> None:
+    """Local experts (100·oracle + verifier) and the SFT rows they give every state."""
+    from mucode.engine.verifier import load_verifier
+    from mucode.training.problems import load_problem_set
+    from mucode.training.relabel import experts, labeled_codes, relabel
+    from mucode.training.rollouts import Rollout
+    from mucode.training.schemas import read_jsonl, write_jsonl
+
+    with user_errors():
+        prompts = {p.id: p.prompt for p in load_problem_set(problems)}
+        episodes = [r for path in rollouts for r in read_jsonl(path, Rollout)]
+        try:
+            codes = labeled_codes(episodes, prompts)
+        except KeyError as exc:
+            raise fail(f"a rollout's problem {exc} is not in {problems}") from None
+    scorer = load_verifier(verifier)
+    rows = relabel(episodes, experts(codes, scorer.score_sync if scorer else None))
+    write_jsonl(rows, out)
+    own = sum(r.source == "own" for r in rows)
+    console.print(f"{len(rows)} rows ({own} own, {len(rows) - own} expert) -> {out}")
+
+
+@app.command("sft")
+def sft_command(
+    rows: Annotated[Path, typer.Argument(help="JSONL of SFT rows (mucode train relabel).")],
+    base: Annotated[str, typer.Option(help="The model to fine-tune.")],
+    out: Annotated[Path, typer.Option(help="Output: OUT/model (merged HF folder), OUT/adapter with --lora.")],
+    lora: Annotated[bool, typer.Option()] = False,
+    lr: Annotated[float, typer.Option()] = 5e-7,
+    epochs: Annotated[int, typer.Option()] = 2,
+    holdout: Annotated[float, typer.Option()] = 0.2,
+    seed: Annotated[int, typer.Option()] = 0,
+    tensorboard: Annotated[bool, typer.Option()] = False,
+) -> None:
+    """TRL SFT with the loss on the assistant answers only; prints held-out log-likelihoods."""
+
+    from mucode.training.relabel import SFTRow
+    from mucode.training.schemas import read_jsonl
+    from mucode.training.sft import SFTConfig, train_generator
+
+    with user_errors():
+        records = read_jsonl(rows, SFTRow)
+        config = SFTConfig(
+            base=base, out=out, lora=lora, lr=lr, epochs=epochs, holdout=holdout, seed=seed,
+            report_to=["tensorboard"] if tensorboard else [],
+        )  # fmt: skip
+        report = train_generator(records, config)
+    console.print_json(report.model_dump_json())
+
+
+@app.command("verifier")
+def verifier_command(
+    codes: Annotated[Path, typer.Argument(help="JSONL of LabeledCode: problem_id, prompt, code, passed.")],
+    base: Annotated[str, typer.Option(help="Base model: HF folder or hub id.")],
+    out: Annotated[Path, typer.Option(help="Where the verifier is saved (load it with MUCODE_VERIFIER).")],
+    loss: Annotated[str, typer.Option(help="bt (Bradley–Terry pairs) or bce (pointwise).")] = "bt",
+    lora: Annotated[bool, typer.Option(help="Train a LoRA adapter instead of the full model.")] = False,
+    epochs: Annotated[int, typer.Option()] = 2,
+    lr: Annotated[float, typer.Option()] = 1e-5,
+    pairs_per_problem: Annotated[int, typer.Option()] = 32,
+    holdout: Annotated[float, typer.Option(help="Share of problems held out for the metrics.")] = 0.2,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Train the verifier R(problem, code) on labelled programs; prints held-out pairwise accuracy
+    and AUC, and saves a folder the server loads as its verifier."""
+    from rich.progress import Progress as Bar
+
+    from mucode.training.schemas import LabeledCode, read_jsonl
+    from mucode.training.verifier import VerifierConfig, train_verifier
+
+    with user_errors():
+        config = VerifierConfig(
+            base=base, out=out, loss=loss, lora=lora, epochs=epochs, lr=lr,
+            pairs_per_problem=pairs_per_problem, holdout=holdout, seed=seed,
+        )  # fmt: skip
+        records = read_jsonl(codes, LabeledCode)
+    with Bar(console=err_console, transient=True) as bar:
+        task = bar.add_task("verifier", total=None)
+        with user_errors():
+            report = train_verifier(
+                records, config, lambda stage, done, total: bar.update(task, completed=done, total=total)
+            )
+    console.print_json(report.model_dump_json())
+
+
+@app.command("export")
+def export_command(
+    run: Annotated[Path, typer.Argument(help="A LoRA run folder (`mucode train iterate --lora`).")],
+    out: Annotated[Path, typer.Option(help="Folder for the shippable checkpoint (replaced).")],
+) -> None:
+    """The run's generator and verifier adapters in bf16 with a manifest: a few MB that ship and
+    install anywhere (`mucode models install-checkpoint`)."""
+    from mucode.training.export import export_checkpoint
+
+    with user_errors():
+        export_checkpoint(run, out)
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    console.print(f"{out} ({size / 1e6:.1f} MB)")
+
+
+@app.command("iterate")
+def iterate_command(
+    problems: Annotated[str, typer.Option(help=PROBLEMS_HELP)],
+    base: Annotated[str, typer.Option(help="The generator's base model (HF folder or hub id).")],
+    out: Annotated[Path, typer.Option(help="Run folder; the checkpoint for `mucode serve --checkpoint`.")],
+    iterations: Annotated[int, typer.Option()] = 2,
+    verifier_base: Annotated[str | None, typer.Option(help="Verifier base (default: --base).")] = None,
+    rollouts_per_problem: Annotated[int, typer.Option()] = 4,
+    turns: Annotated[int, typer.Option()] = 3,
+    temperature: Annotated[float, typer.Option()] = 0.7,
+    max_tokens: Annotated[int, typer.Option(help="Tokens per rollout answer.")] = 768,
+    lora: Annotated[bool, typer.Option(help="LoRA adapters for the generator and the verifier.")] = False,
+    lora_rank: Annotated[int, typer.Option(help="Rank of both LoRA adapters.")] = 16,
+    micro_batch_size: Annotated[
+        int, typer.Option(help="Examples per forward pass (verifier, SFT); raise it on GPUs.")
+    ] = 1,
+    sft_lr: Annotated[float, typer.Option()] = 5e-7,
+    sft_epochs: Annotated[int, typer.Option()] = 2,
+    verifier_lr: Annotated[float, typer.Option()] = 1e-6,
+    verifier_epochs: Annotated[int, typer.Option()] = 2,
+    pairs_per_problem: Annotated[int, typer.Option()] = 32,
+    holdout: Annotated[float, typer.Option(help="Share of problems held out for the stage metrics.")] = 0.2,
+    seed: Annotated[int, typer.Option()] = 0,
+    policy_script: Annotated[
+        Path | None, typer.Option(help="Roll out a scripted policy (JSON script) instead of the generator.")
+    ] = None,
+    tensorboard: Annotated[
+        bool, typer.Option(help="Log SFT to TensorBoard (OUT/iter-i/generator/trainer).")
+    ] = False,
+    limit: Annotated[int | None, typer.Option(help="Only the first K problems of the set.")] = None,
+    rollout_concurrency: Annotated[int, typer.Option(help="Episodes in flight (vLLM batches them).")] = 4,
+) -> None:
+    """µCode expert iteration: rollouts, verifier, relabel, SFT, `--iterations` times; resumes a
+    crashed run where it stopped. Prints a summary table and writes OUT/mucode.json."""
+
+    from mucode.training.iterate import IterateConfig, StageFailure, iterate
+    from mucode.training.problems import load_problem_set
+
+    with user_errors():
+        config = IterateConfig(
+            problems=problems, base=base, verifier_base=verifier_base, out=out, iterations=iterations,
+            rollouts_per_problem=rollouts_per_problem, turns=turns, temperature=temperature,
+            max_tokens=max_tokens, lora=lora, lora_rank=lora_rank, micro_batch_size=micro_batch_size,
+            sft_lr=sft_lr, sft_epochs=sft_epochs,
+            verifier_lr=verifier_lr,
+            verifier_epochs=verifier_epochs, pairs_per_problem=pairs_per_problem, holdout=holdout, seed=seed,
+            report_to=["tensorboard"] if tensorboard else [], limit=limit,
+            rollout_concurrency=rollout_concurrency,
+        )  # fmt: skip
+        problem_set = load_problem_set(problems)[:limit]
+
+    with stage_bars() as (bar_console, progress), user_errors(StageFailure):
+        manifest = iterate(config, problem_set, _policy(policy_script), progress, log=bar_console.print)
+    table = Table(
+        "iteration", "rollout success", "verifier AUC", "SFT rows", "held-out log p before -> after"
+    )
+    for m in manifest.iterations:
+        sft = m["sft"]
+        table.add_row(
+            str(m["iteration"]),
+            f"{m['rollouts']['success_rate']:.2f}",
+            "n/a" if m["verifier"]["auc"] is None else f"{m['verifier']['auc']:.3f}",
+            str(m["relabel"]["rows"]),
+            f"{sft['heldout_logprob_before']} -> {sft['heldout_logprob_after']}",
+        )
+    console.print(table)
+    console.print(f"checkpoint: {out} (mucode serve --checkpoint {out})")
+
+
+def eval_command(
+    problems: Annotated[str, typer.Option(help=PROBLEMS_HELP)],
+    out: Annotated[Path, typer.Option(help="Report JSON; rows and the PNG plot go next to it.")],
+    configs: Annotated[
+        str,
+        typer.Option(help="Comma-separated: greedy-1, greedy-3, bon5-random, bon5-lv, bon5-pt, bon5-pt+lv."),
+    ] = "greedy-1,greedy-3,bon5-random,bon5-lv,bon5-pt,bon5-pt+lv",
+    checkpoint: Annotated[str | None, typer.Option(help="A training checkpoint (MUCODE_CHECKPOINT).")] = None,
+    generator: Annotated[str | None, typer.Option(help="Backend (MUCODE_GENERATOR).")] = None,
+    model: Annotated[str | None, typer.Option(help="Model (MUCODE_MODEL).")] = None,
+    verifier: Annotated[str | None, typer.Option(help="Verifier folder (MUCODE_VERIFIER).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first K problems.")] = None,
+    max_tokens: Annotated[int, typer.Option()] = 768,
+    seed: Annotated[int, typer.Option()] = 0,
+    concurrency: Annotated[int, typer.Option(help="Problems in flight (vLLM batches them).")] = 4,
+) -> None:
+    """Pass rates (private tests) per configuration and per turn; JSON report and PNG plot. An
+    interrupted evaluation resumes. Rules that need a verifier are skipped without one."""
+    import asyncio
+
+    from mucode.engine.loading import load_configured_verifier, load_generator
+    from mucode.engine.settings import EngineSettings
+    from mucode.training.evaluate import evaluate, runnable
+    from mucode.training.problems import load_problem_set
+
+    overrides: dict[str, Any] = {
+        "checkpoint": checkpoint,
+        "generator": generator,
+        "model": model,
+        "verifier": verifier,
+    }
+    with user_errors():
+        settings = EngineSettings(**{k: v for k, v in overrides.items() if v is not None})
+        problem_set = load_problem_set(problems)[:limit]
+        names = [c for c in configs.split(",") if c]
+        runnable(names, None)  # unknown names fail here, before a model loads
+
+    async def run() -> None:
+        gen = await asyncio.to_thread(load_generator, settings)
+        ver = await asyncio.to_thread(load_configured_verifier, settings)
+        try:
+            await evaluate(
+                problem_set, gen, ver, names, out, problem_set=problems, max_tokens=max_tokens, seed=seed,
+                concurrency=concurrency, log=console.print,
+            )  # fmt: skip
+        finally:
+            await gen.close()
+
+    asyncio.run(run())
