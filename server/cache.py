@@ -14,11 +14,11 @@ import json
 import time
 from collections import OrderedDict
 
+from mucode.engine.options import SolveOptions
+from mucode.engine.prompts import PROMPT_VERSION
+from mucode.engine.trace import SolveResult
 from mucode.problems import Problem
 
-from .engine.options import SolveOptions
-from .engine.prompts import PROMPT_VERSION
-from .engine.trace import SolveResult
 from .metrics import Metrics
 from .redis_link import RedisLink
 

@@ -1,7 +1,8 @@
-"""FastAPI dependencies: settings and the runtime (sandbox, models), taken from the app's state.
+"""FastAPI dependencies: settings, the runtime, and each route's service wired from them.
 
-Routes ask for what they need through these functions; tests swap them with
-``app.dependency_overrides`` instead of patching modules.
+This is where services get their collaborators (the engine, the sandbox, the gate ...): services
+never reach for the runtime themselves. Routes ask for what they need through these functions;
+tests swap them with ``app.dependency_overrides`` instead of patching modules.
 """
 
 from __future__ import annotations
@@ -11,11 +12,17 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from mucode.sandbox import SandboxPool
+from mucode.engine.generators.base import Generator
 
-from .errors import APIError, PayloadTooLarge
+from .errors import APIError
 from .ratelimit import identity_of
 from .runtime import Runtime
+from .services.chat import ChatService
+from .services.completions import CompletionService
+from .services.execute import ExecuteService
+from .services.jobs import JobService
+from .services.score import ScoreService
+from .services.solve import SolveService
 from .settings import ServerSettings
 
 
@@ -56,23 +63,47 @@ def get_runtime(request: Request) -> Runtime:
     return runtime
 
 
-def get_sandbox(runtime: Annotated[Runtime, Depends(get_runtime)]) -> SandboxPool:
-    return runtime.sandbox
-
-
 SettingsDep = Annotated[ServerSettings, Depends(get_app_settings)]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-SandboxDep = Annotated[SandboxPool, Depends(get_sandbox)]
 
 
-def enforce_limits(settings: ServerSettings, *, tests: int, code: str | None = None) -> None:
-    """The per-request size limits every endpoint shares: 413 for code bytes, 422 for test count."""
-    if code is not None and len(code.encode("utf-8")) > settings.max_code_bytes:
-        raise PayloadTooLarge(f"code is larger than {settings.max_code_bytes} bytes", param="code")
-    if tests > settings.max_tests:
-        raise APIError(
-            422,
-            f"at most {settings.max_tests} tests per request (got {tests})",
-            param="tests",
-            code="too_many_tests",
-        )
+def require_model(runtime: RuntimeDep) -> Generator:
+    """503 while the model loads (or failed to): for routes that need it before they start."""
+    return runtime.require_model()
+
+
+def get_loaded_generator(runtime: RuntimeDep) -> Generator | None:
+    return runtime.generator
+
+
+def get_solver(runtime: RuntimeDep) -> SolveService:
+    return runtime.solver
+
+
+def get_chat_service(runtime: RuntimeDep, settings: SettingsDep) -> ChatService:
+    return ChatService(runtime.solver, runtime.require_model(), settings)
+
+
+def get_completion_service(runtime: RuntimeDep) -> CompletionService:
+    return CompletionService(runtime.require_model(), runtime.gate)
+
+
+def get_score_service(runtime: RuntimeDep, settings: SettingsDep) -> ScoreService:
+    return ScoreService(runtime.engine, runtime.gate, runtime.metrics, settings)
+
+
+def get_execute_service(runtime: RuntimeDep, settings: SettingsDep) -> ExecuteService:
+    return ExecuteService(runtime.sandbox, settings)
+
+
+def get_jobs(runtime: RuntimeDep) -> JobService:
+    return runtime.jobs
+
+
+LoadedGeneratorDep = Annotated[Generator | None, Depends(get_loaded_generator)]
+SolverDep = Annotated[SolveService, Depends(get_solver)]
+ChatDep = Annotated[ChatService, Depends(get_chat_service)]
+CompletionDep = Annotated[CompletionService, Depends(get_completion_service)]
+ScoreDep = Annotated[ScoreService, Depends(get_score_service)]
+ExecuteDep = Annotated[ExecuteService, Depends(get_execute_service)]
+JobsDep = Annotated[JobService, Depends(get_jobs)]

@@ -12,10 +12,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from mucode.engine.generators.base import GeneratorError
 from mucode.sandbox import LimitExceeded, SandboxBusy, SandboxError, SandboxUnavailable
 
 from .disconnect import ClientGone
-from .engine.generators.base import GeneratorError
 
 log = logging.getLogger("mucode.server")
 

@@ -17,21 +17,20 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.constants import abort_jobs_ss
 from arq.utils import timestamp_ms
 from arq.worker import Worker, func
 
-from .engine.options import SolveOptions
-from .engine.search import SearchEvent
+from mucode.engine.search import SearchEvent
+
 from .errors import APIError
 from .metrics import Metrics
 from .protocol.jobs import Job, JobError, JobProgress
-from .protocol.solve import SolveRequest
 from .redis_link import RedisLink
-from .services.solve import SolveService, merge_options
+from .services.solve import SolveService
 
 log = logging.getLogger("mucode.server")
 
@@ -40,6 +39,23 @@ JOB_TIMEOUT_S = 6 * 3600
 
 SaveJob = Callable[[Job], Awaitable[None]]
 SolverFactory = Callable[[], SolveService]
+
+
+class JobStore(Protocol):
+    """Where jobs wait, run and are looked up: this process (``LocalJobs``) or Redis, for workers
+    anywhere (``RedisJobs``)."""
+
+    async def submit(self, job: Job) -> bool:
+        """Takes the job and starts or queues it; False when this store cannot take it now."""
+        ...
+
+    async def get(self, job_id: str) -> Job | None: ...
+
+    async def cancel(self, job: Job) -> Job:
+        """Stops a job this store holds; the record says `cancelled` (a finished job is unchanged)."""
+        ...
+
+    async def close(self) -> None: ...
 
 
 async def run_job(job: Job, solver: SolveService, save: SaveJob, metrics: Metrics) -> Job:
@@ -98,10 +114,11 @@ class LocalJobs:
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(max(1, workers))
 
-    async def submit(self, job: Job) -> None:
+    async def submit(self, job: Job) -> bool:
         self._prune()
         self.jobs[job.id] = job
         self.tasks[job.id] = asyncio.create_task(self._run(job))
+        return True
 
     async def _run(self, job: Job) -> None:
         try:
@@ -202,46 +219,6 @@ def arq_settings(url: str) -> RedisSettings:
     settings = RedisSettings.from_dsn(url)
     settings.conn_timeout, settings.conn_retries = 1, 0
     return settings
-
-
-class JobManager:
-    """The ``/v1/jobs`` front: Redis when configured and reachable, else in-process."""
-
-    def __init__(
-        self, local: LocalJobs, remote: RedisJobs | None, defaults: Callable[[], SolveOptions]
-    ) -> None:
-        self.local = local
-        self.remote = remote
-        self.defaults = defaults
-
-    async def submit(self, request: SolveRequest) -> Job:
-        request = request.model_copy(update={"options": merge_options(self.defaults(), request.options)})
-        job = Job(progress=JobProgress(turns=request.options.turns), request=request)
-        if self.remote is None or not await self.remote.submit(job):
-            await self.local.submit(job)
-        return job
-
-    async def get(self, job_id: str) -> Job:
-        job = await self.local.get(job_id)
-        if job is None and self.remote is not None:
-            job = await self.remote.get(job_id)
-        if job is None:
-            raise APIError(
-                404, f"no job `{job_id}` (unknown or expired)", type="not_found_error", code="job_not_found"
-            )
-        return job
-
-    async def cancel(self, job_id: str) -> Job:
-        job = await self.get(job_id)
-        if job_id in self.local.jobs:
-            return await self.local.cancel(job)
-        assert self.remote is not None
-        return await self.remote.cancel(job)
-
-    async def close(self) -> None:
-        await self.local.close()
-        if self.remote is not None:
-            await self.remote.close()
 
 
 class JobWorker:

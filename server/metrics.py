@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from .engine.trace import SolveResult
+from mucode.engine.trace import SolveResult
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 
@@ -72,7 +72,7 @@ class Metrics:
                 elif c.code is None:
                     outcome = "no_code"
                 else:
-                    outcome = "passed" if c.passes_public else "failed"
+                    outcome = "passed" if c.public_all_passed else "failed"
                 self.sandbox_runs.labels(outcome).inc()
 
     def render(self) -> bytes:

@@ -14,20 +14,21 @@ from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from mucode import __version__
+from mucode.engine.generators.base import Generator
+from mucode.engine.loading import load_configured_verifier, load_generator, resolve_backend
+from mucode.engine.search import SearchEngine
+from mucode.engine.verifier import Verifier
 from mucode.sandbox import SandboxPool, SandboxUnavailable
 
 from .admission import AdmissionGate
 from .cache import SolveCache
-from .engine.generators.base import Generator
-from .engine.loading import load_configured_verifier, load_generator, resolve_backend
-from .engine.search import SearchEngine
-from .engine.verifier import Verifier
 from .errors import APIError
-from .jobs import JobManager, JobWorker, LocalJobs, RedisJobs
+from .jobs import JobStore, JobWorker, LocalJobs, RedisJobs
 from .metrics import Metrics
 from .protocol.health import GeneratorHealth, Health, QueueHealth, RedisHealth, SandboxHealth
 from .ratelimit import RateLimiter
 from .redis_link import RedisLink
+from .services.jobs import JobService
 from .services.solve import SolveService
 from .settings import ServerSettings
 
@@ -46,7 +47,9 @@ class Runtime:
         self.gate = AdmissionGate(settings.max_concurrent_solves, settings.max_queued_solves, self.metrics)
         remote = RedisJobs(self.redis, settings.job_ttl_s) if self.redis else None
         local = LocalJobs(lambda: self.solver, settings.job_workers, settings.job_ttl_s, self.metrics)
-        self.jobs = JobManager(local, remote, settings.default_options)
+        self.local_jobs = local
+        stores: list[JobStore] = [remote, local] if remote else [local]
+        self.jobs = JobService(stores, settings)
         self.worker = (
             JobWorker(remote, lambda: self.solver, settings.job_workers, self.metrics)
             if remote and serve_jobs and settings.job_workers > 0
@@ -129,7 +132,7 @@ class Runtime:
 
     @property
     def solver(self) -> SolveService:
-        return SolveService(self.engine, self.cache, self.gate, self.metrics)
+        return SolveService(self.engine, self.cache, self.gate, self.metrics, self.settings)
 
     def health(self) -> Health:
         if self.pool is None:

@@ -13,10 +13,9 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from mucode.engine.options import Selection, SolveOptions
+from mucode.engine.settings import EngineSettings
 from mucode.sandbox import SandboxSettings
-
-from .engine.options import Selection, SolveOptions
-from .engine.settings import EngineSettings
 
 MIB = 1024 * 1024
 

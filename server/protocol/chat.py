@@ -9,12 +9,18 @@ import time
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
+from mucode.engine.options import Selection
+from mucode.engine.trace import SolveResult
 from mucode.sandbox import IOTest
-
-from ..engine.options import Selection
-from ..engine.trace import SolveResult
 
 log = logging.getLogger("mucode.server")
 
@@ -111,6 +117,35 @@ class ChatCompletion(BaseModel):
     choices: list[Choice]
     usage: UsageOut
     mucode: SolveResult | None = Field(None, description="The search trace (model `mucode` only).")
+
+
+class Delta(BaseModel):
+    """What a stream chunk adds to the answer; fields it does not touch are left out of the JSON."""
+
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+    reasoning_content: str | None = Field(None, description="mucode's search progress, as it happens.")
+
+    @model_serializer(mode="wrap")
+    def _without_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return {k: v for k, v in handler(self).items() if v is not None}
+
+
+class ChunkChoice(BaseModel):
+    index: int = 0
+    delta: Delta
+    finish_reason: str | None = None
+
+
+class ChatCompletionChunk(BaseModel):
+    """One ``data:`` event of a streamed chat completion (``object: chat.completion.chunk``)."""
+
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    usage: UsageOut | None = Field(None, description="Only in the last chunk, with include_usage.")
 
 
 class ModelCard(BaseModel):

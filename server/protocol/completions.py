@@ -49,3 +49,14 @@ class Completion(BaseModel):
     model: str
     choices: list[CompletionChoice]
     usage: UsageOut
+
+
+class CompletionChunk(BaseModel):
+    """One ``data:`` event of a streamed completion: a choice, or (last, with include_usage) the usage."""
+
+    id: str
+    object: Literal["text_completion"] = "text_completion"
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    usage: UsageOut | None = None

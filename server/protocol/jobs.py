@@ -9,7 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from ..engine.trace import SolveResult, TurnRecord
+from mucode.engine.trace import SolveResult, TurnRecord
+
 from .solve import SolveRequest
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mucode.engine.trace import Candidate
 from mucode.sandbox import IOTest
-
-from ..engine.trace import Candidate
 
 
 class ScoreRequest(BaseModel):

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mucode.engine.options import SolveOptions
+from mucode.engine.trace import SolveResult
 from mucode.problems import Problem, guess_entry_point
 from mucode.sandbox import IOTest
-
-from ..engine.options import SolveOptions
-from ..engine.trace import SolveResult
 
 
 class SolveRequest(BaseModel):

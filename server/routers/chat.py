@@ -1,29 +1,21 @@
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from ..deps import V1_GUARDS, RuntimeDep, SettingsDep
+from .. import sse
+from ..deps import V1_GUARDS, ChatDep, LoadedGeneratorDep
 from ..disconnect import unless_disconnected
 from ..protocol.chat import ChatCompletion, ChatCompletionRequest, ModelList
-from ..services.chat import ChatService
+from ..services.chat import model_list
 
 router = APIRouter(prefix="/v1", tags=["openai"], dependencies=V1_GUARDS)
 
 
-def get_chat_service(runtime: RuntimeDep, settings: SettingsDep) -> ChatService:
-    return ChatService(runtime, settings)
-
-
-ChatDep = Annotated[ChatService, Depends(get_chat_service)]
-
-
 @router.get("/models", response_model=ModelList)
-async def models(chat: ChatDep) -> ModelList:
+async def models(generator: LoadedGeneratorDep) -> ModelList:
     """`mucode` (multi-turn fix-and-rerank) and the raw generator's own id (plain chat)."""
-    return chat.models()
+    return model_list(generator)
 
 
 @router.post("/chat/completions", response_model=ChatCompletion)
@@ -34,5 +26,5 @@ async def chat_completions(
     with the generator's id it is plain chat. `stream: true` sends SSE chunks."""
     http.state.log.update(model=request.model, user=request.user, stream=request.stream)
     if request.stream:
-        return StreamingResponse(chat.stream(request), media_type="text/event-stream")
+        return sse.response(chat.stream(request))
     return await unless_disconnected(http, chat.complete(request))

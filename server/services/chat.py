@@ -9,33 +9,35 @@
 
 from __future__ import annotations
 
-import json
 import re
 import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+from mucode.engine.generators.base import Generator, SamplingParams
+from mucode.engine.options import SolveOptions
+from mucode.engine.search import SearchEvent
+from mucode.engine.trace import ChatMessage, SolveResult
 from mucode.problems import Problem, guess_entry_point
 from mucode.sandbox.testfile import split_tests
 
-from ..deps import enforce_limits
-from ..engine.generators.base import SamplingParams
-from ..engine.options import SolveOptions
-from ..engine.search import SearchEvent
-from ..engine.trace import ChatMessage, SolveResult
+from .. import sse
 from ..errors import STREAMED_ERRORS, APIError, stream_error
+from ..limits import enforce_limits
 from ..protocol.chat import (
     MUCODE_MODEL,
     ChatCompletion,
+    ChatCompletionChunk,
     ChatCompletionRequest,
     Choice,
+    ChunkChoice,
+    Delta,
     ModelCard,
     ModelList,
     ResponseMessage,
     UsageOut,
 )
-from ..runtime import Runtime
 from ..settings import ServerSettings
 from .solve import SolveService, merge_options, solve_events
 
@@ -62,8 +64,11 @@ def split_problem(text: str) -> tuple[str, list[str]]:
 def verdict(result: SolveResult) -> str:
     turns = f"{len(result.turns)} turn{'s' if len(result.turns) != 1 else ''}"
     if result.public_total:
-        return f"Passed {result.public_passed}/{result.public_total} public tests after {turns}."
-    return f"No tests were given: best of {result.options.n} candidates (verifier: {result.verifier})."
+        return f"Passed {result.public_passed_count}/{result.public_total} public tests after {turns}."
+    return (
+        f"No tests were given, so none were run: this is the pick of {result.options.n} candidates "
+        f"(verifier: {result.verifier}), unchecked."
+    )
 
 
 def answer_text(result: SolveResult) -> str:
@@ -79,19 +84,22 @@ def usage_of(result: SolveResult) -> UsageOut:
     )
 
 
+def model_list(generator: Generator | None) -> ModelList:
+    """`mucode` and, once it has loaded, the generator's own id."""
+    cards = [ModelCard(id=MUCODE_MODEL)]
+    if generator is not None:
+        cards.append(ModelCard(id=generator.model))
+    return ModelList(data=cards)
+
+
 class ChatService:
-    def __init__(self, runtime: Runtime, settings: ServerSettings) -> None:
-        self.runtime = runtime
+    def __init__(self, solver: SolveService, generator: Generator, settings: ServerSettings) -> None:
+        self.solver = solver
+        self.generator = generator
         self.settings = settings
 
-    def models(self) -> ModelList:
-        cards = [ModelCard(id=MUCODE_MODEL)]
-        if self.runtime.generator is not None:
-            cards.append(ModelCard(id=self.runtime.generator.model))
-        return ModelList(data=cards)
-
     def _check_model(self, model: str) -> None:
-        if model not in {card.id for card in self.models().data}:
+        if model not in {card.id for card in model_list(self.generator).data}:
             raise APIError(
                 404,
                 f"the model `{model}` does not exist; see GET /v1/models",
@@ -139,7 +147,7 @@ class ChatService:
         if request.model != MUCODE_MODEL:
             return await self._plain_chat(request)
         problem, options = self._problem(request)
-        result = await self.runtime.solver.solve(problem, options, selection_param="selection")
+        result = await self.solver.solve(problem, options, selection_param="selection")
         return ChatCompletion(
             model=MUCODE_MODEL,
             choices=[Choice(index=0, message=ResponseMessage(content=answer_text(result)))],
@@ -148,7 +156,6 @@ class ChatService:
         )
 
     async def _plain_chat(self, request: ChatCompletionRequest) -> ChatCompletion:
-        engine = self.runtime.engine
         messages = [
             ChatMessage(role="system" if m.role == "developer" else m.role, content=m.text())
             for m in request.messages
@@ -162,7 +169,7 @@ class ChatService:
             seed=request.seed,
             stop=request.stop_list(),
         )
-        completions = await engine.generator.sample(messages, params)
+        completions = await self.generator.sample(messages, params)
         prompt = max((c.prompt_tokens for c in completions), default=0)
         completion = sum(c.completion_tokens for c in completions)
         return ChatCompletion(
@@ -181,64 +188,48 @@ class ChatService:
         Everything that can fail before the first byte (model, problem, engine) fails here, as a
         plain HTTP error; a failure later arrives as an `error` event before `[DONE]`."""
         self._check_model(request.model)
-        solver = self.runtime.solver
         prepared = self._problem(request) if request.model == MUCODE_MODEL else None
         if prepared is not None:
-            solver.check(prepared[1], selection_param="selection")
-        return self._stream(request, prepared, solver)
+            self.solver.check(prepared[1], selection_param="selection")
+        return self._stream(request, prepared)
 
     async def _stream(
-        self,
-        request: ChatCompletionRequest,
-        prepared: tuple[Problem, SolveOptions] | None,
-        solver: SolveService,
+        self, request: ChatCompletionRequest, prepared: tuple[Problem, SolveOptions] | None
     ) -> AsyncIterator[str]:
         try:
-            async for line in self._stream_events(request, prepared, solver):
-                yield line
+            async for chunk in self._chunks(request, prepared):
+                yield sse.data(chunk)
         except STREAMED_ERRORS as exc:
-            yield f"data: {json.dumps(stream_error(exc))}\n\n"
-            yield "data: [DONE]\n\n"
+            yield sse.data(stream_error(exc))
+        yield sse.DONE
 
-    async def _stream_events(
-        self,
-        request: ChatCompletionRequest,
-        prepared: tuple[Problem, SolveOptions] | None,
-        solver: SolveService,
-    ) -> AsyncIterator[str]:
+    async def _chunks(
+        self, request: ChatCompletionRequest, prepared: tuple[Problem, SolveOptions] | None
+    ) -> AsyncIterator[ChatCompletionChunk]:
         chunk_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
-        def frame(choices: list[dict[str, Any]], **extra: Any) -> str:
-            body = {
-                "id": chunk_id,
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": request.model,
-                "choices": choices,
-                **extra,
-            }
-            return f"data: {json.dumps(body)}\n\n"
+        def chunk(delta: Delta, finish: str | None = None) -> ChatCompletionChunk:
+            choice = ChunkChoice(delta=delta, finish_reason=finish)
+            return ChatCompletionChunk(id=chunk_id, created=created, model=request.model, choices=[choice])
 
-        def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
-            return frame([{"index": 0, "delta": delta, "finish_reason": finish}])
-
-        yield chunk({"role": "assistant", "content": ""})
+        yield chunk(Delta(role="assistant", content=""))
         if prepared is None:
             completion = await self._plain_chat(request.model_copy(update={"n": 1}))
             content, usage = completion.choices[0].message.content, completion.usage
         else:
             problem, options = prepared
-            async for item in solve_events(solver, problem, options):
+            async for item in solve_events(self.solver, problem, options):
                 if isinstance(item, SearchEvent):
-                    yield chunk({"reasoning_content": progress_line(item, problem)})
+                    yield chunk(Delta(reasoning_content=progress_line(item, problem)))
                 else:
                     result = item
             content, usage = answer_text(result), usage_of(result)
-        yield chunk({"content": content})
-        yield chunk({}, finish="stop")
+        yield chunk(Delta(content=content))
+        yield chunk(Delta(), finish="stop")
         if request.stream_options and request.stream_options.include_usage:
-            yield frame([], usage=usage.model_dump())
-        yield "data: [DONE]\n\n"
+            yield ChatCompletionChunk(
+                id=chunk_id, created=created, model=request.model, choices=[], usage=usage
+            )
 
 
 def progress_line(event: SearchEvent, problem: Problem) -> str:
@@ -249,7 +240,7 @@ def progress_line(event: SearchEvent, problem: Problem) -> str:
     total = len(problem.public_tests) + len(problem.public_io_tests)
     chosen = record.chosen
     score = "n/a" if chosen.verifier_score is None else f"{chosen.verifier_score:+.2f}"
-    best = max(c.public_passed for c in record.candidates)
+    best = max(c.public_passed_count for c in record.candidates)
     return (
         f"Turn {event.turn}: {len(record.candidates)} candidates, best passes {best}/{total} public tests; "
         f"chose #{record.selected + 1} (verifier score {score}).\n"

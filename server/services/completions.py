@@ -5,82 +5,101 @@ says so instead of completing as if the suffix were not there."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 
-from ..engine.generators.base import Generator, SamplingParams
+from mucode.engine.generators.base import Generator, SamplingParams
+
+from .. import sse
+from ..admission import AdmissionGate
 from ..errors import STREAMED_ERRORS, APIError, stream_error
 from ..protocol.chat import MUCODE_MODEL, UsageOut
-from ..protocol.completions import Completion, CompletionChoice, CompletionRequest
+from ..protocol.completions import Completion, CompletionChoice, CompletionChunk, CompletionRequest
 
 
-def check_model(request: CompletionRequest, generator: Generator) -> None:
-    if request.model not in (MUCODE_MODEL, generator.model):
-        raise APIError(
-            404,
-            f"the model `{request.model}` does not exist; see GET /v1/models",
-            param="model",
-            type="not_found_error",
-            code="model_not_found",
+class CompletionService:
+    def __init__(self, generator: Generator, gate: AdmissionGate) -> None:
+        self.generator = generator
+        self.gate = gate
+
+    def check(self, request: CompletionRequest) -> None:
+        generator = self.generator
+        if request.model not in (MUCODE_MODEL, generator.model):
+            raise APIError(
+                404,
+                f"the model `{request.model}` does not exist; see GET /v1/models",
+                param="model",
+                type="not_found_error",
+                code="model_not_found",
+            )
+        if request.suffix is not None and generator.fim is None:
+            raise APIError(
+                422,
+                f"`{generator.model}` has no fill-in-the-middle tokens, so `suffix` cannot be honoured",
+                param="suffix",
+                code="fim_unsupported",
+            )
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        self.check(request)
+        generator = self.generator
+        params = SamplingParams(
+            n=request.n,
+            temperature=1.0 if request.temperature is None else request.temperature,
+            top_p=request.top_p or 1.0,
+            max_tokens=request.max_tokens or 16,
+            seed=request.seed,
+            stop=request.stop_list(),
         )
-    if request.suffix is not None and generator.fim is None:
-        raise APIError(
-            422,
-            f"`{generator.model}` has no fill-in-the-middle tokens, so `suffix` cannot be honoured",
-            param="suffix",
-            code="fim_unsupported",
+        prompts = request.prompts()
+        if request.suffix is not None and generator.fim is not None:
+            fim = generator.fim
+            inputs = [fim.prompt(p, request.suffix) for p in prompts]
+        else:
+            inputs = prompts
+        async with self.gate.slot():
+            batches = await asyncio.gather(*(generator.complete(text, params) for text in inputs))
+        choices: list[CompletionChoice] = []
+        prompt_tokens = completion_tokens = 0
+        for prompt, batch in zip(prompts, batches, strict=True):
+            prompt_tokens += max((c.prompt_tokens for c in batch), default=0)
+            for c in batch:
+                completion_tokens += c.completion_tokens
+                text = prompt + c.text if request.echo else c.text
+                choices.append(CompletionChoice(index=len(choices), text=text, finish_reason=c.finish_reason))
+        return Completion(
+            model=request.model,
+            choices=choices,
+            usage=UsageOut(
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                total_tokens=prompt_tokens + completion_tokens,
+            ),
         )
 
+    def stream(self, request: CompletionRequest) -> AsyncIterator[str]:
+        """SSE ``text_completion`` chunks: each choice's text (the backends return whole
+        completions), its finish reason, the usage chunk when asked, ``[DONE]``. A wrong model or
+        suffix fails here, as a plain HTTP error, before the stream starts."""
+        self.check(request)
+        return self._stream(request)
 
-async def complete(request: CompletionRequest, generator: Generator) -> Completion:
-    check_model(request, generator)
-    params = SamplingParams(
-        n=request.n,
-        temperature=1.0 if request.temperature is None else request.temperature,
-        top_p=request.top_p or 1.0,
-        max_tokens=request.max_tokens or 16,
-        seed=request.seed,
-        stop=request.stop_list(),
-    )
-    prompts = request.prompts()
-    if request.suffix is not None and generator.fim is not None:
-        fim = generator.fim
-        inputs = [fim.prompt(p, request.suffix) for p in prompts]
-    else:
-        inputs = prompts
-    batches = await asyncio.gather(*(generator.complete(text, params) for text in inputs))
-    choices: list[CompletionChoice] = []
-    prompt_tokens = completion_tokens = 0
-    for prompt, batch in zip(prompts, batches, strict=True):
-        prompt_tokens += max((c.prompt_tokens for c in batch), default=0)
-        for c in batch:
-            completion_tokens += c.completion_tokens
-            text = prompt + c.text if request.echo else c.text
-            choices.append(CompletionChoice(index=len(choices), text=text, finish_reason=c.finish_reason))
-    return Completion(
-        model=request.model,
-        choices=choices,
-        usage=UsageOut(
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            total_tokens=prompt_tokens + completion_tokens,
-        ),
-    )
+    async def _stream(self, request: CompletionRequest) -> AsyncIterator[str]:
+        try:
+            done = await self.complete(request)
+        except STREAMED_ERRORS as exc:
+            yield sse.data(stream_error(exc))
+            yield sse.DONE
+            return
 
+        def chunk(choices: list[CompletionChoice], usage: UsageOut | None = None) -> str:
+            return sse.data(
+                CompletionChunk(
+                    id=done.id, created=done.created, model=done.model, choices=choices, usage=usage
+                )
+            )
 
-async def stream(request: CompletionRequest, generator: Generator) -> AsyncIterator[str]:
-    """SSE ``text_completion`` chunks: each choice's text (the backends return whole completions),
-    its finish reason, the usage chunk when asked, ``[DONE]``."""
-    try:
-        done = await complete(request, generator)
-    except STREAMED_ERRORS as exc:
-        yield f"data: {json.dumps(stream_error(exc))}\n\n"
-        yield "data: [DONE]\n\n"
-        return
-    base = {"id": done.id, "object": "text_completion", "created": done.created, "model": done.model}
-    for choice in done.choices:
-        body = {**base, "choices": [choice.model_dump()]}
-        yield f"data: {json.dumps(body)}\n\n"
-    if request.stream_options and request.stream_options.include_usage:
-        yield f"data: {json.dumps({**base, 'choices': [], 'usage': done.usage.model_dump()})}\n\n"
-    yield "data: [DONE]\n\n"
+        for choice in done.choices:
+            yield chunk([choice])
+        if request.stream_options and request.stream_options.include_usage:
+            yield chunk([], done.usage)
+        yield sse.DONE

@@ -6,15 +6,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+from mucode.engine.options import SolveOptions
+from mucode.engine.search import EventCallback, SearchEngine, SearchEvent
+from mucode.engine.trace import SolveResult
 from mucode.problems import Problem
 
+from .. import sse
 from ..admission import AdmissionGate
 from ..cache import SolveCache, cache_key
-from ..engine.options import SolveOptions
-from ..engine.search import EventCallback, SearchEngine, SearchEvent
-from ..engine.trace import SolveResult
-from ..errors import APIError
+from ..errors import STREAMED_ERRORS, APIError, stream_error
+from ..limits import enforce_limits
 from ..metrics import Metrics
+from ..protocol.solve import SolveRequest, TurnStarted
+from ..settings import ServerSettings
 
 
 def is_deterministic(options: SolveOptions) -> bool:
@@ -34,12 +38,26 @@ def merge_options(defaults: SolveOptions, given: SolveOptions | None) -> SolveOp
 
 class SolveService:
     def __init__(
-        self, engine: SearchEngine, cache: SolveCache, gate: AdmissionGate, metrics: Metrics
+        self,
+        engine: SearchEngine,
+        cache: SolveCache,
+        gate: AdmissionGate,
+        metrics: Metrics,
+        settings: ServerSettings,
     ) -> None:
         self.engine = engine
         self.cache = cache
         self.gate = gate
         self.metrics = metrics
+        self.settings = settings
+
+    def prepare(self, request: SolveRequest) -> tuple[Problem, SolveOptions]:
+        """A ``/v1/solve`` request as the engine's problem and options (the server's defaults for
+        what it left out), refused here if it is too big or cannot run."""
+        enforce_limits(self.settings, tests=len(request.tests) + len(request.io_tests))
+        options = merge_options(self.settings.default_options(), request.options)
+        self.check(options)
+        return request.to_problem(), options
 
     def check(self, options: SolveOptions, selection_param: str = "options.selection") -> None:
         """What would make the search fail at once, raised before a stream starts."""
@@ -102,3 +120,19 @@ async def solve_events(
         yield await task
     finally:
         task.cancel()
+
+
+async def solve_stream(solver: SolveService, problem: Problem, options: SolveOptions) -> AsyncIterator[str]:
+    """``/v1/solve`` with ``stream: true``: named events ``turn_started``, ``turn_finished`` (the
+    turn's record), then ``result`` or ``error``, and ``done``."""
+    try:
+        async for item in solve_events(solver, problem, options):
+            if isinstance(item, SolveResult):
+                yield sse.event("result", item)
+            elif item.record is None:
+                yield sse.event(item.kind, TurnStarted(turn=item.turn, turns=item.turns))
+            else:
+                yield sse.event(item.kind, item.record)
+    except STREAMED_ERRORS as exc:
+        yield sse.event("error", stream_error(exc))
+    yield sse.event("done", {})

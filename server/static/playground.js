@@ -204,10 +204,10 @@ function ms(value) { return value >= 1000 ? (value / 1000).toFixed(1) + " s" : M
 function drawResult(result) {
   state.trace = result;
   $("final").hidden = false;
-  $("verdict").textContent = (result.passed_public ? "Passed" : "Failed") +
-    ` ${result.public_passed}/${result.public_total} public tests after ${result.turns.length} turn(s)` +
+  $("verdict").textContent = (result.public_all_passed ? "Passed" : "Failed") +
+    ` ${result.public_passed_count}/${result.public_total} public tests after ${result.turns.length} turn(s)` +
     (result.cached ? " (from the cache)" : "") + `; stop: ${result.stop_reason}.`;
-  $("verdict").className = "verdict " + (result.passed_public ? "ok" : "bad");
+  $("verdict").className = "verdict " + (result.public_all_passed ? "ok" : "bad");
   $("final-code").replaceChildren(highlight(result.final_code || "(no code)"));
   const u = result.usage, t = result.timings;
   const rows = [
