@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from mucode.server.engine.checkpoint import BUNDLED_BASE, Manifest, read_manifest, write_manifest
-from mucode.server.engine.model_store import hf_folder
+from mucode.engine.checkpoint import BUNDLED_BASE, Manifest, read_manifest, write_manifest
+from mucode.engine.model_store import hf_folder
 
-from .conftest import run_cli
+from .helpers import run_cli
 from .tiny_models import build_causal_lm
 
 
@@ -27,13 +27,13 @@ def lora_run(run: Path, base: Path) -> None:
         AutoModelForCausalLM.from_pretrained(base),
         LoraConfig(r=2, target_modules="all-linear", init_lora_weights=False),
     )
-    generator.save_pretrained(run / "iter-1" / "generator" / "adapter")
+    generator.save_pretrained(str(run / "iter-1" / "generator" / "adapter"))
     classifier = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1)
     classifier.config.pad_token_id = 0
     verifier = get_peft_model(
         classifier, LoraConfig(task_type="SEQ_CLS", r=2, target_modules="all-linear", init_lora_weights=False)
     )
-    verifier.save_pretrained(run / "iter-1" / "verifier")
+    verifier.save_pretrained(str(run / "iter-1" / "verifier"))
     write_manifest(
         run,
         Manifest(
@@ -60,8 +60,8 @@ def test_export_then_install_serves_the_trained_pair_by_default(cache: Path, tmp
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM
 
-    from mucode.server.engine.loading import load_configured_verifier, load_generator
-    from mucode.server.engine.settings import EngineSettings
+    from mucode.engine.loading import load_configured_verifier, load_generator
+    from mucode.engine.settings import EngineSettings
 
     base = build_causal_lm(hf_folder())  # where `models pull --hf` puts the default model
     lora_run(tmp_path / "run", base)
@@ -70,13 +70,15 @@ def test_export_then_install_serves_the_trained_pair_by_default(cache: Path, tmp
     exported = run_cli("train", "export", str(tmp_path / "run"), "--out", str(tmp_path / "ship"), env=env)
     assert exported.returncode == 0, exported.stderr[-2000:]
     shipped = read_manifest(tmp_path / "ship")
-    assert shipped.base_model == BUNDLED_BASE and shipped.generator is None
+    assert shipped.base_model == BUNDLED_BASE
+    assert shipped.generator is None
     assert shipped.training_data == ["humaneval:fold0 (first 12)", "rollouts.jsonl"]
     for name in ("generator-adapter", "verifier"):
         config = json.loads((tmp_path / "ship" / name / "adapter_config.json").read_text())
         assert config["base_model_name_or_path"] == BUNDLED_BASE
         weights = load_file(tmp_path / "ship" / name / "adapter_model.safetensors")
-        assert weights and all(w.dtype == torch.bfloat16 for w in weights.values())
+        assert weights
+        assert all(w.dtype == torch.bfloat16 for w in weights.values())
         assert (tmp_path / "ship" / name / "adapter_model.safetensors").stat().st_mode & 0o777 == 0o644
     assert str(tmp_path) not in (tmp_path / "ship" / "mucode.json").read_text()
     assert shipped.iterations[0]["verifier"]["base"] == BUNDLED_BASE
@@ -95,11 +97,13 @@ def test_export_then_install_serves_the_trained_pair_by_default(cache: Path, tmp
     name = "model.layers.0.self_attn.q_proj.weight"
     assert not torch.allclose(merged.state_dict()[name].float(), plain.state_dict()[name].float())
     generator = load_generator(settings)
-    assert generator.backend == "transformers" and generator.model == settings.model
+    assert generator.backend == "transformers"
+    assert generator.model == settings.model
     verifier = load_configured_verifier(settings)
     assert verifier is not None
     scores = verifier.score_sync("def f(x): ...", ["def f(x):\n    return x + 1\n"])
-    assert len(scores) == 1 and scores[0] == scores[0]  # a number, not NaN
+    assert len(scores) == 1
+    assert scores[0] == scores[0]  # a number, not NaN
 
     # `none` turns the default off; an explicit checkpoint or model still wins.
     assert EngineSettings(checkpoint="none").resolved().model is None
@@ -117,8 +121,10 @@ def test_export_refuses_a_full_fine_tune_and_install_a_folder_without_adapters(
     )
     env = os.environ.copy()
     done = run_cli("train", "export", str(tmp_path / "full"), "--out", str(tmp_path / "ship"), env=env)
-    assert done.returncode != 0 and "--lora" in done.stderr and "Traceback" not in done.stderr
+    assert done.returncode != 0
+    assert "--lora" in done.stderr
+    assert "Traceback" not in done.stderr
     done = run_cli("models", "install-checkpoint", str(tmp_path / "nowhere"), env=env)
-    assert (
-        done.returncode != 0 and "not a mucode checkpoint" in done.stderr and "Traceback" not in done.stderr
-    )
+    assert done.returncode != 0
+    assert "not a mucode checkpoint" in done.stderr
+    assert "Traceback" not in done.stderr

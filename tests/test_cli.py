@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
-from .conftest import run_cli
+from .helpers import run_cli
 
 
 def test_execute_reports_failures(tmp_path: Path) -> None:
@@ -23,7 +24,8 @@ def test_execute_json_and_success(tmp_path: Path) -> None:
     done = run_cli("execute", str(tmp_path / "solution.py"), "--tests", str(tmp_path / "tests.py"), "--json")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
-    assert result["passed"] is True and len(result["results"]) == 1
+    assert result["passed"] is True
+    assert len(result["results"]) == 1
 
 
 def test_execute_io_tests(tmp_path: Path) -> None:
@@ -35,9 +37,35 @@ def test_execute_io_tests(tmp_path: Path) -> None:
 
 def test_execute_bad_input_is_a_clear_error(tmp_path: Path) -> None:
     missing = run_cli("execute", str(tmp_path / "nope.py"))
-    assert missing.returncode == 2 and "cannot read" in missing.stderr
+    assert missing.returncode == 2
+    assert "cannot read" in missing.stderr
     (tmp_path / "solution.py").write_text("x = 1\n")
     (tmp_path / "tests.py").write_text("assert (\n")
     broken = run_cli("execute", str(tmp_path / "solution.py"), "--tests", str(tmp_path / "tests.py"))
-    assert broken.returncode == 2 and "line 1" in broken.stderr
+    assert broken.returncode == 2
+    assert "line 1" in broken.stderr
     assert "Traceback" not in broken.stderr
+
+
+def test_bad_settings_and_options_name_the_field_without_a_traceback(tmp_path: Path) -> None:
+    """Every command group turns pydantic's validation errors into one line naming the field."""
+    env = {**os.environ, "MUCODE_DEFAULT_N": "0"}
+    serve = run_cli("serve", env=env)
+    assert serve.returncode == 2
+    assert "default_n:" in serve.stderr
+    assert "Traceback" not in serve.stderr
+    (tmp_path / "codes.jsonl").write_text("")
+    verifier = run_cli(
+        "train",
+        "verifier",
+        str(tmp_path / "codes.jsonl"),
+        "--base",
+        "x",
+        "--out",
+        str(tmp_path),
+        "--loss",
+        "nope",
+    )
+    assert verifier.returncode == 2
+    assert "loss:" in verifier.stderr
+    assert "Traceback" not in verifier.stderr

@@ -14,13 +14,13 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from mucode.server.engine.generators.base import GeneratorError, SamplingParams
-from mucode.server.engine.generators.openai_compat import OpenAIGenerator
-from mucode.server.engine.loading import compute_dtype, load_generator, resolve_backend
-from mucode.server.engine.settings import EngineSettings
-from mucode.server.engine.trace import ChatMessage
+from mucode.engine.generators.base import GeneratorError, SamplingParams
+from mucode.engine.generators.openai_compat import OpenAIGenerator
+from mucode.engine.loading import compute_dtype, load_generator, resolve_backend
+from mucode.engine.settings import EngineSettings
+from mucode.engine.trace import ChatMessage
 
-from .conftest import free_port, run_cli
+from .helpers import free_port, run_cli
 
 MESSAGES = [ChatMessage(role="user", content="Write f.")]
 
@@ -86,7 +86,10 @@ def test_openai_backend_returns_n_completions(upstream: tuple[str, FastAPI]) -> 
     assert len({c.text for c in completions}) == 3  # distinct samples, also when emulating n
     assert all(c.prompt_tokens == 11 and c.completion_tokens == 7 for c in completions)
     first = app.state.requests[0]
-    assert first["model"] == "qwen" and first["n"] == 3 and first["max_tokens"] == 50 and first["seed"] == 10
+    assert first["model"] == "qwen"
+    assert first["n"] == 3
+    assert first["max_tokens"] == 50
+    assert first["seed"] == 10
 
 
 def test_openai_backend_reports_an_unreachable_upstream() -> None:
@@ -135,7 +138,8 @@ def test_solve_cli_with_a_scripted_generator(tmp_path: Path) -> None:
     assert "return 2 * x" in done.stdout
     as_json = run_cli("solve", *files, "--json", env=env)
     trace = json.loads(as_json.stdout)
-    assert trace["stop_reason"] == "passed" and len(trace["turns"]) == 2
+    assert trace["stop_reason"] == "passed"
+    assert len(trace["turns"]) == 2
     assert trace["turns"][0]["candidates"][0]["execution"]["results"][1]["message"] == (
         "double(0) returned 2, expected 0"
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mucode.server.engine.extract import extract_code
+from mucode.engine.extract import extract_code
 
 CODE = "def f(x):\n    return x + 1\n"
 

@@ -10,11 +10,11 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from mucode.engine.generators.base import SamplingParams  # noqa: E402
+from mucode.engine.generators.hf import TransformersGenerator  # noqa: E402
+from mucode.engine.trace import ChatMessage  # noqa: E402
+from mucode.engine.verifier import load_verifier  # noqa: E402
 from mucode.problems import Problem  # noqa: E402
-from mucode.server.engine.generators.base import SamplingParams  # noqa: E402
-from mucode.server.engine.generators.hf import TransformersGenerator  # noqa: E402
-from mucode.server.engine.trace import ChatMessage  # noqa: E402
-from mucode.server.engine.verifier import load_verifier  # noqa: E402
 
 from .tiny_models import build_causal_lm, build_classifier, build_tokenizer  # noqa: E402
 
@@ -62,20 +62,22 @@ def test_verifier_scores_batches_consistently(tmp_path: Path) -> None:
     problem = Problem(id="p", prompt="Write f.", entry_point="f")
     codes = ["def f(x):\n    return x\n", "def f(x):\n    return x + 1\n", "x = 1\n"]
     scores = asyncio.run(verifier.score(problem, codes))
-    assert len(scores) == 3 and len(set(scores)) == 3
+    assert len(scores) == 3
+    assert len(set(scores)) == 3
     # Padding must not change a score: each code alone scores the same as in a padded batch.
     alone = [asyncio.run(verifier.score(problem, [code]))[0] for code in codes]
     assert alone == pytest.approx(scores, abs=1e-4)
 
 
 def test_no_verifier() -> None:
-    assert load_verifier(None) is None and load_verifier("none") is None
+    assert load_verifier(None) is None
+    assert load_verifier("none") is None
 
 
 def test_fim_format_is_detected_from_the_tokenizer(tmp_path: Path) -> None:
     from transformers import AutoTokenizer
 
-    from mucode.server.engine.fim import detect_in_tokenizer
+    from mucode.engine.fim import detect_in_tokenizer
 
     build_tokenizer(tmp_path)
     tok = AutoTokenizer.from_pretrained(tmp_path)
@@ -84,5 +86,6 @@ def test_fim_format_is_detected_from_the_tokenizer(tmp_path: Path) -> None:
         {"additional_special_tokens": ["<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"]}
     )
     fmt = detect_in_tokenizer(tok)
-    assert fmt is not None and fmt.name == "qwen"
+    assert fmt is not None
+    assert fmt.name == "qwen"
     assert fmt.prompt("a", "b") == "<|fim_prefix|>a<|fim_suffix|>b<|fim_middle|>"

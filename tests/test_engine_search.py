@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+from mucode.engine.generators.base import Completion, SamplingParams
+from mucode.engine.generators.scripted import ScriptedGenerator
+from mucode.engine.options import SolveOptions
+from mucode.engine.prompts import PROMPT_VERSION
+from mucode.engine.search import SearchEngine, SearchEvent
+from mucode.engine.trace import ChatMessage, SolveResult
+from mucode.engine.verifier import Verifier
 from mucode.problems import Problem
-from mucode.server.engine.generators.base import Completion, SamplingParams
-from mucode.server.engine.generators.scripted import ScriptedGenerator
-from mucode.server.engine.options import SolveOptions
-from mucode.server.engine.prompts import PROMPT_VERSION
-from mucode.server.engine.search import SearchEngine, SearchEvent
-from mucode.server.engine.trace import ChatMessage, SolveResult
-from mucode.server.engine.verifier import Verifier
 
-from .conftest import Sandbox
+from .helpers import Sandbox
 
 PROBLEM = Problem(
     id="double",
@@ -44,25 +46,27 @@ def solve(
     generator: ScriptedGenerator,
     verifier: Verifier | None = None,
     problem: Problem = PROBLEM,
-    **options: object,
+    **options: Any,
 ) -> SolveResult:
     """The scripted turns are the candidates in order: every one sampled (no greedy candidate 0)
     unless a test asks for it."""
     engine = SearchEngine(generator, sandbox.pool, verifier)
     options.setdefault("greedy_candidate", False)
-    return sandbox.loop.run(engine.solve(problem, SolveOptions(**options)))  # type: ignore[arg-type]
+    return sandbox.loop.run(engine.solve(problem, SolveOptions(**options)))
 
 
 def test_fails_turn_one_passes_turn_two(sandbox: Sandbox) -> None:
     generator = ScriptedGenerator([[WRONG, WORSE, PROSE], [RIGHT, WRONG, WRONG]])
     result = solve(sandbox, generator, n=3, turns=3)
-    assert result.stop_reason == "passed" and result.passed_public
+    assert result.stop_reason == "passed"
+    assert result.public_all_passed
     assert len(result.turns) == 2
     assert result.final_code == "def double(x):\n    return 2 * x\n"
     assert result.prompt_version == PROMPT_VERSION
     first = result.turns[0]
     assert first.chosen.text == WRONG  # 1 of 2 passed; WORSE too, but WRONG is the earlier sample
-    assert first.candidates[2].code is None and first.candidates[2].extraction == "none"
+    assert first.candidates[2].code is None
+    assert first.candidates[2].extraction == "none"
     # Turn 2 saw the chosen code and its feedback.
     turn_two = generator.calls[1]
     assert [m.role for m in turn_two] == ["system", "user", "assistant", "user"]
@@ -125,7 +129,8 @@ def test_seeds_reproduce(sandbox: Sandbox) -> None:
 
 def test_gives_up_after_max_turns_with_last_choice(sandbox: Sandbox) -> None:
     result = solve(sandbox, ScriptedGenerator([[WRONG], [WORSE], [PROSE]]), n=1, turns=3)
-    assert result.stop_reason == "max_turns" and not result.passed_public
+    assert result.stop_reason == "max_turns"
+    assert not result.public_all_passed
     assert len(result.turns) == 3
     assert result.final_code is None  # the last chosen answer had no code
     assert "no Python code block" in result.turns[2].chosen.execution.feedback  # type: ignore[union-attr]
@@ -149,7 +154,8 @@ def test_greedy_candidate_joins_the_samples(sandbox: Sandbox) -> None:
     result = solve(sandbox, generator, n=3, turns=2, temperature=0.7, seed=4, greedy_candidate=True)
     assert [c.text for c in result.turns[0].candidates] == [RIGHT, WRONG, WRONG]
     assert [c.index for c in result.turns[0].candidates] == [0, 1, 2]
-    assert result.passed_public and result.turns[0].selected == 0
+    assert result.public_all_passed
+    assert result.turns[0].selected == 0
     greedy, sampled = sorted(generator.params, key=lambda p: p.temperature)
     assert (greedy.n, greedy.temperature, sampled.n, sampled.temperature) == (1, 0.0, 2, 0.7)
     assert greedy.seed == sampled.seed  # the same turn seed: the trace reproduces
@@ -157,8 +163,10 @@ def test_greedy_candidate_joins_the_samples(sandbox: Sandbox) -> None:
 
     paper = TemperatureGenerator()  # all n sampled: the right greedy answer is never seen
     result = solve(sandbox, paper, n=3, turns=2, temperature=0.7, greedy_candidate=False)
-    assert not result.passed_public and [(p.n, p.temperature) for p in paper.params] == [(3, 0.7)] * 2
-    for single in ({"n": 1, "temperature": 0.7}, {"n": 3, "temperature": 0.0}):
+    assert not result.public_all_passed
+    assert [(p.n, p.temperature) for p in paper.params] == [(3, 0.7)] * 2
+    singles: list[dict[str, Any]] = [{"n": 1, "temperature": 0.7}, {"n": 3, "temperature": 0.0}]
+    for single in singles:
         plain = TemperatureGenerator()
         solve(sandbox, plain, turns=1, greedy_candidate=True, **single)
         assert len(plain.params) == 1  # nothing to split
@@ -187,7 +195,10 @@ def test_events_and_lv_needs_a_verifier(sandbox: Sandbox) -> None:
         sandbox.loop.run(engine.solve(PROBLEM, SolveOptions(selection="lv")))
 
 
-def test_problem_without_tests_stops_after_one_turn(sandbox: Sandbox) -> None:
+def test_problem_without_tests_stops_after_one_turn_and_never_reports_passed(sandbox: Sandbox) -> None:
     bare = Problem(id="bare", prompt="Write double(x).", entry_point="double")
-    result = solve(sandbox, ScriptedGenerator([[WRONG, RIGHT]]), problem=bare, n=2, turns=3)
-    assert result.stop_reason in ("passed", "no_tests") and len(result.turns) == 1
+    result = solve(sandbox, ScriptedGenerator([[WRONG, WRONG]]), problem=bare, n=2, turns=3)
+    assert len(result.turns) == 1
+    assert result.stop_reason == "no_tests"
+    assert result.public_all_passed is False
+    assert result.public_total == 0

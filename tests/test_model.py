@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from mucode.engine.model_store import GGUF_SHA256, GGUF_SIZE, pull_gguf
 from mucode.problems import load_humaneval
 from mucode.sandbox import ExecutionRequest, execute_sync
-from mucode.server.engine.model_store import GGUF_SHA256, GGUF_SIZE, pull_gguf
 
-from .conftest import run_cli
+from .helpers import run_cli
 
 pytestmark = pytest.mark.model
 
@@ -38,7 +38,8 @@ def test_solves_humaneval_problems_end_to_end(tmp_path: Path, task: str) -> None
     done = run_cli("solve", *files, "--n", "3", "--turns", "3", "--json", timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     trace = json.loads(done.stdout)
-    assert trace["passed_public"] and trace["generator"].startswith(("llama-cpp:", "transformers:"))
+    assert trace["public_all_passed"]
+    assert trace["generator"].startswith(("llama-cpp:", "transformers:"))
     graded = execute_sync(ExecutionRequest(code=trace["final_code"], tests=problem.private_tests))
     assert graded.passed, graded.feedback
 
@@ -48,18 +49,18 @@ def test_each_installed_backend_generates_code(backend: str) -> None:
     import asyncio
     import importlib.util
 
-    from mucode.server.engine import prompts
-    from mucode.server.engine.extract import extract_code
-    from mucode.server.engine.generators.base import SamplingParams
-    from mucode.server.engine.loading import load_generator
-    from mucode.server.engine.settings import EngineSettings
+    from mucode.engine import prompts
+    from mucode.engine.extract import extract_code
+    from mucode.engine.generators.base import SamplingParams
+    from mucode.engine.loading import load_generator
+    from mucode.engine.settings import EngineSettings
 
     if importlib.util.find_spec({"llama-cpp": "llama_cpp"}.get(backend, backend)) is None:
         pytest.skip(f"{backend} is not installed")
     problem = next(p for p in load_humaneval() if p.id == "HumanEval/2")
 
     async def run() -> list[str]:
-        generator = load_generator(EngineSettings(generator=backend))  # type: ignore[arg-type]
+        generator = load_generator(EngineSettings(generator=backend))
         try:
             params = SamplingParams(n=2, temperature=0.7, max_tokens=256, seed=3)
             return [c.text for c in await generator.sample(prompts.first_turn(problem), params)]
@@ -81,7 +82,7 @@ def test_served_model_solves_through_the_openai_sdk(tmp_path: Path) -> None:
 
     import openai
 
-    from .conftest import free_port, wait_healthy
+    from .helpers import free_port, wait_healthy
 
     problem = next(p for p in load_humaneval() if p.id == "HumanEval/4")
     port = free_port()
@@ -98,13 +99,11 @@ def test_served_model_solves_through_the_openai_sdk(tmp_path: Path) -> None:
             extra_body={"tests": problem.public_tests, "n": 3, "turns": 3},
         )
         trace = response.model_extra["mucode"]  # type: ignore[index]
-        assert trace["passed_public"], response.choices[0].message.content
+        assert trace["public_all_passed"], response.choices[0].message.content
         graded = execute_sync(ExecutionRequest(code=trace["final_code"], tests=problem.private_tests))
         assert graded.passed, graded.feedback
-        assert (
-            response.usage is not None
-            and response.usage.completion_tokens == trace["usage"]["completion_tokens"]
-        )
+        assert response.usage is not None
+        assert response.usage.completion_tokens == trace["usage"]["completion_tokens"]
         fim = client.completions.create(
             model="mucode",
             prompt="def is_even(n: int) -> bool:\n    return ",

@@ -8,10 +8,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
-from .conftest import LiveServer
+from .helpers import LiveServer
 
 PROBLEM = 'Write the function below.\n\ndef double(x):\n    """Return twice x."""\n'
 TESTS = ["assert double(2) == 4", "assert double(0) == 0"]
@@ -36,17 +37,35 @@ def test_fix_and_rerank_answers_the_passing_candidate(client: openai.OpenAI) -> 
     assert "```python\ndef double(x):\n    return 2 * x\n```" in content
     assert content.rstrip().endswith("Passed 2/2 public tests after 2 turns.")
     trace: dict[str, Any] = response.model_extra["mucode"]  # type: ignore[index]
-    assert trace["stop_reason"] == "passed" and len(trace["turns"]) == 2
+    assert trace["stop_reason"] == "passed"
+    assert len(trace["turns"]) == 2
     usage = response.usage
-    assert usage is not None and usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+    assert usage is not None
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
     assert usage.completion_tokens == trace["usage"]["completion_tokens"] > 0
+
+
+def test_without_tests_the_wrong_answer_is_never_reported_as_passed(client: openai.OpenAI) -> None:
+    """Turn 1's `return x + 2` runs cleanly but is wrong: with no tests the answer says nothing was
+    checked, and the trace ends `no_tests`, not `passed`."""
+    response = client.chat.completions.create(
+        model="mucode", messages=[{"role": "user", "content": PROBLEM}], extra_body={"n": 1}
+    )
+    content = response.choices[0].message.content or ""
+    assert "return x + 2" in content
+    assert "No tests were given, so none were run" in content
+    assert "Passed" not in content
+    trace: dict[str, Any] = response.model_extra["mucode"]  # type: ignore[index]
+    assert trace["stop_reason"] == "no_tests"
+    assert trace["public_all_passed"] is False
 
 
 def test_tests_are_taken_from_the_message(client: openai.OpenAI) -> None:
     message = PROBLEM + "\nTests:\n```python\n" + "\n".join(TESTS) + "\n```\n"
     response = client.chat.completions.create(model="mucode", messages=[{"role": "user", "content": message}])
     trace = response.model_extra["mucode"]  # type: ignore[index]
-    assert trace["public_total"] == 2 and trace["passed_public"] is True
+    assert trace["public_total"] == 2
+    assert trace["public_all_passed"] is True
     assert "assert double" not in trace["turns"][0]["messages"][1]["content"].split("Your code must pass")[0]
 
 
@@ -72,10 +91,13 @@ def test_streaming_reasoning_then_content_then_usage(client: openai.OpenAI) -> N
         if delta.content:
             content += delta.content
             kinds.append("content")
-    assert kinds.index("content") > kinds.index("reasoning") and kinds[-1] == "usage"
+    assert kinds.index("content") > kinds.index("reasoning")
+    assert kinds[-1] == "usage"
     assert "Turn 1: 2 candidates, best passes 1/2 public tests" in reasoning
     assert "Turn 2: 2 candidates, best passes 2/2 public tests" in reasoning
-    assert "return 2 * x" in content and usage is not None and usage.completion_tokens > 0
+    assert "return 2 * x" in content
+    assert usage is not None
+    assert usage.completion_tokens > 0
 
 
 def test_plain_chat_with_the_generator_model(client: openai.OpenAI) -> None:
@@ -110,8 +132,11 @@ def test_errors_in_openai_shape(client: openai.OpenAI) -> None:
 def test_completions_fill_in_the_middle(client: openai.OpenAI, live_server: LiveServer) -> None:
     generator = [m.id for m in client.models.list()][1]
     plain = client.completions.create(model=generator, prompt="def double(x):\n", max_tokens=32)
-    assert plain.object == "text_completion" and len(plain.choices) == 1 and plain.choices[0].text
-    assert plain.usage is not None and plain.usage.completion_tokens > 0
+    assert plain.object == "text_completion"
+    assert len(plain.choices) == 1
+    assert plain.choices[0].text
+    assert plain.usage is not None
+    assert plain.usage.completion_tokens > 0
     fim = client.completions.create(
         model="mucode", prompt="def double(x):\n    ", suffix="\n\nprint(double(2))\n", n=2
     )
@@ -129,9 +154,30 @@ def test_completions_stream_and_errors(client: openai.OpenAI) -> None:
         )
     )
     texts = [c.choices[0].text for c in chunks if c.choices]
-    assert len(texts) == 2 and all(texts)
-    assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens > 0
+    assert len(texts) == 2
+    assert all(texts)
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.total_tokens > 0
     with pytest.raises(openai.NotFoundError):
         client.completions.create(model="gpt-nope", prompt="x")
     with pytest.raises(openai.UnprocessableEntityError):
         client.completions.create(model="mucode", prompt="x", max_tokens=0)
+
+
+def test_every_stream_is_sse_that_proxies_do_not_buffer(live_server: LiveServer) -> None:
+    """Chat, completions and /v1/solve streams share one framing: the event-stream type and the
+    headers that stop nginx-style proxies from holding events back."""
+    requests = {
+        "/v1/chat/completions": {"model": "mucode", "messages": [{"role": "user", "content": PROBLEM}]},
+        "/v1/completions": {"model": "mucode", "prompt": "def f(", "max_tokens": 4},
+        "/v1/solve": {"prompt": PROBLEM, "tests": TESTS, "options": {"n": 1}},
+    }
+    with httpx.Client(base_url=live_server.url, timeout=30) as http:
+        for path, body in requests.items():
+            with http.stream("POST", path, json={**body, "stream": True}) as response:
+                assert response.status_code == 200, path
+                assert response.headers["content-type"].startswith("text/event-stream"), path
+                assert response.headers["x-accel-buffering"] == "no", path
+                assert response.headers["cache-control"] == "no-cache", path
+                last = [line for line in response.iter_lines() if line][-1]
+            assert last in ("data: [DONE]", "data: {}"), (path, last)

@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import LiveServer, server_settings
-from .test_server_disconnect import sandbox_busy_processes
+from .helpers import LiveServer, sandbox_busy_processes, server_settings
 
 SHOTS = Path(__file__).resolve().parent.parent / "build" / "screenshots"
 CHROMIUM_ARGS = [
@@ -67,12 +66,14 @@ def test_run_draws_two_turns_and_the_chosen_answer(page: Any, live_server: LiveS
     assert "passes 1/2" in first_choice.inner_text()
     assert "feedback sent to turn 2" in first_choice.inner_text()
     chosen = page.locator("#turn-2 .candidate.selected")
-    assert "passes 2/2" in chosen.inner_text() and "chosen" in chosen.inner_text()
+    assert "passes 2/2" in chosen.inner_text()
+    assert "chosen" in chosen.inner_text()
     assert page.locator("#turn-2 .prompt-link").get_attribute("href") == "#t1-c0"
     assert "same code as #1" in page.locator("#turn-2").inner_text()  # both samples identical
     assert "return 2 * x" in page.inner_text("#final-code")
     assert "Passed 2/2 public tests after 2 turn(s)" in page.inner_text("#verdict")
-    assert "completion" in page.inner_text("#totals") and "sandbox" in page.inner_text("#totals")
+    assert "completion" in page.inner_text("#totals")
+    assert "sandbox" in page.inner_text("#totals")
     with page.expect_download() as download:
         page.click("#download")
     assert download.value.suggested_filename.endswith(".json")
@@ -102,7 +103,8 @@ def test_execute_tab(page: Any, live_server: LiveServer) -> None:
     page.click("#execute")
     page.wait_for_selector("#exec-result .verdict")
     text = page.inner_text("#exec-result")
-    assert "Failed: 1/2 tests" in text and "double(0) returned 2, expected 0" in text
+    assert "Failed: 1/2 tests" in text
+    assert "double(0) returned 2, expected 0" in text
     page.screenshot(path=str(SHOTS / "playground-execute.png"), full_page=True)
 
 
@@ -130,7 +132,8 @@ def test_api_key_entry_and_cancel(page: Any, slow_keyed_server: LiveServer) -> N
         time.sleep(0.05)
     page.click("#cancel")
     page.wait_for_function("document.getElementById('status').textContent === 'cancelled'")
-    assert page.is_enabled("#run") and page.is_hidden("#error")
+    assert page.is_enabled("#run")
+    assert page.is_hidden("#error")
     deadline = time.monotonic() + 10
     while sandbox_busy_processes(slow_keyed_server) and time.monotonic() < deadline:
         time.sleep(0.05)

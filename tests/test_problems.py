@@ -10,7 +10,7 @@ import pytest
 from mucode.problems import Problem, docstring_examples, load_humaneval, load_jsonl, write_jsonl
 from mucode.sandbox import ExecutionRequest
 
-from .conftest import Sandbox
+from .helpers import Sandbox
 
 
 @pytest.fixture(scope="module")
@@ -23,9 +23,8 @@ def test_humaneval_is_complete_and_split(humaneval: list[Problem]) -> None:
     assert len({p.id for p in humaneval}) == 164
     assert sum(bool(p.public_tests) for p in humaneval) >= 150
     for problem in humaneval:
-        assert problem.private_tests and problem.private_tests[0].rstrip().endswith(
-            f"check({problem.entry_point})"
-        )
+        assert problem.private_tests
+        assert problem.private_tests[0].rstrip().endswith(f"check({problem.entry_point})")
         for test in problem.public_tests:  # a public test never copies a private one
             assert test not in problem.private_tests[0]
 

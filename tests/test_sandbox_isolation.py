@@ -11,7 +11,7 @@ import pytest
 
 from mucode.sandbox import SandboxSettings, TestStatus
 
-from .conftest import Sandbox, descendants
+from .helpers import Sandbox, descendants
 
 pytestmark = pytest.mark.skipif(
     os.system("command -v bwrap >/dev/null") != 0, reason="bwrap is not installed"

@@ -18,7 +18,7 @@ from mucode.sandbox import (
     execute_sync,
 )
 
-from .conftest import Sandbox, descendants
+from .helpers import Sandbox, descendants
 
 SLEEP = "import time\ntime.sleep(30)\n"
 
@@ -100,7 +100,8 @@ def test_memory_limit_applies(sandbox: Sandbox) -> None:
     code = "def f():\n    return len(bytearray(300 * 1024 * 1024))\n"
     assert sandbox.run(code, ["assert f() == 300 * 1024 * 1024"], memory_mb=1024).passed
     small = sandbox.run(code, ["assert f() == 300 * 1024 * 1024"], memory_mb=200)
-    assert not small.passed and "MemoryError" in small.feedback
+    assert not small.passed
+    assert "MemoryError" in small.feedback
 
 
 def test_missing_bubblewrap_refuses_to_run() -> None:

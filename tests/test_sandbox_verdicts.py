@@ -6,7 +6,7 @@ import pytest
 
 from mucode.sandbox import TestStatus
 
-from .conftest import Sandbox
+from .helpers import Sandbox
 
 ADD_ONE = "def f(x):\n    return x + 1\n"
 
@@ -18,7 +18,8 @@ def statuses(result: object) -> list[str]:
 def test_passing_and_failing_asserts(sandbox: Sandbox) -> None:
     result = sandbox.run(ADD_ONE, ["assert f(1) == 2", "assert f(1) == 3"])
     assert statuses(result) == ["passed", "failed"]
-    assert not result.passed and result.passed_count == 1
+    assert not result.passed
+    assert result.passed_count == 1
     assert result.results[1].message == "f(1) returned 2, expected 3"
 
 
@@ -56,7 +57,8 @@ def test_exception_traceback_is_trimmed_to_candidate_lines(sandbox: Sandbox) -> 
     assert message.startswith("assert f(0) == 1 raised ZeroDivisionError: division by zero")
     assert 'File "solution.py", line 4, in f\n    y = g(x)' in message
     assert 'File "solution.py", line 8, in g\n    return 1 / x' in message
-    assert "harness" not in message and "<test" not in message
+    assert "harness" not in message
+    assert "<test" not in message
 
 
 def test_syntax_error_reported_once_with_line(sandbox: Sandbox) -> None:
@@ -77,7 +79,8 @@ def test_timeout_names_the_test(sandbox: Sandbox) -> None:
 def test_many_tests_run_in_one_execution(sandbox: Sandbox) -> None:
     tests = [f"assert f({i}) == {i + 1}" for i in range(200)]
     result = sandbox.run(ADD_ONE, tests)
-    assert result.passed and result.passed_count == 200
+    assert result.passed
+    assert result.passed_count == 200
     assert result.duration_ms < 2000
 
 
@@ -186,7 +189,8 @@ def test_exit_reports_why(sandbox: Sandbox) -> None:
 def test_no_tests_means_the_program_must_run_cleanly(sandbox: Sandbox) -> None:
     assert sandbox.run("x = 1\n").passed
     failed = sandbox.run("raise ValueError('boom')\n")
-    assert not failed.passed and "ValueError: boom" in failed.feedback
+    assert not failed.passed
+    assert "ValueError: boom" in failed.feedback
 
 
 def test_invalid_utf8_output_does_not_break_anything(sandbox: Sandbox) -> None:
@@ -195,7 +199,8 @@ def test_invalid_utf8_output_does_not_break_anything(sandbox: Sandbox) -> None:
     )
     code += "def f(x): return '\\udcff'\n"
     result = sandbox.run(code, ["assert f(1) == 'x'"])
-    assert "ok" in result.stdout and "\ufffd" in result.stdout
+    assert "ok" in result.stdout
+    assert "\ufffd" in result.stdout
     assert result.results[0].status is TestStatus.failed
     result.model_dump_json()  # serialisable
 
@@ -204,7 +209,8 @@ def test_large_output_is_capped_and_does_not_hang(sandbox: Sandbox) -> None:
     code = "print('y' * (2 * 1024 * 1024))\ndef f(x): return x\n"
     result = sandbox.run(code, ["assert f(1) == 1"])
     assert result.passed
-    assert result.stdout_truncated and len(result.stdout) <= 64 * 1024
+    assert result.stdout_truncated
+    assert len(result.stdout) <= 64 * 1024
 
 
 # ----------------------------------------------------------------------------- stdin/stdout tests

@@ -7,18 +7,7 @@ import time
 import httpx
 import pytest
 
-from .conftest import LiveServer, descendants, server_settings
-
-SLOW = "```python\ndef double(x):\n    import time\n    time.sleep(60)\n    return 2 * x\n```"
-
-
-def sandbox_busy_processes(server: LiveServer) -> int:
-    pool = server.server.config.app.state.runtime.pool  # type: ignore[attr-defined]
-    extra = 0
-    for worker in pool._workers:
-        if worker.proc is not None:
-            extra += max(len(descendants(worker.proc.pid)) - 2, 0)  # beyond bwrap's init and the harness
-    return extra
+from .helpers import SLOW, LiveServer, sandbox_busy_processes, server_settings
 
 
 def test_disconnect_mid_stream_kills_the_sandbox_runs(tmp_path_factory: pytest.TempPathFactory) -> None:
@@ -48,7 +37,8 @@ def test_disconnect_mid_stream_kills_the_sandbox_runs(tmp_path_factory: pytest.T
         while sandbox_busy_processes(server) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert sandbox_busy_processes(server) == 0
-        runtime = server.server.config.app.state.runtime  # type: ignore[attr-defined]
+        runtime = server.runtime
+        assert runtime.pool is not None
         assert runtime.pool.stats().busy == 0
     finally:
         server.stop()

@@ -10,17 +10,7 @@ from fastapi.testclient import TestClient
 
 from mucode.server.app import create_app
 
-from .conftest import server_settings
-
-
-def assert_openai_error(response: httpx.Response, status: int, param: str | None = None) -> dict[str, object]:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert set(error) == {"message", "type", "param", "code"}
-    assert error["message"]
-    if param is not None:
-        assert error["param"] == param
-    return error  # type: ignore[no-any-return]
+from .helpers import assert_openai_error, server_settings
 
 
 def test_execute_acceptance_example(http: httpx.Client) -> None:
@@ -36,7 +26,9 @@ def test_execute_acceptance_example(http: httpx.Client) -> None:
         "message": "f(1) returned 2, expected 3",
         "duration_ms": body["results"][0]["duration_ms"],
     }
-    assert "f(1)" in body["feedback"] and "2" in body["feedback"] and "3" in body["feedback"]
+    assert "f(1)" in body["feedback"]
+    assert "2" in body["feedback"]
+    assert "3" in body["feedback"]
 
 
 def test_execute_io_tests_and_limits(http: httpx.Client) -> None:
@@ -47,7 +39,8 @@ def test_execute_io_tests_and_limits(http: httpx.Client) -> None:
         "memory_mb": 256,
     }
     body = http.post("/v1/execute", json=payload).json()
-    assert body["passed"] is True and body["stdout"] == "cba\n"
+    assert body["passed"] is True
+    assert body["stdout"] == "cba\n"
 
 
 def test_code_over_one_megabyte_is_413(http: httpx.Client) -> None:
@@ -86,8 +79,10 @@ def test_bad_bodies(http: httpx.Client) -> None:
 def test_health_and_openapi(http: httpx.Client) -> None:
     health = http.get("/health").json()
     assert health["status"] == "ok"
-    assert health["sandbox"]["ready"] is True and health["sandbox"]["isolation"] == "bubblewrap"
-    assert health["generator"]["state"] == "ready" and health["generator"]["backend"] == "scripted"
+    assert health["sandbox"]["ready"] is True
+    assert health["sandbox"]["isolation"] == "bubblewrap"
+    assert health["generator"]["state"] == "ready"
+    assert health["generator"]["backend"] == "scripted"
     assert health["generator"]["verifier"] == "none"
     spec = http.get("/openapi.json").json()
     assert "/v1/execute" in spec["paths"]
@@ -115,6 +110,7 @@ def test_model_that_fails_to_load_is_reported(tmp_path: Path) -> None:
             time.sleep(0.05)
         assert health.status_code == 200  # the sandbox still serves /v1/execute
         body = health.json()
-        assert body["status"] == "degraded" and body["generator"]["state"] == "error"
+        assert body["status"] == "degraded"
+        assert body["generator"]["state"] == "error"
         assert "MUCODE_SCRIPT" in body["generator"]["error"]
         assert client.post("/v1/execute", json={"code": "x = 1"}).json()["passed"] is True

@@ -14,37 +14,18 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import LiveServer, server_settings
-from .test_server_disconnect import sandbox_busy_processes
-from .test_server_execute import assert_openai_error
-
-PROMPT = 'def double(x):\n    """Return twice x."""\n'
-TESTS = ["assert double(2) == 4", "assert double(0) == 0"]
-SLOW = "```python\ndef double(x):\n    import time\n    time.sleep(60)\n    return 2 * x\n```"
-
-
-def solve_body(**options: Any) -> dict[str, Any]:
-    return {"prompt": PROMPT, "tests": TESTS, "options": {"n": 2, **options}}
-
-
-def wait_job(http: httpx.Client, job_id: str, until: set[str], timeout: float = 30) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        job: dict[str, Any] = http.get(f"/v1/jobs/{job_id}").json()
-        if job["status"] in until:
-            return job
-        assert time.monotonic() < deadline, job
-        time.sleep(0.05)
-
-
-def sse_events(response: httpx.Response) -> list[tuple[str, Any]]:
-    events, name = [], None
-    for line in response.iter_lines():
-        if line.startswith("event: "):
-            name = line[len("event: ") :]
-        elif line.startswith("data: "):
-            events.append((name, json.loads(line[len("data: ") :])))
-    return events
+from .helpers import (
+    PROMPT,
+    SLOW,
+    TESTS,
+    LiveServer,
+    assert_openai_error,
+    sandbox_busy_processes,
+    server_settings,
+    solve_body,
+    sse_events,
+    wait_job,
+)
 
 
 @pytest.fixture(scope="module")
@@ -66,10 +47,12 @@ def test_deterministic_solve_is_cached_in_process(http: httpx.Client, live_serve
     assert generator is not None
     body = solve_body(seed=7)
     first = http.post("/v1/solve", json=body)
-    assert first.status_code == 200 and first.headers["x-mucode-cache"] == "miss"
+    assert first.status_code == 200
+    assert first.headers["x-mucode-cache"] == "miss"
     calls = len(generator.calls)  # type: ignore[attr-defined]
     second = http.post("/v1/solve", json=body)
-    assert second.headers["x-mucode-cache"] == "hit" and second.json()["cached"] is True
+    assert second.headers["x-mucode-cache"] == "hit"
+    assert second.json()["cached"] is True
     assert second.json()["final_code"] == first.json()["final_code"]
     assert len(generator.calls) == calls  # type: ignore[attr-defined]  # the model was not asked again
     # Sampling without an explicit seed is not deterministic: never cached.
@@ -85,9 +68,11 @@ def test_solve_streams_progress_then_the_result(http: httpx.Client) -> None:
     names = [name for name, _ in events]
     assert names == ["turn_started", "turn_finished", "turn_started", "turn_finished", "result", "done"]
     first_turn = events[1][1]
-    assert first_turn["turn"] == 1 and first_turn["candidates"][0]["execution"]["passed"] is False
+    assert first_turn["turn"] == 1
+    assert first_turn["candidates"][0]["execution"]["passed"] is False
     result = events[4][1]
-    assert result["stop_reason"] == "passed" and "2 * x" in result["final_code"]
+    assert result["stop_reason"] == "passed"
+    assert "2 * x" in result["final_code"]
 
 
 def test_solve_stream_refuses_bad_options_before_streaming(http: httpx.Client) -> None:
@@ -101,11 +86,14 @@ def test_job_lifecycle_in_process(http: httpx.Client) -> None:
     created = http.post("/v1/jobs", json=solve_body())
     assert created.status_code == 202, created.text
     job = created.json()
-    assert job["status"] in {"queued", "running"} and created.headers["location"] == f"/v1/jobs/{job['id']}"
+    assert job["status"] in {"queued", "running"}
+    assert created.headers["location"] == f"/v1/jobs/{job['id']}"
     done = wait_job(http, job["id"], {"succeeded", "failed"})
     assert done["status"] == "succeeded", done
-    assert done["progress"]["turn"] == 2 and done["progress"]["phase"] == "done"
-    assert len(done["turns"]) == 2 and "2 * x" in done["result"]["final_code"]
+    assert done["progress"]["turn"] == 2
+    assert done["progress"]["phase"] == "done"
+    assert len(done["turns"]) == 2
+    assert "2 * x" in done["result"]["final_code"]
     # Cancelling a finished job answers it unchanged.
     assert http.delete(f"/v1/jobs/{job['id']}").json()["status"] == "succeeded"
     assert_openai_error(http.get("/v1/jobs/job-nope"), 404)
@@ -121,7 +109,8 @@ def test_job_cancel_stops_its_sandbox_runs(slow_server: LiveServer) -> None:
             assert time.monotonic() < deadline, "the candidate never started"
             time.sleep(0.05)
         cancelled = http.delete(f"/v1/jobs/{job['id']}")
-        assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+        assert cancelled.status_code == 200
+        assert cancelled.json()["status"] == "cancelled"
         deadline = time.monotonic() + 5
         while sandbox_busy_processes(slow_server) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -144,7 +133,8 @@ def test_admission_gate_answers_503_instead_of_queueing(slow_server: LiveServer)
             time.sleep(0.05)
         busy = http.post("/v1/solve", json=solve_body())
         assert_openai_error(busy, 503)
-        assert busy.json()["error"]["code"] == "queue_full" and busy.headers["retry-after"] == "2"
+        assert busy.json()["error"]["code"] == "queue_full"
+        assert busy.headers["retry-after"] == "2"
         holder.join(10)
         # The client that gave up freed its slot: its search was cancelled, not left running.
         deadline = time.monotonic() + 10
@@ -167,9 +157,11 @@ def test_score_ranks_given_programs(http: httpx.Client) -> None:
     response = http.post("/v1/score", json=body)
     assert response.status_code == 200, response.text
     scored = response.json()
-    assert scored["verifier"] == "none" and scored["ranking"][0] == 1
+    assert scored["verifier"] == "none"
+    assert scored["ranking"][0] == 1
     passed = [c["execution"]["passed_count"] for c in scored["candidates"]]
-    assert passed == [1, 2, 1] and scored["candidates"][2]["duplicate_of"] == 0
+    assert passed == [1, 2, 1]
+    assert scored["candidates"][2]["duplicate_of"] == 0
     no_tests = http.post("/v1/score", json={**body, "tests": []})
     assert_openai_error(no_tests, 422, "tests")
     assert no_tests.json()["error"]["code"] == "no_verifier"
@@ -182,7 +174,9 @@ def access_line(caplog: pytest.LogCaptureFixture, match: Callable[[dict[str, Any
     the client can see the response first: wait for it (the server runs in a thread)."""
     deadline = time.monotonic() + 10
     while True:
-        lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "mucode.access"]
+        lines: list[dict[str, Any]] = [
+            json.loads(r.getMessage()) for r in caplog.records if r.name == "mucode.access"
+        ]
         found = [entry for entry in lines if match(entry)]
         if found or time.monotonic() > deadline:
             assert found, f"no matching access line in {lines}"
@@ -195,9 +189,12 @@ def test_metrics_and_one_log_line_per_request(http: httpx.Client, caplog: pytest
         response = http.post("/v1/solve", json=solve_body(), headers={"X-Request-ID": "req-123"})
         line = access_line(caplog, lambda entry: entry["request_id"] == "req-123")
     assert response.headers["x-request-id"] == "req-123"
-    assert line["route"] == "/v1/solve" and line["status"] == 200 and line["ms"] > 0
+    assert line["route"] == "/v1/solve"
+    assert line["status"] == 200
+    assert line["ms"] > 0
     metrics = http.get("/metrics")
-    assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
+    assert metrics.status_code == 200
+    assert metrics.headers["content-type"].startswith("text/plain")
     text = metrics.text
     for name in (
         'mucode_requests_total{method="POST",route="/v1/solve",status="200"}',
@@ -248,4 +245,6 @@ def test_chat_log_line_names_model_and_user(http: httpx.Client, caplog: pytest.L
     with caplog.at_level(logging.INFO, logger="mucode.access"):
         assert http.post("/v1/chat/completions", json=body).status_code == 200
         line = access_line(caplog, lambda entry: entry["route"] == "/v1/chat/completions")
-    assert line["model"] == "mucode" and line["user"] == "alice" and line["stream"] is False
+    assert line["model"] == "mucode"
+    assert line["user"] == "alice"
+    assert line["stream"] is False

@@ -12,15 +12,22 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import redis
 
-from .conftest import LiveServer, free_port, server_settings
-from .test_server_disconnect import sandbox_busy_processes
-from .test_server_execute import assert_openai_error
-from .test_server_features import SLOW, solve_body, wait_job
+from .helpers import (
+    SLOW,
+    LiveServer,
+    assert_openai_error,
+    free_port,
+    sandbox_busy_processes,
+    server_settings,
+    solve_body,
+    wait_job,
+)
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 SCRIPTED_PASS = "```python\ndef double(x):\n    return x * 2\n```"
@@ -45,7 +52,7 @@ def prefix(shared_redis: redis.Redis) -> Iterator[str]:
         shared_redis.delete(*keys)
 
 
-def redis_server(tmp: Path, script: list[list[str]] | None = None, **server: object) -> LiveServer:
+def redis_server(tmp: Path, script: list[list[str]] | None = None, **server: Any) -> LiveServer:
     return LiveServer(server_settings(tmp, script=script, server=server))
 
 
@@ -59,12 +66,16 @@ def test_cache_hit_on_repeat_is_shared_through_redis(
         first = httpx.post(a.url + "/v1/solve", json=body, timeout=30)
         assert first.headers["x-mucode-cache"] == "miss"
         keys = list(shared_redis.scan_iter(f"{prefix}:solve:*"))
-        assert len(keys) == 1 and 0 < shared_redis.ttl(keys[0]) <= 120
+        assert len(keys) == 1
+        ttl: int = shared_redis.ttl(keys[0])  # type: ignore[assignment]
+        assert 0 < ttl <= 120
         # Another replica answers the repeat from Redis without asking its model.
         second = httpx.post(b.url + "/v1/solve", json=body, timeout=30)
-        assert second.headers["x-mucode-cache"] == "hit" and second.json()["cached"] is True
+        assert second.headers["x-mucode-cache"] == "hit"
+        assert second.json()["cached"] is True
         assert second.json()["final_code"] == first.json()["final_code"]
-        assert b.runtime.generator is not None and len(b.runtime.generator.calls) == 0  # type: ignore[attr-defined]
+        assert b.runtime.generator is not None
+        assert len(b.runtime.generator.calls) == 0  # type: ignore[attr-defined]
         assert 'mucode_cache_total{result="hit"} 1.0' in httpx.get(b.url + "/metrics").text
     finally:
         a.stop()
@@ -72,7 +83,7 @@ def test_cache_hit_on_repeat_is_shared_through_redis(
 
 
 def test_rate_limit_per_key_is_shared_by_replicas(tmp_path: Path, prefix: str) -> None:
-    settings = {
+    settings: dict[str, Any] = {
         "redis_url": REDIS_URL,
         "redis_prefix": prefix,
         "rate_limit_per_minute": 3,
@@ -103,11 +114,12 @@ def test_job_lifecycle_through_arq(tmp_path: Path, prefix: str, shared_redis: re
         with httpx.Client(base_url=server.url, timeout=30) as http:
             job = http.post("/v1/jobs", json=solve_body()).json()
             assert shared_redis.exists(f"{prefix}:job:{job['id']}")  # queued in Redis, not in-process
-            assert job["id"] not in server.runtime.jobs.local.jobs
+            assert job["id"] not in server.runtime.local_jobs.jobs
             done = wait_job(http, job["id"], {"succeeded", "failed"})
             assert done["status"] == "succeeded", done
             assert [t["turn"] for t in done["turns"]] == [1, 2]
-            assert "2 * x" in done["result"]["final_code"] and done["progress"]["phase"] == "done"
+            assert "2 * x" in done["result"]["final_code"]
+            assert done["progress"]["phase"] == "done"
     finally:
         server.stop()
 
@@ -181,7 +193,8 @@ def test_redis_dying_mid_test_degrades_to_serving_without_it(
             assert health["redis"]["reachable"] is False
             metrics = http.get("/metrics").text
             errors = [line for line in metrics.splitlines() if line.startswith("mucode_redis_errors_total{")]
-            assert errors and sum(float(line.split()[-1]) for line in errors) >= 3
+            assert errors
+            assert sum(float(line.split()[-1]) for line in errors) >= 3
     finally:
         server.stop()
 
@@ -212,7 +225,8 @@ def test_a_separate_mucode_worker_runs_the_jobs(tmp_path: Path, prefix: str) -> 
             done = wait_job(http, job["id"], {"succeeded", "failed"}, timeout=60)
             assert done["status"] == "succeeded", (tmp_path / "worker.log").read_text()[-2000:]
             # The worker's own generator answered: one turn, its script's passing answer.
-            assert len(done["turns"]) == 1 and "x * 2" in done["result"]["final_code"]
+            assert len(done["turns"]) == 1
+            assert "x * 2" in done["result"]["final_code"]
     finally:
         worker.terminate()
         worker.wait(30)

@@ -9,21 +9,23 @@ import json
 import os
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
-from mucode.server.engine.generators.base import Completion, Generator, SamplingParams
-from mucode.server.engine.trace import ChatMessage
+from mucode.engine.generators.base import Completion, Generator, SamplingParams
+from mucode.engine.trace import ChatMessage
 from mucode.training.problems import humaneval_folds, load_problem_set
 from mucode.training.sample_cache import SampleCache
 
-from .conftest import run_cli
-from .test_training_iterate import NAMES, right, write_problems, wrong
+from .helpers import run_cli
+from .toy_problems import NAMES, right, write_problems, wrong
 
 
 def import_bench(name: str) -> ModuleType:
     """A script of bench/ (not a package) as a module."""
     path = Path(__file__).resolve().parents[1] / "bench" / f"{name}.py"
     spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -32,7 +34,8 @@ def import_bench(name: str) -> ModuleType:
 def test_humaneval_folds_are_disjoint_stable_and_cover_the_set() -> None:
     a, b = humaneval_folds()
     ids_a, ids_b = {p.id for p in a}, {p.id for p in b}
-    assert not ids_a & ids_b and abs(len(a) - len(b)) <= 1
+    assert not ids_a & ids_b
+    assert abs(len(a) - len(b)) <= 1
     assert ids_a | ids_b == {p.id for p in load_problem_set("humaneval")}
     assert [p.id for p in humaneval_folds()[0]] == [p.id for p in a]
     assert [p.id for p in load_problem_set("humaneval:fold1")] == [p.id for p in b]
@@ -56,7 +59,8 @@ def test_eval_reports_pass_rates_per_turn_and_resumes(tmp_path: Path) -> None:
     assert set(results) == {"greedy-1", "greedy-3", "bon5-pt"}  # pt+lv needs a verifier: skipped
     assert results["greedy-1"]["pass_rate"] == 0.0
     assert results["greedy-3"]["pass_rate_by_turn"] == [0.0, 100.0, 100.0]
-    assert results["bon5-pt"]["pass_rate"] == 100.0 and results["bon5-pt"]["mean_turns"] == 2.0
+    assert results["bon5-pt"]["pass_rate"] == 100.0
+    assert results["bon5-pt"]["mean_turns"] == 2.0
     assert (tmp_path / "eval" / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = (tmp_path / "eval" / "report.greedy-3.jsonl").read_text().splitlines()
     assert len(rows) == len(NAMES)
@@ -70,19 +74,23 @@ def test_eval_reports_pass_rates_per_turn_and_resumes(tmp_path: Path) -> None:
     problems = load_problem_set(str(tmp_path / "problems.jsonl"))
     summary = asyncio.run(why.analyse(tmp_path / "eval" / "report.json", "greedy-1", "bon5-pt", problems))
     assert (summary["greedy-1"], summary["bon5-pt"], summary["gain_points"]) == (0, len(NAMES), 100.0)
-    assert summary["turn1_candidate_accuracy"] == 0.0 and summary["oracle_over_bon_samples"] == len(NAMES)
+    assert summary["turn1_candidate_accuracy"] == 0.0
+    assert summary["oracle_over_bon_samples"] == len(NAMES)
     assert (summary["repeat_share"], summary["improve_share"]) == (0.0, 1.0)
-    assert len(summary["solved_after_feedback"]) == len(NAMES) and summary["losses"] == {}
+    assert len(summary["solved_after_feedback"]) == len(NAMES)
+    assert summary["losses"] == {}
     again = run_cli(*args, env=env | {"MUCODE_SCRIPT": str(tmp_path / "script.json")})
     assert again.returncode == 0
     assert (tmp_path / "eval" / "report.greedy-3.jsonl").read_text().splitlines() == rows  # nothing rerun
     bad = run_cli("eval", "--problems", "nope", "--out", str(tmp_path / "x.json"), env=env)
-    assert bad.returncode != 0 and "unknown problem set" in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.returncode != 0
+    assert "unknown problem set" in bad.stderr
+    assert "Traceback" not in bad.stderr
 
 
 def test_mbpp_schema_from_local_files(tmp_path: Path) -> None:
     """The `datasets` path online users take for MBPP, on a local file of the same schema."""
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "task_id": 11,
             "text": "Write a python function to remove first and last occurrence of a given character.",
@@ -99,9 +107,12 @@ def test_mbpp_schema_from_local_files(tmp_path: Path) -> None:
     path = tmp_path / "mbpp.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     (problem,) = load_problem_set(f"mbpp-file:{path}")
-    assert problem.id == "mbpp/11" and problem.entry_point == "remove_Occ"
-    assert problem.public_tests == [rows[0]["test_list"][0]] and len(problem.private_tests) == 2
-    assert "def remove_Occ(s, ch):" in problem.prompt and "return" not in problem.prompt
+    assert problem.id == "mbpp/11"
+    assert problem.entry_point == "remove_Occ"
+    assert problem.public_tests == [rows[0]["test_list"][0]]
+    assert len(problem.private_tests) == 2
+    assert "def remove_Occ(s, ch):" in problem.prompt
+    assert "return" not in problem.prompt
 
 
 class CountingGenerator(Generator):
@@ -133,7 +144,9 @@ def test_sample_cache_shares_seeded_samples_across_configs_and_runs(tmp_path: Pa
         cache = SampleCache(inner, tmp_path / "samples.jsonl")
         # Concurrent identical requests (two configs on the same problem) generate once.
         first, second = await asyncio.gather(cache.sample(chat, seeded), cache.sample(chat, seeded))
-        assert first == second and inner.calls == 1 and cache.hits == 1
+        assert first == second
+        assert inner.calls == 1
+        assert cache.hits == 1
         assert [c.text for c in first] == [f"answer 3-{k}" for k in range(5)]
         # Anything that changes the request is a new request: seed, n, messages.
         await cache.sample(chat, seeded.model_copy(update={"seed": 4}))
@@ -146,7 +159,8 @@ def test_sample_cache_shares_seeded_samples_across_configs_and_runs(tmp_path: Pa
         assert inner.calls == 6
         # A later run with the same model reads the file; another model does not share it.
         again = SampleCache(CountingGenerator(), tmp_path / "samples.jsonl")
-        assert await again.sample(chat, seeded) == first and again.inner.calls == 0  # type: ignore[attr-defined]
+        assert await again.sample(chat, seeded) == first
+        assert again.inner.calls == 0  # type: ignore[attr-defined]
         other = CountingGenerator()
         other.model = "another-model"
         await SampleCache(other, tmp_path / "samples.jsonl").sample(chat, seeded)

@@ -17,35 +17,11 @@ import pytest
 
 pytest.importorskip("trl")
 
-from mucode.problems import Problem, write_jsonl
-from mucode.server.engine.checkpoint import read_manifest
+from mucode.engine.checkpoint import read_manifest
 
-from .conftest import free_port, run_cli, wait_healthy
+from .helpers import free_port, run_cli, wait_healthy
 from .tiny_models import build_causal_lm, build_classifier
-
-NAMES = ["sort_a", "sort_b", "sort_c", "sort_d", "sort_e", "sort_f"]
-
-
-def right(name: str) -> str:
-    return f"```python\ndef {name}(xs):\n    return sorted(xs)\n```"
-
-
-def wrong(name: str) -> str:
-    return f"```python\ndef {name}(xs):\n    return list(xs)\n```"
-
-
-def write_problems(path: Path) -> None:
-    problems = [
-        Problem(
-            id=f"toy/{k}",
-            prompt=f'def {name}(xs):\n    """Return the items of xs in increasing order."""\n',
-            entry_point=name,
-            public_tests=[f"assert {name}([2, 1]) == [1, 2]"],
-            private_tests=[f"assert {name}([3, 1, 2]) == [1, 2, 3]", f"assert {name}([]) == []"],
-        )
-        for k, name in enumerate(NAMES)
-    ]
-    write_jsonl(problems, path)
+from .toy_problems import NAMES, right, write_problems, wrong
 
 
 def write_policy(path: Path) -> None:
@@ -88,8 +64,10 @@ def test_iterate_resumes_trains_and_serves(tmp_path: Path) -> None:
     crashed = run_cli(
         *iterate_args(tmp_path), env=env | {"MUCODE_TRAIN_FAIL_AFTER": "iter-1/verifier"}, timeout=600
     )
-    assert crashed.returncode != 0 and "stopped after iter-1/verifier" in crashed.stderr
-    assert (run / "iter-1" / "verifier.done").exists() and not (run / "iter-1" / "relabel.done").exists()
+    assert crashed.returncode != 0
+    assert "stopped after iter-1/verifier" in crashed.stderr
+    assert (run / "iter-1" / "verifier.done").exists()
+    assert not (run / "iter-1" / "relabel.done").exists()
     rollouts_mtime = (run / "iter-1" / "rollouts.jsonl").stat().st_mtime_ns
     verifier_mtime = (run / "iter-1" / "verifier" / "config.json").stat().st_mtime_ns
 
@@ -101,15 +79,19 @@ def test_iterate_resumes_trains_and_serves(tmp_path: Path) -> None:
     assert "checkpoint:" in done.stdout
 
     manifest = read_manifest(run)
-    assert manifest.generator == "iter-2/generator/model" and manifest.verifier == "iter-2/verifier"
+    assert manifest.generator == "iter-2/generator/model"
+    assert manifest.verifier == "iter-2/verifier"
     assert [m["iteration"] for m in manifest.iterations] == [1, 2]
     for m in manifest.iterations:
         episodes = m["rollouts"]
-        assert episodes["episodes"] == 24 and 0 < episodes["success_rate"] < 1  # labels of both kinds
-        assert m["verifier"]["auc"] is not None and m["verifier"]["auc"] >= 0.8, m["verifier"]
+        assert episodes["episodes"] == 24
+        assert 0 < episodes["success_rate"] < 1  # labels of both kinds
+        assert m["verifier"]["auc"] is not None, m["verifier"]
+        assert m["verifier"]["auc"] >= 0.8, m["verifier"]
         sft = m["sft"]
         assert sft["heldout_logprob_after"] > sft["heldout_logprob_before"], sft
-        assert m["relabel"]["expert"] > 0 and m["relabel"]["own"] > 0
+        assert m["relabel"]["expert"] > 0
+        assert m["relabel"]["own"] > 0
     # Iteration 2's verifier learned from both iterations' rollouts.
     assert (
         manifest.iterations[1]["verifier"]["train_examples"]
@@ -144,7 +126,8 @@ def test_iterate_resumes_trains_and_serves(tmp_path: Path) -> None:
             json={"prompt": body["prompt"], "candidates": [right("sort_z")[10:-4], wrong("sort_z")[10:-4]]},
             timeout=60,
         ).json()
-        assert scored["verifier"].endswith("iter-2/verifier") and scored["ranking"] == [0, 1], scored
+        assert scored["verifier"].endswith("iter-2/verifier"), scored
+        assert scored["ranking"] == [0, 1], scored
     finally:
         server.terminate()
         server.wait(30)
@@ -161,14 +144,16 @@ def test_each_stage_runs_alone_from_the_cli(tmp_path: Path) -> None:
         "--per-problem", "3", "--policy-script", str(tmp_path / "policy.json"), env=env,
     )  # fmt: skip
     assert rolled.returncode == 0, rolled.stderr[-2000:]
-    assert "18 episodes" in rolled.stdout and len((tmp_path / "r.jsonl").read_text().splitlines()) == 18
+    assert "18 episodes" in rolled.stdout
+    assert len((tmp_path / "r.jsonl").read_text().splitlines()) == 18
     relabelled = run_cli(
         "train", "relabel", "--problems", problems, "--rollouts", str(tmp_path / "r.jsonl"),
         "--out", str(tmp_path / "sft.jsonl"), env=env,
     )  # fmt: skip
     assert relabelled.returncode == 0, relabelled.stderr[-2000:]
     rows = [json.loads(line) for line in (tmp_path / "sft.jsonl").read_text().splitlines()]
-    assert rows and all("sorted(xs)" in row["target"] for row in rows)  # every target is a correct program
+    assert rows
+    assert all("sorted(xs)" in row["target"] for row in rows)  # every target is a correct program
     tuned = run_cli(
         "train", "sft", str(tmp_path / "sft.jsonl"), "--base", str(tmp_path / "generator-base"),
         "--out", str(tmp_path / "gen"), "--lora", "--lr", "5e-3", "--epochs", "2", "--holdout", "0.34",
@@ -176,9 +161,11 @@ def test_each_stage_runs_alone_from_the_cli(tmp_path: Path) -> None:
     )  # fmt: skip
     assert tuned.returncode == 0, tuned.stderr[-2000:]
     report = json.loads(tuned.stdout)
-    assert report["lora"] and report["heldout_logprob_after"] > report["heldout_logprob_before"]
+    assert report["lora"]
+    assert report["heldout_logprob_after"] > report["heldout_logprob_before"]
     adapter = sum(f.stat().st_size for f in (tmp_path / "gen" / "adapter").iterdir())
-    assert (tmp_path / "gen" / "model" / "config.json").exists() and adapter < 5_000_000
+    assert (tmp_path / "gen" / "model" / "config.json").exists()
+    assert adapter < 5_000_000
 
 
 def test_sft_runs_under_accelerate_launch_with_the_cpu_config(tmp_path: Path) -> None:
@@ -190,7 +177,7 @@ def test_sft_runs_under_accelerate_launch_with_the_cpu_config(tmp_path: Path) ->
     rows = [
         SFTRow(
             problem_id=f"toy/{k}", iteration=1, source="expert", target=right(name),
-            messages=[{"role": "user", "content": f"Write {name}."}],  # type: ignore[list-item]
+            messages=[{"role": "user", "content": f"Write {name}."}],
         )
         for k, name in enumerate(NAMES)
     ]  # fmt: skip

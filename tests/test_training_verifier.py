@@ -10,8 +10,8 @@ import pytest
 
 pytest.importorskip("torch")
 
+from mucode.engine.verifier import load_verifier
 from mucode.problems import Problem
-from mucode.server.engine.verifier import load_verifier
 from mucode.training.schemas import LabeledCode
 from mucode.training.verifier import VerifierConfig, auc, sample_pairs, train_verifier
 
@@ -46,10 +46,12 @@ def labeled_codes(problems: int = 15) -> list[LabeledCode]:
 def test_pairs_are_seeded_and_within_a_problem() -> None:
     codes = labeled_codes(4)
     pairs = sample_pairs(codes, per_problem=5, seed=1)
-    assert pairs == sample_pairs(codes, per_problem=5, seed=1) and len(pairs) == 4 * 5
+    assert pairs == sample_pairs(codes, per_problem=5, seed=1)
+    assert len(pairs) == 4 * 5
     assert all(p.problem_id[1:] in p.chosen.split("(")[0] for p in pairs)
     assert all("sorted" in p.chosen and "sorted" not in p.rejected for p in pairs)
-    assert auc([0.9, 0.8, 0.1], [True, True, False]) == 1.0 and auc([0.1], [True]) is None
+    assert auc([0.9, 0.8, 0.1], [True, True, False]) == 1.0
+    assert auc([0.1], [True]) is None
 
 
 @pytest.mark.parametrize(("loss", "lora"), [("bt", False), ("bt", True), ("bce", False)])
@@ -58,13 +60,16 @@ def test_verifier_separates_held_out_code_and_loads_in_the_server(
 ) -> None:
     base = build_classifier(tmp_path / "base")
     config = VerifierConfig(
-        base=str(base), out=tmp_path / "verifier", loss=loss, lora=lora,  # type: ignore[arg-type]
+        base=str(base), out=tmp_path / "verifier", loss=loss, lora=lora,
         lr=3e-3, epochs=4, pairs_per_problem=6, batch_size=6, holdout=0.2, max_length=128,
     )  # fmt: skip
     report = train_verifier(labeled_codes(), config)
-    assert report.heldout_problems == 3 and report.train_problems == 12
-    assert report.auc is not None and report.auc > 0.8, report
-    assert report.pairwise_accuracy is not None and report.pairwise_accuracy > 0.8
+    assert report.heldout_problems == 3
+    assert report.train_problems == 12
+    assert report.auc is not None, report
+    assert report.auc > 0.8, report
+    assert report.pairwise_accuracy is not None
+    assert report.pairwise_accuracy > 0.8
     assert (config.out / ("adapter_config.json" if lora else "config.json")).exists()
     verifier = load_verifier(config.out)
     assert verifier is not None
@@ -80,7 +85,7 @@ def test_cli_trains_a_verifier_and_reports_bad_input(tmp_path: Path) -> None:
 
     from mucode.training.schemas import write_jsonl
 
-    from .conftest import run_cli
+    from .helpers import run_cli
 
     base = build_classifier(tmp_path / "base")
     write_jsonl(labeled_codes(10), tmp_path / "codes.jsonl")
@@ -90,12 +95,15 @@ def test_cli_trains_a_verifier_and_reports_bad_input(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout)
-    assert report["loss"] == "bt" and report["heldout_problems"] == 3 and report["auc"] is not None
+    assert report["loss"] == "bt"
+    assert report["heldout_problems"] == 3
+    assert report["auc"] is not None
     assert (tmp_path / "v" / "verifier-report.json").exists()
     (tmp_path / "bad.jsonl").write_text('{"problem_id": "p", "prompt": "x", "code": "y"}\n')
     bad = run_cli(
         "train", "verifier", str(tmp_path / "bad.jsonl"), "--base", str(base), "--out", str(tmp_path / "w")
     )
     message = " ".join(bad.stderr.split())
-    assert bad.returncode != 0 and "bad.jsonl:1: not a valid LabeledCode: passed: Field required" in message
+    assert bad.returncode != 0
+    assert "bad.jsonl:1: not a valid LabeledCode: passed: Field required" in message
     assert "Traceback" not in bad.stderr

@@ -1,0 +1,32 @@
+"""Toy sorting problems with a right and a wrong answer each: training and evaluation tests roll
+out scripted policies on them, so labels exist without a model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mucode.problems import Problem, write_jsonl
+
+NAMES = ["sort_a", "sort_b", "sort_c", "sort_d", "sort_e", "sort_f"]
+
+
+def right(name: str) -> str:
+    return f"```python\ndef {name}(xs):\n    return sorted(xs)\n```"
+
+
+def wrong(name: str) -> str:
+    return f"```python\ndef {name}(xs):\n    return list(xs)\n```"
+
+
+def write_problems(path: Path) -> None:
+    problems = [
+        Problem(
+            id=f"toy/{k}",
+            prompt=f'def {name}(xs):\n    """Return the items of xs in increasing order."""\n',
+            entry_point=name,
+            public_tests=[f"assert {name}([2, 1]) == [1, 2]"],
+            private_tests=[f"assert {name}([3, 1, 2]) == [1, 2, 3]", f"assert {name}([]) == []"],
+        )
+        for k, name in enumerate(NAMES)
+    ]
+    write_jsonl(problems, path)
