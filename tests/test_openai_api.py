@@ -167,7 +167,7 @@ def test_completions_stream_and_errors(client: openai.OpenAI) -> None:
 def test_every_stream_is_sse_that_proxies_do_not_buffer(live_server: LiveServer) -> None:
     """Chat, completions and /v1/solve streams share one framing: the event-stream type and the
     headers that stop nginx-style proxies from holding events back."""
-    requests = {
+    requests: dict[str, dict[str, Any]] = {
         "/v1/chat/completions": {"model": "mucode", "messages": [{"role": "user", "content": PROBLEM}]},
         "/v1/completions": {"model": "mucode", "prompt": "def f(", "max_tokens": 4},
         "/v1/solve": {"prompt": PROBLEM, "tests": TESTS, "options": {"n": 1}},
