@@ -106,13 +106,18 @@ class Bubblewrap(Isolation):
         for key, value in SANDBOX_ENV.items():
             argv += ["--setenv", key, value]
         argv += ["--chdir", "/tmp", self.python, "-s", "-B", "-c", HARNESS_SOURCE, "isolated", "/tmp/work"]
-        return argv
+        return self._drop_privileges() + argv
 
-    def spawn_kwargs(self) -> dict[str, Any]:
-        kwargs = super().spawn_kwargs()
-        if os.geteuid() == 0:
-            kwargs.update(user=self.host_uid, group=self.host_uid, extra_groups=[])
-        return kwargs
+    def _drop_privileges(self) -> list[str]:
+        """As root, bubblewrap starts as the unprivileged host uid through util-linux's setpriv:
+        uvloop's subprocess API has no user=/group=/extra_groups= (the server runs on either loop)."""
+        if os.geteuid() != 0:
+            return []
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            raise SandboxUnavailable("as root the sandbox needs setpriv (util-linux) to drop to a user")
+        uid = str(self.host_uid)
+        return [setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"]
 
 
 class Unsafe(Isolation):

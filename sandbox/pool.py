@@ -35,6 +35,7 @@ from .types import ExecutionRequest, ExecutionResult, TestStatus
 log = logging.getLogger("mucode.sandbox")
 
 HOST_MARGIN_S = 2.0  # the harness enforces the timeout itself; the host waits this much longer
+KILL_WAIT_S = 5.0  # the longest the host waits for a killed sandbox to be gone
 MAX_REPLY_BYTES = 64 * 1024 * 1024
 
 
@@ -45,44 +46,73 @@ class _WorkerLost(Exception):
         self.why = why
 
 
+def _children(pid: int) -> list[int]:
+    """The live children of ``pid``, from /proc (bubblewrap's sandbox init, for the launcher)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as handle:
+            return [int(child) for child in handle.read().split()]
+    except OSError:
+        return []
+
+
 class _Worker:
-    """One warm harness process. Not safe for concurrent use: the pool gives it one job at a time."""
+    """One warm harness process. Not safe for concurrent use: the pool gives it one job at a time.
+
+    Starting is a task of its own, shielded from the caller: a request cancelled while its worker
+    starts must not leave a sandbox that nobody owns (its pipes open, the worker never idle again).
+    Every wait on the process is bounded, so a worker is always handed back to the pool.
+    """
 
     def __init__(self, isolation: Isolation, settings: SandboxSettings, index: int) -> None:
         self.isolation = isolation
         self.settings = settings
         self.index = index
         self.proc: asyncio.subprocess.Process | None = None
+        self.sandbox_pids: list[int] = []
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=40)
         self._stderr_task: asyncio.Task[None] | None = None
+        self._starting: asyncio.Task[None] | None = None
         self.starts = 0
+        self.deadline: float | None = None  # monotonic time by which the current run must answer
 
     @property
     def alive(self) -> bool:
         return self.proc is not None and self.proc.returncode is None
 
+    @property
+    def overdue(self) -> bool:
+        """Busy past its deadline: the host should already have killed and replaced it."""
+        return self.deadline is not None and time.monotonic() > self.deadline + KILL_WAIT_S
+
     async def ensure_started(self) -> None:
         if self.alive:
             return
-        await self.kill()
-        self.proc = await asyncio.create_subprocess_exec(
+        if self._starting is None or self._starting.done():
+            self._starting = asyncio.create_task(self._start())
+        await asyncio.shield(self._starting)
+
+    async def _start(self) -> None:
+        await self._kill_process()
+        proc = await asyncio.create_subprocess_exec(
             *self.isolation.command(),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             **self.isolation.spawn_kwargs(),
         )
+        self.proc, self.sandbox_pids = proc, []
         self.starts += 1
-        self._stderr_task = asyncio.create_task(self._drain_stderr(self.proc))
+        self._stderr_task = asyncio.create_task(self._drain_stderr(proc))
         try:
             hello = await asyncio.wait_for(self._read(), self.settings.startup_timeout_s)
         except (asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
-            await self.kill()
+            await self._kill_process()
             detail = " ".join(self.stderr_tail).strip() or type(exc).__name__
             raise SandboxUnavailable(f"the {self.isolation.name} sandbox failed to start: {detail}") from exc
-        log.debug(
-            "sandbox worker %d ready (pid %s, python %s)", self.index, self.proc.pid, hello.get("python")
-        )
+        # bubblewrap's sandbox init (pid 1 inside): killing it ends every process in the sandbox,
+        # whatever session or process group they moved to.
+        self.sandbox_pids = _children(proc.pid)
+        log.debug("sandbox worker %d ready (pid %s, python %s)", self.index, proc.pid, hello.get("python"))
 
     async def _drain_stderr(self, proc: asyncio.subprocess.Process) -> None:
         assert proc.stderr is not None
@@ -102,9 +132,10 @@ class _Worker:
         assert self.proc is not None and self.proc.stdin is not None
         data = json.dumps(job).encode("utf-8")
         self.proc.stdin.write(struct.pack(">I", len(data)) + data)
+        self.deadline = time.monotonic() + wait_s
         try:
-            await self.proc.stdin.drain()
-            return await asyncio.wait_for(self._read(), wait_s)
+            await asyncio.wait_for(self.proc.stdin.drain(), wait_s)
+            return await asyncio.wait_for(self._read(), max(self.deadline - time.monotonic(), 0.001))
         except asyncio.TimeoutError:
             await self.kill()
             raise _WorkerLost(TestStatus.timeout, f"timed out (time limit {job['timeout_s']:g}s)") from None
@@ -113,17 +144,39 @@ class _Worker:
             raise _WorkerLost(
                 TestStatus.error, "the program killed the test harness (the run ended without a report)"
             ) from None
+        finally:
+            self.deadline = None
 
     async def kill(self) -> None:
-        """Kill the sandbox: bubblewrap's init dies with it, and the kernel then kills every
-        process left in its PID namespace."""
+        """Kill the sandbox and everything in it, waiting first (bounded) for a start in progress
+        so that the process it spawns is killed too."""
+        starting, self._starting = self._starting, None
+        if starting is not None and not starting.done():
+            await asyncio.wait({starting}, timeout=self.settings.startup_timeout_s + KILL_WAIT_S)
+            starting.cancel()
+        if starting is not None and starting.done() and not starting.cancelled():
+            starting.exception()  # retrieved: the caller of ensure_started has seen it, or left
+        await self._kill_process()
+
+    async def _kill_process(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is not None and proc.returncode is None:
-            # The worker leads its own process group (start_new_session). killpg rather than
-            # proc.kill(): Popen.kill() may reap the child behind asyncio's watcher.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
+        pids, self.sandbox_pids = self.sandbox_pids, []
+        if proc is not None:
+            # The launcher leads its own process group (start_new_session); the sandbox init is
+            # killed by pid too. killpg rather than proc.kill(): Popen.kill() may reap the child
+            # behind asyncio's watcher.
+            targets = [(os.killpg, proc.pid)] if proc.returncode is None else []
+            for kill, pid in [*targets, *((os.kill, p) for p in pids)]:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    kill(pid, signal.SIGKILL)
+            try:
+                await asyncio.wait_for(proc.wait(), KILL_WAIT_S)
+            except asyncio.TimeoutError:
+                # Something still holds the pipes: close our ends so nothing here waits on them.
+                log.warning("sandbox worker %d (pid %s) did not exit after SIGKILL", self.index, proc.pid)
+                for pipe in (proc.stdin,):
+                    if pipe is not None:
+                        pipe.close()
         if self._stderr_task is not None:
             self._stderr_task.cancel()
             self._stderr_task = None
@@ -137,6 +190,7 @@ class PoolStats:
     waiting: int
     executions: int
     worker_restarts: int
+    stuck: int = 0  # busy past their deadline without an answer: the pool cannot get them back
 
 
 class SandboxPool:
@@ -199,6 +253,7 @@ class SandboxPool:
             waiting=self._waiting,
             executions=self._executions,
             worker_restarts=sum(max(w.starts - 1, 0) for w in self._workers),
+            stuck=sum(w.overdue for w in self._workers),
         )
 
     async def execute(self, request: ExecutionRequest) -> ExecutionResult:

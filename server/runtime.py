@@ -138,7 +138,13 @@ class Runtime:
         if self.pool is None:
             sandbox = SandboxHealth(ready=False, error=self.sandbox_error)
         else:
-            sandbox = SandboxHealth(ready=True, **self.pool.stats().__dict__)
+            stats = self.pool.stats()
+            stuck = stats.workers > 0 and stats.stuck == stats.workers
+            sandbox = SandboxHealth(
+                **stats.__dict__,
+                ready=not stuck,
+                error=f"all {stats.workers} sandbox workers are stuck past their deadline" if stuck else None,
+            )
         generator = GeneratorHealth(
             state=self.model_state,
             backend=self.generator.backend if self.generator else resolve_backend(self.settings.engine),

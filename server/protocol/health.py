@@ -13,6 +13,7 @@ class SandboxHealth(BaseModel):
     waiting: int = 0
     executions: int = 0
     worker_restarts: int = 0
+    stuck: int = Field(0, description="Workers busy past their deadline; all of them stuck is a 503.")
     error: str | None = Field(None, description="Why the sandbox cannot run code, when it cannot.")
 
 

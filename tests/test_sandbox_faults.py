@@ -1,0 +1,169 @@
+"""Faults the pool must survive without wedging: callers cancelled at any moment (while a worker
+starts, mid-run), workers killed from outside, either event loop (asyncio, uvloop), and closing
+with nothing left behind."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from mucode.sandbox import ExecutionRequest, SandboxPool, SandboxSettings
+
+from .helpers import LiveServer, descendants, server_settings
+
+SLEEP = ExecutionRequest(code="import time\ntime.sleep(30)\n", timeout_s=30)
+QUICK = ExecutionRequest(code="x = 1", tests=["assert x == 1"])
+
+
+@pytest.fixture
+def own_bwrap() -> Iterator[str]:
+    """A copy of bwrap under a name of its own, so the processes of this test's sandboxes can be
+    told apart from any other (orphans included: they are reparented to init)."""
+    folder = tempfile.mkdtemp(prefix="mucode-faults-")
+    os.chmod(folder, 0o755)  # the sandbox's unprivileged host user must reach it
+    path = os.path.join(folder, "bwrap")
+    found = shutil.which("bwrap")
+    assert found is not None
+    shutil.copy2(found, path)
+    os.chmod(path, 0o755)
+    yield path
+    for pid in processes_of(path):
+        os.kill(pid, signal.SIGKILL)
+    shutil.rmtree(folder)
+
+
+def processes_of(binary: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv0 = (entry / "cmdline").read_bytes().split(b"\0", 1)[0].decode()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if argv0 == binary and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def run(loop: str, scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    if loop == "uvloop":
+        uvloop = pytest.importorskip("uvloop")
+        uvloop.run(scenario())
+    else:
+        asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_cancel_storm_while_workers_start_leaves_the_pool_serving_and_nothing_behind(
+    own_bwrap: str, loop: str
+) -> None:
+    """A request cancelled 0-30 ms after it was given a worker mostly lands while that worker's
+    sandbox is starting (the last run killed it): 150 of them, and every cancel returns at once,
+    no worker stays busy, executions go on, and closing leaves no process of the sandbox."""
+
+    async def scenario() -> None:
+        rng = random.Random(0)
+        pool = SandboxPool(SandboxSettings(workers=2, bwrap=own_bwrap))
+        await pool.start()
+        try:
+            for _ in range(150):
+                task = asyncio.create_task(pool.execute(SLEEP))
+                await asyncio.sleep(rng.uniform(0, 0.03))
+                task.cancel()
+                started = time.monotonic()
+                with pytest.raises(asyncio.CancelledError):
+                    await asyncio.wait_for(task, 15)
+                assert time.monotonic() - started < 10, "a cancelled execution hung"
+            stats = pool.stats()
+            assert stats.busy == 0
+            before = stats.executions
+            results = await asyncio.wait_for(asyncio.gather(*(pool.execute(QUICK) for _ in range(4))), 30)
+            assert all(r.passed for r in results)
+            assert pool.stats().executions == before + 4
+        finally:
+            await asyncio.wait_for(pool.close(), 30)
+        deadline = time.monotonic() + 5
+        while processes_of(own_bwrap) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert processes_of(own_bwrap) == []
+
+    run(loop, scenario)
+
+
+def test_a_worker_killed_from_outside_costs_one_execution() -> None:
+    """SIGKILL to the harness mid-run (an operator, the OOM killer): that execution fails with a
+    clear error, the pool starts the worker again, and the next execution passes."""
+
+    async def scenario() -> None:
+        async with SandboxPool(SandboxSettings(workers=1)) as pool:
+            worker = pool._workers[0]
+            task = asyncio.create_task(pool.execute(SLEEP))
+            await asyncio.sleep(1.0)
+            assert worker.proc is not None
+            inside = descendants(worker.proc.pid)
+            assert len(inside) >= 2  # the sandbox's init and the harness (and the run)
+            for pid in inside:
+                os.kill(pid, signal.SIGKILL)
+            result = await asyncio.wait_for(task, 15)
+            assert not result.passed
+            assert "harness" in result.results[0].message if result.results else "harness" in result.feedback
+            assert (await asyncio.wait_for(pool.execute(QUICK), 30)).passed
+            assert pool.stats().worker_restarts == 1
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_the_sandbox_runs_on_either_event_loop(loop: str) -> None:
+    """uvicorn picks uvloop when it is installed; the sandbox must start there too, as root
+    (dropping to an unprivileged uid) or not."""
+
+    async def scenario() -> None:
+        async with SandboxPool(SandboxSettings(workers=1)) as pool:
+            result = await pool.execute(
+                ExecutionRequest(code="import os\nuid = os.getuid()", tests=["assert uid"])
+            )
+            assert result.passed, result.feedback
+            assert result.isolation == "bubblewrap"
+
+    run(loop, scenario)
+
+
+def test_health_says_503_when_every_worker_is_stuck(tmp_path: Path) -> None:
+    """A worker busy past its deadline is counted as stuck; when all are, /health is 503 with the
+    reason instead of `ok` while every execution hangs."""
+    server = LiveServer(server_settings(tmp_path))
+    try:
+        pool = server.runtime.pool
+        assert pool is not None
+        ok = httpx.get(server.url + "/health", timeout=10)
+        assert ok.status_code == 200
+        assert ok.json()["sandbox"]["stuck"] == 0
+        past = time.monotonic() - 3600
+        pool._workers[0].deadline = past
+        one = httpx.get(server.url + "/health", timeout=10).json()["sandbox"]
+        assert one["stuck"] == 1
+        assert one["ready"] is True  # another worker can still serve
+        for worker in pool._workers:
+            worker.deadline = past
+        stuck = httpx.get(server.url + "/health", timeout=10)
+        assert stuck.status_code == 503
+        assert "stuck" in stuck.json()["sandbox"]["error"]
+        for worker in pool._workers:
+            worker.deadline = None
+        assert httpx.get(server.url + "/health", timeout=10).status_code == 200
+    finally:
+        server.stop()
