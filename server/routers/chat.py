@@ -1,15 +1,16 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import StreamingResponse
 
 from .. import sse
-from ..deps import V1_GUARDS, ChatDep, LoadedGeneratorDep
+from ..deps import ChatDep, LoadedGeneratorDep
 from ..disconnect import unless_disconnected
 from ..protocol.chat import ChatCompletion, ChatCompletionRequest, ModelList
+from ..routing import v1_router
 from ..services.chat import model_list
 
-router = APIRouter(prefix="/v1", tags=["openai"], dependencies=V1_GUARDS)
+router = v1_router("openai")
 
 
 @router.get("/models", response_model=ModelList)

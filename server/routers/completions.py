@@ -1,14 +1,15 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import StreamingResponse
 
 from .. import sse
-from ..deps import V1_GUARDS, CompletionDep
+from ..deps import CompletionDep
 from ..disconnect import unless_disconnected
 from ..protocol.completions import Completion, CompletionRequest
+from ..routing import v1_router
 
-router = APIRouter(prefix="/v1", tags=["openai"], dependencies=V1_GUARDS)
+router = v1_router("openai")
 
 
 @router.post("/completions", response_model=Completion, summary="Text completion and fill-in-the-middle")

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import Depends, Response
 
-from ..deps import V1_GUARDS, JobsDep, require_model
+from ..deps import JobsDep, require_model
 from ..protocol.jobs import Job
 from ..protocol.solve import SolveRequest
+from ..routing import v1_router
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=V1_GUARDS)
+router = v1_router("jobs", prefix="/v1/jobs")
 
 
 # require_model: 503 now, not a failed job later, while there is no model.

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 
-from ..deps import V1_GUARDS, ScoreDep
+from ..deps import ScoreDep
 from ..disconnect import unless_disconnected
 from ..protocol.score import ScoreRequest, ScoreResponse
+from ..routing import v1_router
 
-router = APIRouter(prefix="/v1", tags=["solve"], dependencies=V1_GUARDS)
+router = v1_router("solve")
 
 
 @router.post("/score", response_model=ScoreResponse, summary="Score and rank given programs")

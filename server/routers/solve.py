@@ -1,17 +1,18 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from fastapi.responses import StreamingResponse
 
 from mucode.engine.trace import SolveResult
 
 from .. import sse
-from ..deps import V1_GUARDS, SolverDep
+from ..deps import SolverDep
 from ..disconnect import unless_disconnected
 from ..protocol.solve import SolveRequest
+from ..routing import v1_router
 from ..services.solve import solve_stream
 
-router = APIRouter(prefix="/v1", tags=["solve"], dependencies=V1_GUARDS)
+router = v1_router("solve")
 
 STREAM_DOC = """With `stream: true` the answer is Server-Sent Events: `turn_started` ({turn, turns}),
 `turn_finished` (the turn's record: candidates, results, scores, selection), then `result` (the

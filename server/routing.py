@@ -1,0 +1,69 @@
+"""The route class of every /v1 router: it reads the request body before FastAPI parses it.
+
+Two problems are answered here, in the OpenAI error shape, instead of deeper down:
+* a body streamed without Content-Length that outgrows MUCODE_MAX_BODY_BYTES: the limit
+  (``middleware.BodyLimit``) stops the read, and that stop reaches the middleware as a 413, where
+  FastAPI's own parser would have reported "error parsing the body" (400);
+* a lone UTF-16 surrogate (``"\\ud800"``) anywhere in the JSON: valid JSON, but not text that can
+  be encoded again, so traces, caches and responses would fail on it later (a 500 that also drops
+  the keep-alive connection). It is refused as 400 ``invalid_unicode``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.routing import APIRoute, APIRouter
+
+from .errors import APIError
+
+# Cheap filter: a JSON escape of a surrogate (a proper pair is fine and checked precisely below).
+SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def lone_surrogate_at(value: Any, path: str = "") -> str | None:
+    """The field path of the first string holding a lone surrogate, or None."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path or "body"
+        return None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = lone_surrogate_at(item, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None
+
+
+class CheckedBodyRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def checked(request: Request) -> Response:
+            body = await request.body()  # cached: FastAPI's parser reads the same bytes
+            if SURROGATE_ESCAPE.search(body):
+                try:
+                    where = lone_surrogate_at(json.loads(body))
+                except ValueError:
+                    where = None  # not JSON: FastAPI's parser says so
+                if where is not None:
+                    raise APIError(
+                        400, f"`{where}` holds a lone UTF-16 surrogate, which is not valid text",
+                        param=where, code="invalid_unicode",
+                    )  # fmt: skip
+            return await handler(request)
+
+        return checked
+
+
+def v1_router(tag: str, prefix: str = "/v1") -> APIRouter:
+    """A router under /v1: the API key and the rate limit on every route, bodies checked first."""
+    from .deps import V1_GUARDS
+
+    return APIRouter(prefix=prefix, tags=[tag], dependencies=V1_GUARDS, route_class=CheckedBodyRoute)

@@ -1,0 +1,77 @@
+"""Bad and abandoned input at the HTTP boundary: answered in the OpenAI error shape with the right
+status, never a 500, never a dropped connection, and no work left running for nobody."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .helpers import LiveServer, assert_openai_error, sandbox_busy_processes, server_settings
+
+JSON = {"content-type": "application/json"}
+
+
+CHAT = '{"model": "mucode", "messages": [{"role": "user", "content": "x \\ud800 y"}]}'
+COMPLETION = '{"model": "mucode", "prompt": "x \\udfff", "echo": true, "max_tokens": 2}'
+EXECUTE = '{"code": "x = 1", "tests": ["assert \\"\\ud800\\""]}'
+SOLVE = '{"prompt": "def f():\\n    \\"\\"\\"\\ud83d\\"\\"\\"", "tests": []}'
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "param"),
+    [
+        ("/v1/chat/completions", CHAT, "messages.0.content"),
+        ("/v1/completions", COMPLETION, "prompt"),
+        ("/v1/execute", EXECUTE, "tests.0"),
+        ("/v1/solve", SOLVE, "prompt"),
+    ],
+)
+def test_a_lone_surrogate_is_a_400_and_the_connection_lives_on(
+    http: httpx.Client, path: str, body: str, param: str
+) -> None:
+    """Valid JSON, invalid text: refused where it enters, and the same keep-alive connection
+    serves the next request (a 500 mid-response used to reset it)."""
+    error = assert_openai_error(http.post(path, content=body, headers=JSON), 400, param)
+    assert error["code"] == "invalid_unicode"
+    assert http.get("/health").status_code == 200
+
+
+def test_a_surrogate_pair_is_text_and_passes(http: httpx.Client) -> None:
+    body = '{"code": "s = \\"\\ud83d\\ude00\\"", "tests": ["assert len(s) == 1"]}'
+    response = http.post("/v1/execute", content=body, headers=JSON)
+    assert response.status_code == 200, response.text
+    assert response.json()["passed"] is True
+
+
+def test_a_chunked_body_over_the_limit_is_413(http: httpx.Client) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"code": "'
+        for _ in range(5 * 64):  # 5 MB, no Content-Length
+            yield b"x" * 16384
+        yield b'"}'
+
+    response = http.post("/v1/execute", content=chunks(), headers=JSON)
+    error = assert_openai_error(response, 413)
+    assert error["code"] == "payload_too_large"
+
+
+def test_an_abandoned_execute_stops_its_run(tmp_path: Path) -> None:
+    """A client that gives up on /v1/execute (its timeout) does not leave the program running."""
+    server = LiveServer(server_settings(tmp_path, timeout_s=50))
+    try:
+        body = {"code": "import time\ntime.sleep(40)", "tests": [], "timeout_s": 45}
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(server.url + "/v1/execute", json=body, timeout=1.5)
+        deadline = time.monotonic() + 10
+        while sandbox_busy_processes(server) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert sandbox_busy_processes(server) == 0
+        pool = server.runtime.pool
+        assert pool is not None
+        assert pool.stats().busy == 0
+    finally:
+        server.stop()
