@@ -51,6 +51,10 @@ class JobStore(Protocol):
 
     async def get(self, job_id: str) -> Job | None: ...
 
+    async def pending(self) -> int:
+        """Jobs queued or running in this store."""
+        ...
+
     async def cancel(self, job: Job) -> Job:
         """Stops a job this store holds; the record says `cancelled` (a finished job is unchanged)."""
         ...
@@ -105,7 +109,7 @@ async def run_job(job: Job, solver: SolveService, save: SaveJob, metrics: Metric
 class LocalJobs:
     """Jobs as tasks of this process; finished records kept for ``ttl_s`` (at most ``keep``)."""
 
-    def __init__(self, solver: SolverFactory, workers: int, ttl_s: int, metrics: Metrics, keep: int = 10000):
+    def __init__(self, solver: SolverFactory, workers: int, ttl_s: int, metrics: Metrics, keep: int):
         self.solver = solver
         self.ttl_s = ttl_s
         self.metrics = metrics
@@ -135,6 +139,9 @@ class LocalJobs:
 
     async def get(self, job_id: str) -> Job | None:
         return self.jobs.get(job_id)
+
+    async def pending(self) -> int:
+        return len(self.tasks)
 
     async def cancel(self, job: Job) -> Job:
         task = self.tasks.get(job.id)
@@ -196,6 +203,11 @@ class RedisJobs:
     async def get(self, job_id: str) -> Job | None:
         raw = await self.redis.call("job_get", lambda r: r.get(self.redis.key("job", job_id)), None)
         return Job.model_validate_json(raw) if raw else None
+
+    async def pending(self) -> int:
+        """arq's queue holds a job until it finishes: queued and running ones, every replica's."""
+        count: int = await self.redis.call("job_pending", lambda r: r.zcard(self.queue), 0)
+        return count
 
     async def cancel(self, job: Job) -> Job:
         """Marks the record at once; arq drops the job if queued or cancels its task if running."""

@@ -46,7 +46,13 @@ class Runtime:
         self.limiter = RateLimiter(settings.rate_limit_per_minute, self.metrics, self.redis)
         self.gate = AdmissionGate(settings.max_concurrent_solves, settings.max_queued_solves, self.metrics)
         remote = RedisJobs(self.redis, settings.job_ttl_s) if self.redis else None
-        local = LocalJobs(lambda: self.solver, settings.job_workers, settings.job_ttl_s, self.metrics)
+        local = LocalJobs(
+            lambda: self.solver,
+            settings.job_workers,
+            settings.job_ttl_s,
+            self.metrics,
+            settings.max_job_records,
+        )
         self.local_jobs = local
         stores: list[JobStore] = [remote, local] if remote else [local]
         self.jobs = JobService(stores, settings)

@@ -63,6 +63,15 @@ class ServerSettings(BaseSettings):
         2, ge=0, description="Jobs this server runs at once; 0 = leave jobs to `mucode worker` processes."
     )
     job_ttl_s: int = Field(86400, ge=60, description="How long a finished job and its result are kept.")
+    max_pending_jobs: int = Field(
+        256, ge=1, description="Jobs queued or running (this server's, or the Redis queue's); beyond: 503."
+    )
+    max_pending_jobs_per_key: int = Field(
+        32, ge=1, description="Unfinished jobs one API key (or address) may have on this server; beyond: 429."
+    )
+    max_job_records: int = Field(
+        2000, ge=10, description="Job records this server keeps in memory (oldest finished ones go first)."
+    )
     metrics_require_key: bool = Field(False, description="Ask for an API key on /metrics too.")
 
     default_n: int = Field(5, ge=1, le=64, description="Candidates per turn when a request does not say.")

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .helpers import LiveServer, assert_openai_error, sandbox_busy_processes, server_settings
+from .helpers import SLOW, LiveServer, assert_openai_error, sandbox_busy_processes, server_settings
 
 JSON = {"content-type": "application/json"}
 
@@ -73,5 +73,30 @@ def test_an_abandoned_execute_stops_its_run(tmp_path: Path) -> None:
         pool = server.runtime.pool
         assert pool is not None
         assert pool.stats().busy == 0
+    finally:
+        server.stop()
+
+
+def test_jobs_are_admitted_within_a_queue_limit_and_a_per_key_quota(tmp_path: Path) -> None:
+    """A key with too many unfinished jobs gets 429, a full queue 503, both with Retry-After;
+    cancelling frees the quota. (A fuzzer once queued 5,565 jobs and grew the server by 700 MB.)"""
+    settings = {"api_keys": "ka,kb", "max_pending_jobs": 3, "max_pending_jobs_per_key": 2, "job_workers": 1}
+    server = LiveServer(server_settings(tmp_path, script=[[SLOW]], server=settings, timeout_s=50))
+    a, b = {"Authorization": "Bearer ka"}, {"Authorization": "Bearer kb"}
+    body = {"prompt": "def double(x):\n    pass\n", "tests": ["assert double(1) == 2"], "options": {"n": 1}}
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            mine = [http.post("/v1/jobs", json=body, headers=a) for _ in range(2)]
+            assert [r.status_code for r in mine] == [202, 202]
+            quota = http.post("/v1/jobs", json=body, headers=a)
+            assert assert_openai_error(quota, 429)["code"] == "job_quota_exceeded"
+            assert quota.headers["retry-after"] == "10"
+            assert http.post("/v1/jobs", json=body, headers=b).status_code == 202
+            full = http.post("/v1/jobs", json=body, headers=b)
+            assert assert_openai_error(full, 503)["code"] == "jobs_full"
+            assert full.headers["retry-after"] == "10"
+            for response in mine:
+                assert http.delete(f"/v1/jobs/{response.json()['id']}", headers=a).status_code == 200
+            assert http.post("/v1/jobs", json=body, headers=a).status_code == 202
     finally:
         server.stop()

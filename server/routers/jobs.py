@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from fastapi import Depends, Response
+from fastapi import Depends, Request, Response
 
 from ..deps import JobsDep, require_model
 from ..protocol.jobs import Job
 from ..protocol.solve import SolveRequest
+from ..ratelimit import identity_of
 from ..routing import v1_router
 
 router = v1_router("jobs", prefix="/v1/jobs")
@@ -18,11 +19,13 @@ router = v1_router("jobs", prefix="/v1/jobs")
     summary="Start a solve in the background",
     dependencies=[Depends(require_model)],
 )
-async def create_job(body: SolveRequest, jobs: JobsDep, response: Response) -> Job:
+async def create_job(body: SolveRequest, jobs: JobsDep, request: Request, response: Response) -> Job:
     """Queues the same request as `POST /v1/solve` and answers at once with the job (`queued`).
     Poll `GET /v1/jobs/{id}` for `progress` and the turns finished so far; the trace is in
-    `result` once `status` is `succeeded`. `stream` is ignored here."""
-    job = await jobs.submit(body)
+    `result` once `status` is `succeeded`. `stream` is ignored here. 503 (`jobs_full`) when the
+    queue is full, 429 (`job_quota_exceeded`) when the key has too many unfinished jobs."""
+    client = request.client.host if request.client else None
+    job = await jobs.submit(body, identity_of(request.headers.get("authorization"), client))
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return job
 
