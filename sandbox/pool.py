@@ -85,9 +85,11 @@ class _Worker:
         return self.deadline is not None and time.monotonic() > self.deadline + KILL_WAIT_S
 
     async def ensure_started(self) -> None:
-        if self.alive:
-            return
+        """Ready for a job: a start in progress is waited for (its process may already be alive,
+        but the harness's hello is not read yet), a dead worker is started."""
         if self._starting is None or self._starting.done():
+            if self.alive:
+                return
             self._starting = asyncio.create_task(self._start())
         await asyncio.shield(self._starting)
 
@@ -159,8 +161,12 @@ class _Worker:
         await self._kill_process()
 
     async def _kill_process(self) -> None:
+        # Taken at once: a new start may reuse these fields while this kill waits below.
         proc, self.proc = self.proc, None
         pids, self.sandbox_pids = self.sandbox_pids, []
+        stderr_task, self._stderr_task = self._stderr_task, None
+        if stderr_task is not None:
+            stderr_task.cancel()
         if proc is not None:
             # The launcher leads its own process group (start_new_session); the sandbox init is
             # killed by pid too. killpg rather than proc.kill(): Popen.kill() may reap the child
@@ -174,12 +180,8 @@ class _Worker:
             except asyncio.TimeoutError:
                 # Something still holds the pipes: close our ends so nothing here waits on them.
                 log.warning("sandbox worker %d (pid %s) did not exit after SIGKILL", self.index, proc.pid)
-                for pipe in (proc.stdin,):
-                    if pipe is not None:
-                        pipe.close()
-        if self._stderr_task is not None:
-            self._stderr_task.cancel()
-            self._stderr_task = None
+                if proc.stdin is not None:
+                    proc.stdin.close()
 
 
 @dataclass(frozen=True)
@@ -256,6 +258,10 @@ class SandboxPool:
             stuck=sum(w.overdue for w in self._workers),
         )
 
+    def _release(self, idle: asyncio.Queue[_Worker | None], worker: _Worker) -> None:
+        if self._idle is idle:  # a closed pool's workers stay dead
+            idle.put_nowait(worker)
+
     async def execute(self, request: ExecutionRequest) -> ExecutionResult:
         """Run the code and its tests. Raises ``LimitExceeded`` for limits above the maxima and
         ``SandboxBusy`` when the queue is full; cancelling the caller kills the run."""
@@ -285,6 +291,7 @@ class SandboxPool:
             "max_open_files": self.settings.max_open_files,
         }
         started = time.monotonic()
+        release = True
         try:
             await worker.ensure_started()
             reply = await worker.run(job, limits.timeout_s + HOST_MARGIN_S)
@@ -293,12 +300,17 @@ class SandboxPool:
                 request, lost.status, lost.why, self.isolation.name, (time.monotonic() - started) * 1000
             )
         except asyncio.CancelledError:
-            await asyncio.shield(worker.kill())  # the caller went away: stop the program now
+            # The caller went away: stop the program now. The worker goes back to the pool only
+            # once it is dead, even if this caller is cancelled again while it waits for that.
+            release = False
+            killing = asyncio.create_task(worker.kill())
+            killing.add_done_callback(lambda _: self._release(idle, worker))
+            await asyncio.shield(killing)
             raise
         finally:
             self._executions += 1
-            if self._idle is idle:  # a closed pool's workers stay dead
-                idle.put_nowait(worker)
+            if release:
+                self._release(idle, worker)
         if "harness_error" in reply:
             raise WorkerCrashed("the sandbox harness failed: " + reply["harness_error"])
         return build_result(request, reply, self.isolation.name)

@@ -103,6 +103,34 @@ def test_cancel_storm_while_workers_start_leaves_the_pool_serving_and_nothing_be
     run(loop, scenario)
 
 
+def test_a_caller_cancelled_twice_never_shares_its_worker(own_bwrap: str) -> None:
+    """Cancelled once while its worker starts, and again while the worker is being killed (a
+    client gone, then its request task cancelled): the worker returns to the pool only when it is
+    dead, so the next execution never reads from a harness another coroutine still reads from."""
+
+    async def scenario() -> None:
+        rng = random.Random(1)
+        async with SandboxPool(SandboxSettings(workers=1, bwrap=own_bwrap)) as pool:
+            for _ in range(40):
+                first = asyncio.create_task(pool.execute(SLEEP))
+                await asyncio.sleep(0.05)
+                first.cancel()  # its worker is killed: the next execution has to start it again
+                with pytest.raises(asyncio.CancelledError):
+                    await asyncio.wait_for(first, 15)
+                task = asyncio.create_task(pool.execute(SLEEP))
+                await asyncio.sleep(rng.uniform(0, 0.03))
+                task.cancel()
+                await asyncio.sleep(rng.uniform(0, 0.005))
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await asyncio.wait_for(task, 15)
+                result = await asyncio.wait_for(pool.execute(QUICK), 30)
+                assert result.passed, result.feedback
+            assert pool.stats().busy == 0
+
+    asyncio.run(scenario())
+
+
 def test_a_worker_killed_from_outside_costs_one_execution() -> None:
     """SIGKILL to the harness mid-run (an operator, the OOM killer): that execution fails with a
     clear error, the pool starts the worker again, and the next execution passes."""
