@@ -20,6 +20,7 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute, APIRouter
 
 from .errors import APIError
+from .protocol.errors import ErrorResponse
 
 # Cheap filter: a JSON escape of a surrogate (a proper pair is fine and checked precisely below).
 SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
@@ -62,8 +63,47 @@ class CheckedBodyRoute(APIRoute):
         return checked
 
 
+def error(description: str) -> dict[str, Any]:
+    return {"model": ErrorResponse, "description": description}
+
+
+# What every /v1 route can answer besides success, for the OpenAPI document.
+V1_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: error("Malformed request: not JSON, or text with a lone surrogate."),
+    401: error("Missing or wrong API key (when the server has keys)."),
+    413: error("Request body or code larger than the server's limit."),
+    422: error("A field is invalid (`param` names it)."),
+    429: error("Rate limit or quota reached; see Retry-After."),
+    503: error("Busy (queue full) or not ready (model loading, sandbox down); see Retry-After."),
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: error("No such model or job.")}
+# One event of a stream, as OpenAPI < 3.2 describes the items of text/event-stream.
+SSE_EVENT = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "event": {"type": "string", "description": "The event's name (`message` when unnamed)."},
+        "data": {"type": "string", "description": "One JSON object (a chunk), or `[DONE]`."},
+    },
+}
+
+
+def streamed(description: str) -> dict[int | str, dict[str, Any]]:
+    """The 200 answer of a route that streams with `stream: true`, besides its JSON answer."""
+    return {200: {"content": {"text/event-stream": {"schema": SSE_EVENT}}, "description": description}}
+
+
+OPENAI_STREAM = streamed(
+    "JSON; with `stream: true`, Server-Sent Events: `data:` chunks (`chat.completion.chunk` or "
+    "`text_completion`), then `data: [DONE]`."
+)
+
+
 def v1_router(tag: str, prefix: str = "/v1") -> APIRouter:
-    """A router under /v1: the API key and the rate limit on every route, bodies checked first."""
+    """A router under /v1: the API key and the rate limit on every route, bodies checked first,
+    and the errors they can give documented once."""
     from .deps import V1_GUARDS
 
-    return APIRouter(prefix=prefix, tags=[tag], dependencies=V1_GUARDS, route_class=CheckedBodyRoute)
+    return APIRouter(
+        prefix=prefix, tags=[tag], dependencies=V1_GUARDS, route_class=CheckedBodyRoute, responses=V1_ERRORS
+    )

@@ -181,3 +181,37 @@ def test_every_stream_is_sse_that_proxies_do_not_buffer(live_server: LiveServer)
                 assert response.headers["cache-control"] == "no-cache", path
                 last = [line for line in response.iter_lines() if line][-1]
             assert last in ("data: [DONE]", "data: {}"), (path, last)
+
+
+def test_one_model_by_id(client: openai.OpenAI) -> None:
+    assert client.models.retrieve("mucode").id == "mucode"
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.models.retrieve("gpt-nope")
+    assert missing.value.code == "model_not_found"
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, "tools"),
+        ({"tool_choice": "required"}, "tool_choice"),
+        ({"response_format": {"type": "json_object"}}, "response_format"),
+    ],
+)
+def test_what_the_models_cannot_do_is_refused_not_ignored(
+    client: openai.OpenAI, extra: dict[str, Any], param: str
+) -> None:
+    """Tool calls and JSON mode would silently come back as prose: both models refuse them, naming
+    the parameter; `tool_choice: none` and `response_format: text` are fine."""
+    for model in ("mucode", "script.json"):
+        with pytest.raises(openai.UnprocessableEntityError) as refused:
+            client.chat.completions.create(
+                model=model, messages=[{"role": "user", "content": PROBLEM}], extra_body={"n": 1, **extra}
+            )
+        assert refused.value.body["param"] == param  # type: ignore[index]
+    fine = client.chat.completions.create(
+        model="script.json",
+        messages=[{"role": "user", "content": PROBLEM}],
+        extra_body={"tool_choice": "none", "response_format": {"type": "text"}},
+    )
+    assert fine.choices[0].message.content

@@ -14,6 +14,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
+    field_validator,
     model_serializer,
     model_validator,
 )
@@ -70,11 +71,18 @@ class ChatCompletionRequest(OpenAIBaseModel):
     n: int | None = Field(
         None, ge=1, le=64, description="With model `mucode`: candidates per turn (one answer is returned)."
     )
+    response_format: dict[str, Any] | None = Field(
+        None, description='Only `{"type": "text"}`: no backend here constrains its output to JSON.'
+    )
     seed: int | None = None
     stop: str | list[str] | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
     temperature: float | None = Field(None, ge=0, le=2)
+    tool_choice: str | dict[str, Any] | None = Field(None, description="Only `none` or `auto` (no tools).")
+    tools: list[dict[str, Any]] | None = Field(
+        None, description="Not supported: the models here call no tools."
+    )
     top_p: float | None = Field(None, gt=0, le=1)
     user: str | None = Field(None, description="Recorded in the log line; no other effect.")
 
@@ -83,6 +91,28 @@ class ChatCompletionRequest(OpenAIBaseModel):
     io_tests: list[IOTest] | None = Field(None, description="Public stdin/stdout tests.")
     turns: int | None = Field(None, ge=1, le=10, description="Most turns of fix-and-rerank.")
     selection: Selection | None = None
+
+    # Refused rather than ignored: a client that asks for JSON or tool calls must not get prose.
+    @field_validator("response_format")
+    @classmethod
+    def _text_only(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and value.get("type", "text") != "text":
+            raise ValueError(f"response_format `{value.get('type')}` is not supported here; only `text`")
+        return value
+
+    @field_validator("tools")
+    @classmethod
+    def _no_tools(cls, value: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+        if value:
+            raise ValueError("tools are not supported: the models here do not call tools; send none")
+        return value
+
+    @field_validator("tool_choice")
+    @classmethod
+    def _no_tool_choice(cls, value: str | dict[str, Any] | None) -> str | dict[str, Any] | None:
+        if value not in (None, "none", "auto"):
+            raise ValueError("tool_choice must be `none` or `auto`: the models here do not call tools")
+        return value
 
     def stop_list(self) -> list[str]:
         return stop_list(self.stop)

@@ -6,20 +6,30 @@ from fastapi.responses import StreamingResponse
 from .. import sse
 from ..deps import ChatDep, LoadedGeneratorDep
 from ..disconnect import unless_disconnected
-from ..protocol.chat import ChatCompletion, ChatCompletionRequest, ModelList
-from ..routing import v1_router
-from ..services.chat import model_list
+from ..protocol.chat import ChatCompletion, ChatCompletionRequest, ModelCard, ModelList
+from ..routing import NOT_FOUND, OPENAI_STREAM, v1_router
+from ..services.chat import find_model, model_list
 
 router = v1_router("openai")
 
 
-@router.get("/models", response_model=ModelList)
+@router.get("/models", response_model=ModelList, summary="The models this server answers as")
 async def models(generator: LoadedGeneratorDep) -> ModelList:
     """`mucode` (multi-turn fix-and-rerank) and the raw generator's own id (plain chat)."""
     return model_list(generator)
 
 
-@router.post("/chat/completions", response_model=ChatCompletion)
+@router.get("/models/{model_id:path}", response_model=ModelCard, summary="One model", responses=NOT_FOUND)
+async def model(model_id: str, generator: LoadedGeneratorDep) -> ModelCard:
+    return find_model(model_id, generator)
+
+
+@router.post(
+    "/chat/completions",
+    response_model=ChatCompletion,
+    summary="OpenAI chat completions (model `mucode`: the µCode search)",
+    responses={**NOT_FOUND, **OPENAI_STREAM},
+)
 async def chat_completions(
     request: ChatCompletionRequest, http: Request, chat: ChatDep
 ) -> ChatCompletion | StreamingResponse:

@@ -7,12 +7,17 @@ from .. import sse
 from ..deps import CompletionDep
 from ..disconnect import unless_disconnected
 from ..protocol.completions import Completion, CompletionRequest
-from ..routing import v1_router
+from ..routing import NOT_FOUND, OPENAI_STREAM, v1_router
 
 router = v1_router("openai")
 
 
-@router.post("/completions", response_model=Completion, summary="Text completion and fill-in-the-middle")
+@router.post(
+    "/completions",
+    response_model=Completion,
+    summary="Text completion and fill-in-the-middle",
+    responses={**NOT_FOUND, **OPENAI_STREAM},
+)
 async def create_completion(
     body: CompletionRequest, request: Request, completer: CompletionDep
 ) -> Completion | StreamingResponse:

@@ -6,7 +6,7 @@ from ..deps import JobsDep, require_model
 from ..protocol.jobs import Job
 from ..protocol.solve import SolveRequest
 from ..ratelimit import identity_of
-from ..routing import v1_router
+from ..routing import NOT_FOUND, v1_router
 
 router = v1_router("jobs", prefix="/v1/jobs")
 
@@ -30,12 +30,14 @@ async def create_job(body: SolveRequest, jobs: JobsDep, request: Request, respon
     return job
 
 
-@router.get("/{job_id}", response_model=Job, summary="A job's status, progress and result")
+@router.get(
+    "/{job_id}", response_model=Job, summary="A job's status, progress and result", responses=NOT_FOUND
+)
 async def get_job(job_id: str, jobs: JobsDep) -> Job:
     return await jobs.get(job_id)
 
 
-@router.delete("/{job_id}", response_model=Job, summary="Cancel a job")
+@router.delete("/{job_id}", response_model=Job, summary="Cancel a job", responses=NOT_FOUND)
 async def cancel_job(job_id: str, jobs: JobsDep) -> Job:
     """Stops a queued or running job (its generation and sandbox runs end) and answers with it,
     `cancelled`. A finished job is answered as it is."""

@@ -9,7 +9,7 @@ from .. import sse
 from ..deps import SolverDep
 from ..disconnect import unless_disconnected
 from ..protocol.solve import SolveRequest
-from ..routing import v1_router
+from ..routing import streamed, v1_router
 from ..services.solve import solve_stream
 
 router = v1_router("solve")
@@ -23,7 +23,7 @@ SolveResult) or `error` ({error: {...}}), and a final `done`."""
     "/solve",
     response_model=SolveResult,
     summary="Multi-turn fix-and-rerank on a problem",
-    responses={200: {"content": {"text/event-stream": {}}, "description": STREAM_DOC}},
+    responses=streamed(STREAM_DOC),
 )
 async def solve(
     body: SolveRequest, request: Request, response: Response, solver: SolverDep

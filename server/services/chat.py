@@ -92,6 +92,20 @@ def model_list(generator: Generator | None) -> ModelList:
     return ModelList(data=cards)
 
 
+def find_model(model_id: str, generator: Generator | None) -> ModelCard:
+    """The card of ``model_id``, or 404 in OpenAI's words."""
+    for card in model_list(generator).data:
+        if card.id == model_id:
+            return card
+    raise APIError(
+        404,
+        f"the model `{model_id}` does not exist; see GET /v1/models",
+        param="model",
+        type="not_found_error",
+        code="model_not_found",
+    )
+
+
 class ChatService:
     def __init__(self, solver: SolveService, generator: Generator, settings: ServerSettings) -> None:
         self.solver = solver
@@ -99,14 +113,7 @@ class ChatService:
         self.settings = settings
 
     def _check_model(self, model: str) -> None:
-        if model not in {card.id for card in model_list(self.generator).data}:
-            raise APIError(
-                404,
-                f"the model `{model}` does not exist; see GET /v1/models",
-                param="model",
-                type="not_found_error",
-                code="model_not_found",
-            )
+        find_model(model, self.generator)
 
     def _problem(self, request: ChatCompletionRequest) -> tuple[Problem, SolveOptions]:
         users = [m for m in request.messages if m.role == "user"]

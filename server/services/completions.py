@@ -12,8 +12,9 @@ from mucode.engine.generators.base import Generator, SamplingParams
 from .. import sse
 from ..admission import AdmissionGate
 from ..errors import STREAMED_ERRORS, APIError, stream_error
-from ..protocol.chat import MUCODE_MODEL, UsageOut
+from ..protocol.chat import UsageOut
 from ..protocol.completions import Completion, CompletionChoice, CompletionChunk, CompletionRequest
+from .chat import find_model
 
 
 class CompletionService:
@@ -23,14 +24,7 @@ class CompletionService:
 
     def check(self, request: CompletionRequest) -> None:
         generator = self.generator
-        if request.model not in (MUCODE_MODEL, generator.model):
-            raise APIError(
-                404,
-                f"the model `{request.model}` does not exist; see GET /v1/models",
-                param="model",
-                type="not_found_error",
-                code="model_not_found",
-            )
+        find_model(request.model, generator)
         if request.suffix is not None and generator.fim is None:
             raise APIError(
                 422,
