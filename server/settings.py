@@ -72,6 +72,11 @@ class ServerSettings(BaseSettings):
     max_job_records: int = Field(
         2000, ge=10, description="Job records this server keeps in memory (oldest finished ones go first)."
     )
+    shutdown_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="On SIGTERM, how long open requests and streams may finish before they are cut.",
+    )
     metrics_require_key: bool = Field(False, description="Ask for an API key on /metrics too.")
 
     default_n: int = Field(5, ge=1, le=64, description="Candidates per turn when a request does not say.")

@@ -3,6 +3,10 @@ The classes behind them, and the helpers the test modules share, are in helpers.
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
+import tempfile
 from collections.abc import Iterator
 
 import httpx
@@ -10,7 +14,7 @@ import pytest
 
 from mucode.sandbox import SandboxSettings
 
-from .helpers import LiveServer, Sandbox, server_settings
+from .helpers import LiveServer, Sandbox, processes_of, server_settings
 
 
 @pytest.fixture(scope="session")
@@ -31,3 +35,20 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
 def http(live_server: LiveServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=live_server.url, timeout=60) as client:
         yield client
+
+
+@pytest.fixture
+def own_bwrap() -> Iterator[str]:
+    """A copy of bwrap under a name of its own, so the processes of this test's sandboxes can be
+    told apart from any other (orphans included: they are reparented to init)."""
+    folder = tempfile.mkdtemp(prefix="mucode-faults-")
+    os.chmod(folder, 0o755)  # the sandbox's unprivileged host user must reach it
+    path = os.path.join(folder, "bwrap")
+    found = shutil.which("bwrap")
+    assert found is not None
+    shutil.copy2(found, path)
+    os.chmod(path, 0o755)
+    yield path
+    for pid in processes_of(path):
+        os.kill(pid, signal.SIGKILL)
+    shutil.rmtree(folder)

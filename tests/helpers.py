@@ -230,3 +230,18 @@ def sandbox_busy_processes(server: LiveServer) -> int:
         if worker.proc is not None:
             extra += max(len(descendants(worker.proc.pid)) - 2, 0)  # beyond bwrap's init and the harness
     return extra
+
+
+def processes_of(binary: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv0 = (entry / "cmdline").read_bytes().split(b"\0", 1)[0].decode()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if argv0 == binary and state != "Z":
+            found.append(int(entry.name))
+    return found

@@ -7,11 +7,9 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import shutil
 import signal
-import tempfile
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -20,42 +18,10 @@ import pytest
 
 from mucode.sandbox import ExecutionRequest, SandboxPool, SandboxSettings
 
-from .helpers import LiveServer, descendants, server_settings
+from .helpers import LiveServer, descendants, processes_of, server_settings
 
 SLEEP = ExecutionRequest(code="import time\ntime.sleep(30)\n", timeout_s=30)
 QUICK = ExecutionRequest(code="x = 1", tests=["assert x == 1"])
-
-
-@pytest.fixture
-def own_bwrap() -> Iterator[str]:
-    """A copy of bwrap under a name of its own, so the processes of this test's sandboxes can be
-    told apart from any other (orphans included: they are reparented to init)."""
-    folder = tempfile.mkdtemp(prefix="mucode-faults-")
-    os.chmod(folder, 0o755)  # the sandbox's unprivileged host user must reach it
-    path = os.path.join(folder, "bwrap")
-    found = shutil.which("bwrap")
-    assert found is not None
-    shutil.copy2(found, path)
-    os.chmod(path, 0o755)
-    yield path
-    for pid in processes_of(path):
-        os.kill(pid, signal.SIGKILL)
-    shutil.rmtree(folder)
-
-
-def processes_of(binary: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv0 = (entry / "cmdline").read_bytes().split(b"\0", 1)[0].decode()
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if argv0 == binary and state != "Z":
-            found.append(int(entry.name))
-    return found
 
 
 def run(loop: str, scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:

@@ -70,6 +70,8 @@ def serve(
         port=settings.port,
         log_level=settings.log_level,
         access_log=False,
+        # Bounded: a stream that never ends (an idle IDE) must not hold a shutdown forever.
+        timeout_graceful_shutdown=settings.shutdown_timeout_s,
     )
 
 
