@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -145,15 +146,14 @@ def test_job_cancel_through_arq(tmp_path: Path, prefix: str) -> None:
         server.stop()
 
 
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def start_redis(port: int, folder: Path) -> subprocess.Popen[bytes]:
+    """A redis-server of the test's own on ``port``, answering pings."""
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.fail("redis-server is not installed (`.ci/run` installs it)")
-    port = free_port()
     proc = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(tmp_path)],
+         "--dir", str(folder)],
         stdout=subprocess.DEVNULL,
     )  # fmt: skip
     client = redis.Redis(port=port)
@@ -161,10 +161,16 @@ def own_redis(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     while True:
         try:
             client.ping()
-            break
+            return proc
         except redis.ConnectionError:
             assert time.monotonic() < deadline, "redis-server did not start"
             time.sleep(0.05)
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    port = free_port()
+    proc = start_redis(port, tmp_path)
     yield f"redis://127.0.0.1:{port}/0", proc
     proc.kill()
     proc.wait()
@@ -230,3 +236,58 @@ def test_a_separate_mucode_worker_runs_the_jobs(tmp_path: Path, prefix: str) -> 
     finally:
         worker.terminate()
         worker.wait(30)
+
+
+def test_redis_killed_and_restarted_under_load_loses_no_request(tmp_path: Path) -> None:
+    """Solves, executions and jobs keep coming while Redis is killed and started again: every one
+    is answered (in-process fallbacks while it is down), and the server goes back to Redis."""
+    port = free_port()
+    redis_proc = start_redis(port, tmp_path)
+    url = f"redis://127.0.0.1:{port}/0"
+    server = redis_server(tmp_path, redis_url=url, rate_limit_per_minute=10000)
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        with httpx.Client(base_url=server.url, timeout=60) as http:
+            k = 0
+            while not stop.is_set():
+                k += 1
+                if k % 3 == 0:
+                    statuses.append(http.post("/v1/jobs", json=solve_body()).status_code)
+                elif k % 3 == 1:
+                    statuses.append(http.post("/v1/solve", json=solve_body(seed=k % 5)).status_code)
+                else:
+                    statuses.append(http.post("/v1/execute", json={"code": "x = 1", "tests": []}).status_code)
+
+    clients = [threading.Thread(target=load) for _ in range(3)]
+    try:
+        for client in clients:
+            client.start()
+        time.sleep(1.5)
+        redis_proc.kill()
+        redis_proc.wait()
+        time.sleep(2.0)
+        redis_proc = start_redis(port, tmp_path)
+        time.sleep(2.0)
+        stop.set()
+        for client in clients:
+            client.join(60)
+        assert statuses
+        assert {s for s in statuses} <= {200, 202}, sorted(set(statuses))
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            deadline = time.monotonic() + 15
+            while not http.get("/health").json()["redis"]["reachable"]:
+                assert time.monotonic() < deadline, "the server never went back to Redis"
+                http.post("/v1/solve", json=solve_body(seed=99))  # a call that notices Redis is back
+                time.sleep(0.2)
+            body = solve_body(seed=1234)
+            assert http.post("/v1/solve", json=body).headers["x-mucode-cache"] == "miss"
+            assert http.post("/v1/solve", json=body).headers["x-mucode-cache"] == "hit"
+            job = http.post("/v1/jobs", json=solve_body()).json()
+            assert redis.Redis(port=port).exists(f"mucode:job:{job['id']}")  # queued in Redis again
+    finally:
+        stop.set()
+        server.stop()
+        redis_proc.kill()
+        redis_proc.wait()
