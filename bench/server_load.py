@@ -18,16 +18,13 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+from _server import scripted_server
 
 SCRIPT = [
     ["```python\ndef double(x):\n    return x + 2\n```"],
@@ -39,13 +36,6 @@ BODY = {
     "options": {"n": 2, "turns": 3},
 }
 EXECUTE = {"code": "def double(x):\n    return 2 * x\n", "tests": BODY["tests"]}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -119,47 +109,21 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("server-load-report.json"))
     args = parser.parse_args()
 
-    port = free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        script = Path(tmp) / "script.json"
-        script.write_text(json.dumps(SCRIPT))
-        env = {
-            **os.environ,
-            "MUCODE_GENERATOR": "scripted",
-            "MUCODE_SCRIPT": str(script),
-            "MUCODE_PORT": str(port),
-            "MUCODE_CACHE_TTL_S": "0",  # every request runs its search: nothing answered from cache
-            "MUCODE_MAX_CONCURRENT_SOLVES": str(args.clients),
-            "MUCODE_MAX_QUEUED_SOLVES": str(args.clients),
-            "MUCODE_SANDBOX_QUEUE_SIZE": str(4 * args.clients),
+    env = {
+        "MUCODE_CACHE_TTL_S": "0",  # every request runs its search: nothing answered from cache
+        "MUCODE_MAX_CONCURRENT_SOLVES": str(args.clients),
+        "MUCODE_MAX_QUEUED_SOLVES": str(args.clients),
+        "MUCODE_SANDBOX_QUEUE_SIZE": str(4 * args.clients),
+    }
+    with scripted_server(SCRIPT, env) as server:
+        health = httpx.get(server.url + "/health").json()
+        report = {
+            "date": time.strftime("%Y-%m-%d"),
+            "machine": f"{len(os.sched_getaffinity(0))} cores",
+            "sandbox_workers": health["sandbox"]["workers"],
+            "load": asyncio.run(load(server.url, args.clients, args.seconds)),
+            "overhead": asyncio.run(overhead(server.url, args.rounds)),
         }
-        log = (Path(tmp) / "server.log").open("w")  # a pipe nobody reads would block the server
-        server = subprocess.Popen(
-            [sys.executable, "-m", "mucode.cli", "serve"], env=env, stdout=log, stderr=log
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(url + "/health").json()["status"] == "ok":
-                        break
-                except httpx.HTTPError:
-                    pass
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("server did not start:\n" + (Path(tmp) / "server.log").read_text())
-                time.sleep(0.2)
-            health = httpx.get(url + "/health").json()
-            report = {
-                "date": time.strftime("%Y-%m-%d"),
-                "machine": f"{len(os.sched_getaffinity(0))} cores",
-                "sandbox_workers": health["sandbox"]["workers"],
-                "load": asyncio.run(load(url, args.clients, args.seconds)),
-                "overhead": asyncio.run(overhead(url, args.rounds)),
-            }
-        finally:
-            server.terminate()
-            server.wait(30)
     args.out.write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
 

@@ -72,9 +72,9 @@ class ServerSettings(BaseSettings):
     max_job_records: int = Field(
         2000, ge=10, description="Job records this server keeps in memory (oldest finished ones go first)."
     )
-    shutdown_timeout_s: float = Field(
-        10.0,
-        gt=0,
+    shutdown_timeout_s: int = Field(
+        10,
+        ge=1,
         description="On SIGTERM, how long open requests and streams may finish before they are cut.",
     )
     metrics_require_key: bool = Field(False, description="Ask for an API key on /metrics too.")
