@@ -8,6 +8,9 @@ import asyncio
 import os
 import random
 import signal
+import subprocess
+import sys
+import sysconfig
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -161,3 +164,41 @@ def test_health_says_503_when_every_worker_is_stuck(tmp_path: Path) -> None:
         assert httpx.get(server.url + "/health", timeout=10).status_code == 200
     finally:
         server.stop()
+
+
+UNPRIVILEGED = """
+import asyncio, os, site, sys
+site.addsitedir(sys.argv[1])
+from mucode.sandbox import ExecutionRequest, SandboxPool, SandboxSettings
+
+async def main():
+    async with SandboxPool(SandboxSettings(workers=1)) as pool:
+        result = await pool.execute(ExecutionRequest(code="x = 1", tests=["assert x == 1"]))
+        print(os.geteuid(), result.passed, result.isolation)
+
+if sys.argv[2] == "uvloop":
+    import uvloop
+    uvloop.run(main())
+else:
+    asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_the_sandbox_runs_for_an_unprivileged_server(loop: str, tmp_path: Path) -> None:
+    """The Docker image's case: the server is not root, so bubblewrap starts as the server's own
+    user (no setpriv). Run as uid 65534 on the system's Python with this environment's packages."""
+    if os.geteuid() != 0:
+        pytest.skip("already unprivileged: every other sandbox test covers it")
+    python = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
+    if not os.path.exists(python):
+        pytest.skip(f"{python} is missing: no interpreter another user can run with these packages")
+    command = [
+        "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+        python, "-c", UNPRIVILEGED, sysconfig.get_paths()["purelib"], loop,
+    ]  # fmt: skip
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=120, cwd=tmp_path, env={"HOME": "/tmp"}
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["65534", "True", "bubblewrap"]

@@ -14,8 +14,10 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Literal
 
 import httpx
+import pytest
 
 from .helpers import (
     DEFAULT_SCRIPT,
@@ -36,6 +38,25 @@ CHAT = {
     "messages": [{"role": "user", "content": PROBLEM}],
     "tests": ["assert double(2) == 4"],
 }
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_the_server_serves_on_either_event_loop(tmp_path: Path, loop: Literal["asyncio", "uvloop"]) -> None:
+    """uvicorn takes uvloop when it is installed, asyncio otherwise: a search, a stream and an
+    execution work on both (uvloop's subprocess API once refused the sandbox's arguments)."""
+    server = LiveServer(server_settings(tmp_path), loop=loop)
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            solved = http.post("/v1/solve", json=BODY)
+            assert solved.status_code == 200, solved.text
+            assert solved.json()["public_all_passed"] is True
+            with http.stream("POST", "/v1/chat/completions", json=CHAT) as response:
+                lines = [line for line in response.iter_lines() if line]
+            assert lines[-1] == "data: [DONE]"
+            executed = http.post("/v1/execute", json={"code": "x = 1", "tests": ["assert x == 1"]})
+            assert executed.json()["passed"] is True
+    finally:
+        server.stop()
 
 
 def test_a_cancel_storm_through_http_leaves_the_server_serving(tmp_path: Path, own_bwrap: str) -> None:
