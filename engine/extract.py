@@ -13,6 +13,11 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from .toplevel import strip_test_code
+
+# Changes whenever the same answer could give other code (cached searches must not outlive it).
+EXTRACTION_VERSION = "2"  # 2: a function answer's own top-level test code is stripped
+
 FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})[ \t]*([\w+#.-]*)[^\n]*$", re.MULTILINE)
 PYTHON_TAGS = {"", "python", "py", "python3", "py3", "python2"}
 
@@ -92,6 +97,15 @@ def _is_program(text: str) -> bool:
 
 
 def extract_code(text: str, entry_point: str | None = None) -> Extracted:
+    """The answer's program; for a function problem (``entry_point``), without the top-level test
+    code the model added (``toplevel.strip_test_code``)."""
+    found = _extract(text, entry_point)
+    if found.code is not None and entry_point:
+        return Extracted(strip_test_code(found.code, entry_point), found.how, found.note)
+    return found
+
+
+def _extract(text: str, entry_point: str | None) -> Extracted:
     blocks = _blocks(text)
     if blocks:
         if entry_point:

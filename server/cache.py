@@ -14,6 +14,7 @@ import json
 import time
 from collections import OrderedDict
 
+from mucode.engine.extract import EXTRACTION_VERSION
 from mucode.engine.options import SolveOptions
 from mucode.engine.prompts import PROMPT_VERSION
 from mucode.engine.trace import SolveResult
@@ -28,6 +29,7 @@ def cache_key(problem: Problem, options: SolveOptions, generator: str, verifier:
         "generator": generator,
         "verifier": verifier,
         "prompt_version": PROMPT_VERSION,
+        "extraction_version": EXTRACTION_VERSION,
         "options": options.model_dump(mode="json"),
         "prompt": problem.prompt,
         "entry_point": problem.entry_point,

@@ -56,3 +56,52 @@ def test_without_entry_point_takes_the_largest_complete_block() -> None:
 def test_tildes_and_longer_fences() -> None:
     assert extract_code(f"~~~python\n{CODE}~~~", "f").code == CODE
     assert extract_code(f"````python\n{CODE}````\ntrailing", "f").code == CODE
+
+
+FUNCTION = "def f(x):\n    return x + 1\n"
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        "assert f(1) == 2\nassert f(2) == 3\n",
+        "print(f(1))\n",
+        "f(1)\n",
+        'if __name__ == "__main__":\n    print(f(1))\n    assert f(2) == 3\n',
+        "import doctest\ndoctest.testmod()\n",
+        "for x, y in [(1, 2), (2, 3)]:\n    assert f(x) == y\n",
+        "def test_f():\n    assert f(1) == 2\n\ntest_f()\n",
+        "def check(candidate):\n    assert candidate(1) == 2\n\ncheck(f)\n",
+    ],
+)
+def test_the_answers_own_test_code_is_stripped(tail: str) -> None:
+    """Top-level test code would raise at import when f is wrong and hide every test's own
+    feedback; definitions it needs (an imported module, a test function) may stay."""
+    extracted = extract_code(f"```python\n{FUNCTION}\n{tail}```", "f")
+    assert extracted.code is not None
+    assert extracted.code.startswith(FUNCTION)
+    assert "assert f(" not in extracted.code.replace("    assert f(", "")
+    for gone in ("print(", "testmod()", "test_f()\n", "check(f)"):
+        assert not any(line.startswith(gone) for line in extracted.code.splitlines()), gone
+
+
+@pytest.mark.parametrize(
+    "kept",
+    [
+        "import sys\nsys.setrecursionlimit(10000)\n",
+        "LIMIT = 10\nTABLE = [f(i) for i in range(LIMIT)]\n",
+        "class Helper:\n    pass\n",
+        "from functools import lru_cache\nmemo = {}\n",
+        "if True:\n    VALUE = 3\n",
+        "while False:\n    x = 1\n",
+    ],
+)
+def test_top_level_code_a_program_needs_stays(kept: str) -> None:
+    answer = f"```python\n{FUNCTION}\n{kept}```"
+    assert extract_code(answer, "f").code == f"{FUNCTION}\n{kept}"
+
+
+def test_stdin_programs_keep_their_top_level_code() -> None:
+    """Without an entry point the program is its top-level code (stdin/stdout problems)."""
+    program = "n = int(input())\nprint(n * 2)\n"
+    assert extract_code(f"```python\n{program}```").code == program

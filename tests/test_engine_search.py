@@ -202,3 +202,19 @@ def test_problem_without_tests_stops_after_one_turn_and_never_reports_passed(san
     assert result.stop_reason == "no_tests"
     assert result.public_all_passed is False
     assert result.public_total == 0
+
+
+def test_feedback_survives_the_answers_own_asserts(sandbox: Sandbox) -> None:
+    """A wrong function followed by the model's copy of the tests: each public test still runs
+    and says what the function returned, and that is what the next turn reads."""
+    wrong_with_tests = (
+        "```python\ndef double(x):\n    return x + 2\n\n"
+        "assert double(2) == 4\nassert double(0) == 0\nprint(double(3))\n```"
+    )
+    result = solve(sandbox, ScriptedGenerator([[wrong_with_tests], [RIGHT]]), n=1, turns=2)
+    first = result.turns[0].chosen
+    assert first.execution is not None
+    assert [r.status.value for r in first.execution.results] == ["passed", "failed"]
+    assert "returned 2, expected 0" in first.execution.feedback
+    assert "returned 2, expected 0" in result.turns[1].messages[-1].content
+    assert result.public_all_passed
