@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from mucode import __version__
 
-from .errors import install_error_handlers
+from .errors import CatchAll, install_error_handlers
 from .middleware import BodyLimit, RequestLog
 from .routers import chat, completions, execute, health, jobs, metrics, playground, score, solve
 from .runtime import Runtime
@@ -38,6 +38,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.state.runtime = runtime
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(CatchAll)  # outside BodyLimit, whose own signal is an exception
     app.add_middleware(RequestLog, metrics=runtime.metrics)  # outermost: sees every status, 413s too
     for module in (health, metrics, execute, solve, jobs, score, chat, completions, playground):
         app.include_router(module.router)

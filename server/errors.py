@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mucode.engine.generators.base import GeneratorError
 from mucode.sandbox import LimitExceeded, SandboxBusy, SandboxError, SandboxUnavailable
@@ -117,7 +118,34 @@ def install_error_handlers(app: FastAPI) -> None:
         log.error("generator failure: %s", exc)
         return _response(APIError(502, str(exc), type="server_error", code="generator_error"))
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return _response(APIError(500, "internal server error; see the server log", type="server_error"))
+
+class CatchAll:
+    """Any other exception becomes a 500 in the OpenAI shape, logged with its traceback, and goes
+    no further. A handler registered for ``Exception`` would not do: Starlette's outermost
+    middleware answers with it and then re-raises, and uvicorn drops the keep-alive connection
+    under the client's next request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            if started:
+                raise  # half a response is out: only closing the connection can end it
+            response = _response(
+                APIError(500, "internal server error; see the server log", type="server_error")
+            )
+            await response(scope, receive, send)

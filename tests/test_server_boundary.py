@@ -3,12 +3,16 @@ status, never a 500, never a dropped connection, and no work left running for no
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+
+from mucode.server.deps import get_execute_service
+from mucode.server.services.execute import ExecuteService
 
 from .helpers import SLOW, LiveServer, assert_openai_error, sandbox_busy_processes, server_settings
 
@@ -100,3 +104,48 @@ def test_jobs_are_admitted_within_a_queue_limit_and_a_per_key_quota(tmp_path: Pa
             assert http.post("/v1/jobs", json=body, headers=a).status_code == 202
     finally:
         server.stop()
+
+
+def test_an_unexpected_error_is_a_500_that_keeps_the_connection(tmp_path: Path) -> None:
+    """A bug deep inside a route: the client gets a 500 in the OpenAI shape, and the same
+    keep-alive connection serves its next request (a raw socket: httpx would quietly reconnect)."""
+    server = LiveServer(server_settings(tmp_path))
+
+    def broken() -> ExecuteService:
+        raise RuntimeError("a bug")
+
+    server.app.dependency_overrides[get_execute_service] = broken
+    body = b'{"code": "x = 1"}'
+    request = b"POST /v1/execute HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+    request += b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+            conn.sendall(request)
+            first = read_response(conn)
+            assert first.startswith(b"HTTP/1.1 500"), first
+            assert b'"type":"server_error"' in first
+            assert b"x-request-id" in first  # the request log saw it too
+            conn.sendall(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert read_response(conn).startswith(b"HTTP/1.1 200")
+    finally:
+        server.stop()
+
+
+def read_response(conn: socket.socket) -> bytes:
+    """One HTTP/1.1 response with a Content-Length, or what came before the server closed."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(4096)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+    )
+    while len(rest) < length:
+        chunk = conn.recv(4096)
+        if not chunk:
+            break
+        rest += chunk
+    return head + b"\r\n\r\n" + rest
