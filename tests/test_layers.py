@@ -137,3 +137,17 @@ def test_the_client_imports_without_the_servers_dependencies() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "MucodeClient"
+
+
+def test_services_get_their_collaborators_instead_of_reaching_for_the_wiring() -> None:
+    """Inside the server: routers -> services -> runtime pieces. A service that imported `deps`,
+    `runtime` or a router would pull the app's wiring into code that must test without HTTP."""
+    roots = package_roots()
+    forbidden = ("mucode.server.deps", "mucode.server.runtime", "mucode.server.routers", "mucode.server.app")
+    bad = []
+    for path in (ROOT / roots["mucode.server"] / "services").rglob("*.py"):
+        module = module_name(path, roots)
+        for target in imports(path.read_text(), module, path.name == "__init__.py"):
+            if any(within(target, f) for f in forbidden):
+                bad.append(f"{module} imports {target}")
+    assert bad == []
