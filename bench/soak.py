@@ -24,6 +24,7 @@ import platform
 import random
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -193,13 +194,29 @@ def main() -> None:
         pid = server.proc.pid
         warm = asyncio.run(traffic(server.url, args.clients, args.warmup, args.seed))
         start = idle_sample(server.url, pid)
+        series: list[dict[str, float]] = []
+        stop = threading.Event()
+
+        def watch() -> None:  # RSS and fds every minute, under load
+            begun = time.monotonic()
+            while not stop.wait(60):
+                series.append({"minute": round((time.monotonic() - begun) / 60, 1), **sample(pid)})
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
         tally = asyncio.run(traffic(server.url, args.clients, args.minutes * 60, args.seed + 1000))
+        stop.set()
+        watcher.join()
         end = idle_sample(server.url, pid)
         health = httpx.get(server.url + "/health").json()
     time.sleep(2)
     left = processes_of(bwrap)
     shutil.rmtree(folder, ignore_errors=True)
     growth = {k: round((end[k] - start[k]) / max(start[k], 1) * 100, 1) for k in start}
+    # The bounded stores (job records, up to MUCODE_MAX_JOB_RECORDS) fill in the first minutes; a
+    # leak keeps growing after that, a full store does not.
+    third = series[len(series) // 3] if series else start
+    later = {k: round((end[k] - third[k]) / max(third[k], 1) * 100, 1) for k in start}
     report = {
         "date": time.strftime("%Y-%m-%d", time.localtime(started)),
         "machine": f"{cpu_model()}, {len(os.sched_getaffinity(0))} cores",
@@ -208,6 +225,8 @@ def main() -> None:
         "start": start,
         "end": end,
         "growth_percent": growth,
+        "growth_percent_last_two_thirds": later,
+        "series": series,
         "requests": dict(tally.requests),
         "requests_total": sum(tally.requests.values()),
         "errors": dict(tally.errors),
@@ -215,6 +234,7 @@ def main() -> None:
         "sandbox": {k: health["sandbox"][k] for k in ("executions", "worker_restarts", "busy", "stuck")},
         "processes_left": left,
         "targets_met": max(growth.values()) < 10 and not tally.errors and left == 0,
+        "targets_met_once_filled": max(later.values()) < 10 and not tally.errors and left == 0,
     }
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
