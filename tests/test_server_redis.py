@@ -245,7 +245,11 @@ def test_redis_killed_and_restarted_under_load_loses_no_request(tmp_path: Path) 
     redis_proc = start_redis(port, tmp_path)
     url = f"redis://127.0.0.1:{port}/0"
     # Limits out of the way: this test is about Redis, and on a slow machine jobs pile up.
-    limits = {"rate_limit_per_minute": 10000, "max_pending_jobs": 10000, "max_pending_jobs_per_key": 10000}
+    limits: dict[str, Any] = {
+        "rate_limit_per_minute": 10000,
+        "max_pending_jobs": 10000,
+        "max_pending_jobs_per_key": 10000,
+    }
     server = redis_server(tmp_path, redis_url=url, **limits)
     statuses: list[int] = []
     stop = threading.Event()
