@@ -9,8 +9,8 @@ from fastapi import FastAPI
 
 from mucode import __version__
 
-from .errors import CatchAll, install_error_handlers
-from .middleware import BodyLimit, RequestLog
+from .errors import install_error_handlers
+from .middleware import BodyLimit, CatchAll, RequestLog
 from .routers import chat, completions, execute, health, jobs, metrics, playground, score, solve
 from .runtime import Runtime
 from .settings import ServerSettings, get_settings

@@ -11,7 +11,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mucode.engine.generators.base import GeneratorError
 from mucode.sandbox import LimitExceeded, SandboxBusy, SandboxError, SandboxUnavailable
@@ -54,7 +53,7 @@ def stream_error(exc: Exception) -> dict[str, Any]:
     return error_body(str(exc), "server_error", code="sandbox_error")
 
 
-def _response(error: APIError) -> JSONResponse:
+def error_response(error: APIError) -> JSONResponse:
     return JSONResponse(
         error_body(error.message, error.type, error.param, error.code),
         status_code=error.status,
@@ -79,35 +78,35 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
     async def _api_error(_: Request, exc: APIError) -> JSONResponse:
-        return _response(exc)
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         message, param = _validation_message(exc)
         if param == "body":  # unparseable JSON is a malformed request, not a field that failed validation
-            return _response(APIError(400, message, code="invalid_json"))
-        return _response(APIError(422, message, param=param, code="invalid_value"))
+            return error_response(APIError(400, message, code="invalid_json"))
+        return error_response(APIError(422, message, param=param, code="invalid_value"))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
-        return _response(APIError(exc.status_code, str(exc.detail), type=kind, headers=exc.headers))
+        return error_response(APIError(exc.status_code, str(exc.detail), type=kind, headers=exc.headers))
 
     @app.exception_handler(SandboxError)
     async def _sandbox(_: Request, exc: SandboxError) -> JSONResponse:
         if isinstance(exc, LimitExceeded):
-            return _response(APIError(422, str(exc), param=exc.param, code="limit_exceeded"))
+            return error_response(APIError(422, str(exc), param=exc.param, code="limit_exceeded"))
         if isinstance(exc, SandboxBusy):
             retry = str(max(1, round(exc.retry_after_s)))
-            return _response(
+            return error_response(
                 APIError(
                     503, str(exc), type="server_busy", code="sandbox_busy", headers={"Retry-After": retry}
                 )
             )
         if isinstance(exc, SandboxUnavailable):
-            return _response(APIError(503, str(exc), type="server_error", code="sandbox_unavailable"))
+            return error_response(APIError(503, str(exc), type="server_error", code="sandbox_unavailable"))
         log.error("sandbox failure: %s", exc)
-        return _response(APIError(500, "the sandbox failed; see the server log", type="server_error"))
+        return error_response(APIError(500, "the sandbox failed; see the server log", type="server_error"))
 
     @app.exception_handler(ClientGone)
     async def _gone(_: Request, exc: ClientGone) -> Response:
@@ -116,36 +115,4 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(GeneratorError)
     async def _generator(_: Request, exc: GeneratorError) -> JSONResponse:
         log.error("generator failure: %s", exc)
-        return _response(APIError(502, str(exc), type="server_error", code="generator_error"))
-
-
-class CatchAll:
-    """Any other exception becomes a 500 in the OpenAI shape, logged with its traceback, and goes
-    no further. A handler registered for ``Exception`` would not do: Starlette's outermost
-    middleware answers with it and then re-raises, and uvicorn drops the keep-alive connection
-    under the client's next request."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracking_send)
-        except Exception:
-            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
-            if started:
-                raise  # half a response is out: only closing the connection can end it
-            response = _response(
-                APIError(500, "internal server error; see the server log", type="server_error")
-            )
-            await response(scope, receive, send)
+        return error_response(APIError(502, str(exc), type="server_error", code="generator_error"))

@@ -1,5 +1,5 @@
-"""ASGI middleware: a request-body size limit enforced while the body streams in, and the
-per-request log line and metrics."""
+"""ASGI middleware: a request-body size limit enforced while the body streams in, a last resort
+for unexpected exceptions, and the per-request log line and metrics."""
 
 from __future__ import annotations
 
@@ -10,10 +10,24 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import error_body
+from .errors import APIError, error_body, error_response
 from .metrics import Metrics
 
 access = logging.getLogger("mucode.access")
+log = logging.getLogger("mucode.server")
+
+
+class _TrackedSend:
+    """An ASGI ``send`` that remembers whether the response has started (after that, nothing but
+    closing the connection can answer an error)."""
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        self.started = self.started or message["type"] == "http.response.start"
+        await self.send(message)
 
 
 class BodyLimit:
@@ -33,7 +47,6 @@ class BodyLimit:
             await self._reject(send)
             return
         seen = 0
-        started = False
 
         async def limited_receive() -> Message:
             nonlocal seen
@@ -44,15 +57,11 @@ class BodyLimit:
                     raise _TooLarge
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+        tracked = _TrackedSend(send)
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            await self.app(scope, limited_receive, tracked)
         except _TooLarge:
-            if not started:
+            if not tracked.started:
                 await self._reject(send)
 
     async def _reject(self, send: Send) -> None:
@@ -70,6 +79,32 @@ class BodyLimit:
 
 class _TooLarge(Exception):
     pass
+
+
+class CatchAll:
+    """Any other exception becomes a 500 in the OpenAI shape, logged with its traceback, and goes
+    no further. A handler registered for ``Exception`` would not do: Starlette's outermost
+    middleware answers with it and then re-raises, and uvicorn drops the keep-alive connection
+    under the client's next request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        tracked = _TrackedSend(send)
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception:
+            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            if tracked.started:
+                raise  # half a response is out: only closing the connection can end it
+            response = error_response(
+                APIError(500, "internal server error; see the server log", type="server_error")
+            )
+            await response(scope, receive, send)
 
 
 class RequestLog:

@@ -19,6 +19,7 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.routing import APIRoute, APIRouter
 
+from .deps import V1_GUARDS
 from .errors import APIError
 from .protocol.errors import ErrorResponse
 
@@ -102,8 +103,6 @@ OPENAI_STREAM = streamed(
 def v1_router(tag: str, prefix: str = "/v1") -> APIRouter:
     """A router under /v1: the API key and the rate limit on every route, bodies checked first,
     and the errors they can give documented once."""
-    from .deps import V1_GUARDS
-
     return APIRouter(
         prefix=prefix, tags=[tag], dependencies=V1_GUARDS, route_class=CheckedBodyRoute, responses=V1_ERRORS
     )

@@ -53,7 +53,6 @@ class Runtime:
             self.metrics,
             settings.max_job_records,
         )
-        self.local_jobs = local
         stores: list[JobStore] = [remote, local] if remote else [local]
         self.jobs = JobService(stores, settings)
         self.worker = (

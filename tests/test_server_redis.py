@@ -19,6 +19,8 @@ import httpx
 import pytest
 import redis
 
+from mucode.server.jobs import LocalJobs
+
 from .helpers import (
     SLOW,
     LiveServer,
@@ -115,7 +117,8 @@ def test_job_lifecycle_through_arq(tmp_path: Path, prefix: str, shared_redis: re
         with httpx.Client(base_url=server.url, timeout=30) as http:
             job = http.post("/v1/jobs", json=solve_body()).json()
             assert shared_redis.exists(f"{prefix}:job:{job['id']}")  # queued in Redis, not in-process
-            assert job["id"] not in server.runtime.local_jobs.jobs
+            local = next(s for s in server.runtime.jobs.stores if isinstance(s, LocalJobs))
+            assert job["id"] not in local.jobs
             done = wait_job(http, job["id"], {"succeeded", "failed"})
             assert done["status"] == "succeeded", done
             assert [t["turn"] for t in done["turns"]] == [1, 2]

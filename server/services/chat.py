@@ -112,9 +112,6 @@ class ChatService:
         self.generator = generator
         self.settings = settings
 
-    def _check_model(self, model: str) -> None:
-        find_model(model, self.generator)
-
     def _problem(self, request: ChatCompletionRequest) -> tuple[Problem, SolveOptions]:
         users = [m for m in request.messages if m.role == "user"]
         if not users:
@@ -150,7 +147,7 @@ class ChatService:
         return problem, options
 
     async def complete(self, request: ChatCompletionRequest) -> ChatCompletion:
-        self._check_model(request.model)
+        find_model(request.model, self.generator)
         if request.model != MUCODE_MODEL:
             return await self._plain_chat(request)
         problem, options = self._problem(request)
@@ -194,7 +191,7 @@ class ChatService:
         """SSE lines: the search's progress as `reasoning_content`, then the answer as `content`.
         Everything that can fail before the first byte (model, problem, engine) fails here, as a
         plain HTTP error; a failure later arrives as an `error` event before `[DONE]`."""
-        self._check_model(request.model)
+        find_model(request.model, self.generator)
         prepared = self._problem(request) if request.model == MUCODE_MODEL else None
         if prepared is not None:
             self.solver.check(prepared[1], selection_param="selection")

@@ -35,6 +35,9 @@ class CompletionService:
 
     async def complete(self, request: CompletionRequest) -> Completion:
         self.check(request)
+        return await self._generate(request)
+
+    async def _generate(self, request: CompletionRequest) -> Completion:
         generator = self.generator
         params = SamplingParams(
             n=request.n,
@@ -79,7 +82,7 @@ class CompletionService:
 
     async def _stream(self, request: CompletionRequest) -> AsyncIterator[str]:
         try:
-            done = await self.complete(request)
+            done = await self._generate(request)  # checked by stream()
         except STREAMED_ERRORS as exc:
             yield sse.data(stream_error(exc))
             yield sse.DONE
