@@ -37,6 +37,7 @@ class SampleCache(Generator):
         self.backend = inner.backend
         self.model = inner.model
         self.fim = inner.fim
+        self.supports_prefill = inner.supports_prefill
         self.path = path
         self.hits = 0
         self.samples: dict[str, list[Completion]] = {}

@@ -7,6 +7,7 @@ counts. Backends that cannot batch (a single-stream engine, an upstream without 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -26,6 +27,11 @@ class SamplingParams(BaseModel):
     seed: int | None = None
     stop: list[str] = Field(default_factory=list)
     ignore_eos: bool = Field(False, description="Generate exactly max_tokens (benchmarks).")
+    prefill: str = Field(
+        "",
+        description="The assistant's answer starts with this text, which the model continues (only "
+        "for generators with `supports_prefill`); completions hold what follows it, not the prefill.",
+    )
 
 
 class Completion(BaseModel):
@@ -39,6 +45,9 @@ class Generator(ABC):
     backend: str  # e.g. "transformers"
     model: str  # what the model is, for traces, /health and /v1/models
     fim: FimFormat | None = None  # the model's fill-in-the-middle tokens, when it has them
+    # Whether `SamplingParams.prefill` is honoured: only where we render the chat template
+    # ourselves, because an upstream server may ignore a trailing assistant message.
+    supports_prefill: bool = False
 
     @abstractmethod
     async def sample(self, messages: list[ChatMessage], params: SamplingParams) -> list[Completion]:
@@ -54,3 +63,19 @@ class Generator(ABC):
     @property
     def description(self) -> str:
         return f"{self.backend}:{self.model}"
+
+
+def render_chat(tokenizer: Any, messages: list[ChatMessage], prefill: str = "") -> str:
+    """The raw prompt for a chat through a Hugging Face tokenizer's template, the assistant turn
+    opened and started with ``prefill``."""
+    opened = tokenizer.apply_chat_template(
+        [m.model_dump() for m in messages], add_generation_prompt=True, tokenize=False
+    )
+    return str(opened) + prefill
+
+
+def cut_at_stop(text: str, stops: list[str]) -> tuple[str, bool]:
+    """The text before the first stop string (which is not included, as in OpenAI's API), and
+    whether one was hit: for backends that cannot stop on strings themselves."""
+    cuts = [i for i in (text.find(s) for s in stops if s) if i >= 0]
+    return (text[: min(cuts)], True) if cuts else (text, False)

@@ -11,11 +11,12 @@ from typing import Any
 
 from ..fim import detect_in_tokenizer
 from ..trace import ChatMessage
-from .base import Completion, Generator, SamplingParams
+from .base import Completion, Generator, SamplingParams, cut_at_stop, render_chat
 
 
 class TransformersGenerator(Generator):
     backend = "transformers"
+    supports_prefill = True
 
     def __init__(self, model: Any, tokenizer: Any, name: str) -> None:
         self.hf_model = model
@@ -43,10 +44,7 @@ class TransformersGenerator(Generator):
         return await asyncio.to_thread(self.generate_sync, prompt, params)
 
     def sample_sync(self, messages: list[ChatMessage], params: SamplingParams) -> list[Completion]:
-        prompt = self.tokenizer.apply_chat_template(
-            [m.model_dump() for m in messages], add_generation_prompt=True, tokenize=False
-        )
-        return self.generate_sync(prompt, params)
+        return self.generate_sync(render_chat(self.tokenizer, messages, params.prefill), params)
 
     def generate_sync(self, prompt: str, params: SamplingParams) -> list[Completion]:
         import torch
@@ -78,8 +76,8 @@ class TransformersGenerator(Generator):
             end = next((i for i, t in enumerate(row) if t in eos), None)
             tokens = row if end is None else row[:end]
             tokens = [t for t in tokens if t != tok.pad_token_id or tok.pad_token_id in eos]
-            text = tok.decode(tokens, skip_special_tokens=True)
-            finish = "stop" if end is not None or _hit_stop(text, params.stop) else "length"
+            text, stopped = cut_at_stop(tok.decode(tokens, skip_special_tokens=True), params.stop)
+            finish = "stop" if end is not None or stopped else "length"
             completions.append(
                 Completion(
                     text=text, prompt_tokens=prompt_len, completion_tokens=len(tokens), finish_reason=finish
@@ -92,7 +90,3 @@ def _as_list(value: int | list[int] | None) -> list[int]:
     if value is None:
         return []
     return [value] if isinstance(value, int) else list(value)
-
-
-def _hit_stop(text: str, stops: list[str]) -> bool:
-    return any(text.endswith(s) for s in stops)

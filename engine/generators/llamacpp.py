@@ -13,17 +13,31 @@ from typing import Any
 
 from ..fim import detect
 from ..trace import ChatMessage
-from .base import Completion, Generator, SamplingParams
+from .base import Completion, Generator, GeneratorError, SamplingParams
 
 
 class LlamaCppGenerator(Generator):
     backend = "llama-cpp"
+    supports_prefill = True
 
     def __init__(self, llama: Any, name: str) -> None:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
         self.llama = llama
         self.model = name
         self._lock = threading.Lock()  # one llama.cpp context, one generation at a time
         self.fim = detect(self._is_special)
+        # The GGUF's own chat template, rendered here rather than by create_chat_completion so
+        # that an answer can be prefilled (the template's text, then the prefill, then the model).
+        template = llama.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise GeneratorError(f"{name} has no chat template in its GGUF metadata")
+        token_text = llama._model.token_get_text
+        self._chat_template = Jinja2ChatFormatter(
+            template=template,
+            eos_token=token_text(llama.token_eos()),
+            bos_token=token_text(llama.token_bos()),
+        )
 
     def _is_special(self, text: str) -> bool:
         return len(self.llama.tokenize(text.encode(), add_bos=False, special=True)) == 1
@@ -53,8 +67,9 @@ class LlamaCppGenerator(Generator):
         return await asyncio.to_thread(self.complete_sync, prompt, params)
 
     def sample_sync(self, messages: list[ChatMessage], params: SamplingParams) -> list[Completion]:
-        chat = [m.model_dump() for m in messages]
-        return self._runs(params, lambda **kw: self.llama.create_chat_completion(messages=chat, **kw))
+        chat: Any = [m.model_dump() for m in messages]  # llama_cpp's TypedDicts, in shape
+        opened = self._chat_template(messages=chat).prompt
+        return self.complete_sync(opened + params.prefill, params)
 
     def complete_sync(self, prompt: str, params: SamplingParams) -> list[Completion]:
         return self._runs(params, lambda **kw: self.llama.create_completion(prompt=prompt, **kw))
@@ -77,10 +92,9 @@ class LlamaCppGenerator(Generator):
                     logit_bias=bias,
                 )
                 choice, usage = out["choices"][0], out["usage"]
-                text = choice["message"]["content"] if "message" in choice else choice["text"]
                 completions.append(
                     Completion(
-                        text=text or "",
+                        text=choice["text"],
                         prompt_tokens=usage["prompt_tokens"],
                         completion_tokens=usage["completion_tokens"],
                         finish_reason=choice.get("finish_reason") or "stop",

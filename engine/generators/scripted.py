@@ -7,6 +7,8 @@ from script[k], round-robin. A script can also be an object mapping a function n
 list; a conversation gets the entry whose ``def name(`` its first user message shows (a policy
 over a problem set). ``{"seeded": true, "script": ...}`` draws each answer at random with the
 request's seed instead of round-robin, like sampling: a rollout policy mixing right and wrong.
+With ``prefill=True`` it answers as a model continuing a prefilled answer does: an answer that
+starts with the prefill comes back without it, cut at the first stop string.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 
 from ..fim import KNOWN
 from ..trace import ChatMessage
-from .base import Completion, Generator, GeneratorError, SamplingParams
+from .base import Completion, Generator, GeneratorError, SamplingParams, cut_at_stop
 
 Script = list[list[str]]
 DEF = re.compile(r"def\s+(\w+)\s*\(")
@@ -31,13 +33,19 @@ class ScriptedGenerator(Generator):
     fim = KNOWN[0]  # so /v1/completions with `suffix` can be tested without a model
 
     def __init__(
-        self, turns: Script | dict[str, Script], model: str = "scripted", *, seeded: bool = False
+        self,
+        turns: Script | dict[str, Script],
+        model: str = "scripted",
+        *,
+        seeded: bool = False,
+        prefill: bool = False,
     ) -> None:
         scripts = turns if isinstance(turns, dict) else {"": turns}
         if not scripts or not all(script and all(script) for script in scripts.values()):
             raise ValueError("a script needs at least one answer per turn")
         self.scripts = scripts
         self.seeded = seeded
+        self.supports_prefill = prefill
         self.model = model
         # The latest conversations seen, for tests; bounded so a long-running server does not grow.
         self.calls: deque[list[ChatMessage]] = deque(maxlen=64)
@@ -84,9 +92,13 @@ class ScriptedGenerator(Generator):
             texts = [rng.choice(answers) for _ in range(params.n)]
         else:
             texts = [answers[i % len(answers)] for i in range(params.n)]
-        return [
-            Completion(text=t, prompt_tokens=prompt_tokens, completion_tokens=len(t.split())) for t in texts
-        ]
+        return [self._completion(t, prompt_tokens, params) for t in texts]
+
+    def _completion(self, text: str, prompt_tokens: int, params: SamplingParams) -> Completion:
+        if self.supports_prefill:
+            text = text.removeprefix(params.prefill)
+            text, _ = cut_at_stop(text, params.stop)
+        return Completion(text=text, prompt_tokens=prompt_tokens, completion_tokens=len(text.split()))
 
 
 def _turns(value: Any) -> Script:

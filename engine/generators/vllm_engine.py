@@ -12,7 +12,7 @@ from typing import Any
 
 from ..fim import detect_in_tokenizer
 from ..trace import ChatMessage
-from .base import Completion, Generator, GeneratorError, SamplingParams
+from .base import Completion, Generator, GeneratorError, SamplingParams, render_chat
 
 # Measured on the 2-core development VM (engine issue): binding both cores is ~30 % faster than
 # `auto`, which leaves one compute thread. Operators can still set their own values.
@@ -21,6 +21,7 @@ CPU_DEFAULTS = {"VLLM_CPU_OMP_THREADS_BIND": "0-{last}", "VLLM_CPU_KVCACHE_SPACE
 
 class VLLMGenerator(Generator):
     backend = "vllm"
+    supports_prefill = True
 
     def __init__(self, engine: Any, tokenizer: Any, name: str) -> None:
         self.engine = engine
@@ -57,10 +58,7 @@ class VLLMGenerator(Generator):
         return cls(engine, AutoTokenizer.from_pretrained(path), name=Path(path).name)
 
     async def sample(self, messages: list[ChatMessage], params: SamplingParams) -> list[Completion]:
-        prompt = self.tokenizer.apply_chat_template(
-            [m.model_dump() for m in messages], add_generation_prompt=True, tokenize=False
-        )
-        return await self.complete(prompt, params)
+        return await self.complete(render_chat(self.tokenizer, messages, params.prefill), params)
 
     async def complete(self, prompt: str, params: SamplingParams) -> list[Completion]:
         from vllm import SamplingParams as VSamplingParams
