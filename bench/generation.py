@@ -45,7 +45,7 @@ def copy_bandwidth_gb_s(size_mb: int = 1024, repeats: int = 5) -> float:
 
 async def measure(generator: Generator, tokens: int) -> dict[str, Any]:
     problems = load_humaneval()[:16]
-    chats = [prompts.first_turn(p) for p in problems]
+    chats = [prompts.DEFAULT.first_turn(p) for p in problems]
     one = SamplingParams(n=5, temperature=0.7, top_p=0.95, max_tokens=tokens, seed=1, ignore_eos=True)
     await generator.sample(chats[0], SamplingParams(n=1, max_tokens=8, seed=0))  # warm-up
     start = time.perf_counter()

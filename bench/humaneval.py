@@ -25,7 +25,7 @@ import argparse
 import asyncio
 from pathlib import Path
 
-from mucode.engine.loading import load_configured_verifier, load_generator
+from mucode.engine.loading import configured_prompt, load_configured_verifier, load_generator
 from mucode.engine.settings import EngineSettings
 from mucode.problems import load_humaneval
 from mucode.training.evaluate import evaluate
@@ -60,6 +60,7 @@ async def main() -> None:
             max_tokens=args.max_tokens,
             seed=args.seed,
             concurrency=args.concurrency,
+            prompt=configured_prompt(settings),
         )
     finally:
         await generator.close()

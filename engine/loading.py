@@ -7,6 +7,7 @@ import logging
 
 from .generators.base import Generator, GeneratorError
 from .model_store import Progress, pull_gguf, pull_hf
+from .prompts import DEFAULT, PromptFormat, prompt_format
 from .settings import EngineSettings
 from .verifier import HFVerifier, load_verifier
 
@@ -82,6 +83,12 @@ def load_generator(settings: EngineSettings, progress: Progress | None = None) -
         )
     log.info("generator: %s", generator.description)
     return generator
+
+
+def configured_prompt(settings: EngineSettings) -> PromptFormat:
+    """The checkpoint's prompt format (or the one set), else the newest."""
+    version = settings.resolved().prompt_version
+    return prompt_format(version) if version else DEFAULT
 
 
 def load_configured_verifier(settings: EngineSettings) -> HFVerifier | None:

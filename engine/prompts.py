@@ -1,23 +1,50 @@
-"""The chat format of the µCode conversation, in one place and versioned.
+"""The chat formats of the µCode conversation, in one place and versioned.
 
-Turn 1 states the problem and its public tests; each later turn shows the chosen candidate's code
-and its execution feedback and asks for a fixed version. Training records ``PROMPT_VERSION`` with
-every rollout and a checkpoint's manifest names it, so a model is served with the format it was
-trained on. Change the text only together with the version.
+A ``PromptFormat`` says what the generator sees on turn 1, what it sees on a repair turn (the
+chosen candidate's code and its execution feedback), and how its answer starts and stops.
+Training records the version with every rollout and a checkpoint's manifest names it, so a model
+is served with the format it was trained on: a version's text never changes; new text is a new
+version, and ``FORMATS`` keeps the old ones.
 """
 
 from __future__ import annotations
 
+import ast
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from mucode.problems import Problem
 
-from .trace import ChatMessage
+from .trace import Candidate, ChatMessage
 
-PROMPT_VERSION = "mucode-chat-1"
+FENCE_OPEN = "```python\n"
+FENCE_CLOSE = "```"
 
-SYSTEM = (
-    "You are an expert Python programmer. You write correct, complete, efficient Python 3 code. "
-    "Answer with exactly one ```python code block containing the full solution."
-)
+
+@dataclass(frozen=True)
+class PromptFormat:
+    version: str
+    first_turn: Callable[[Problem], list[ChatMessage]]
+    next_turn: Callable[[Problem, list[ChatMessage], Candidate], list[ChatMessage]]
+    # The answer is opened with a code fence and cut at the closing one, as Qwen's own evaluation
+    # does: no prose before or after the code, and no tokens spent on an explanation.
+    fenced_answer: bool = False
+
+    @property
+    def prefill(self) -> str:
+        return FENCE_OPEN if self.fenced_answer else ""
+
+    @property
+    def stop(self) -> list[str]:
+        return [FENCE_CLOSE] if self.fenced_answer else []
+
+    def answer_text(self, continuation: str, finish_reason: str, prefilled: bool) -> str:
+        """The whole answer from what the generator wrote after the prefill: reopened, and closed
+        unless it was cut off by the token limit (a stop at the closing fence removes it)."""
+        if not prefilled:
+            return continuation
+        closing = "" if finish_reason == "length" else "\n" + FENCE_CLOSE
+        return self.prefill + continuation.rstrip("\n") + closing
 
 
 def _tests_section(problem: Problem) -> str:
@@ -31,7 +58,20 @@ def _tests_section(problem: Problem) -> str:
     return "\n\n".join(parts)
 
 
-def first_turn(problem: Problem) -> list[ChatMessage]:
+def answer(code: str | None, raw_text: str) -> ChatMessage:
+    """The assistant turn as the conversation keeps it: the extracted code in a canonical block
+    (the same form training uses for targets), or the raw answer when it held no code."""
+    return ChatMessage(role="assistant", content=f"```python\n{code.strip()}\n```" if code else raw_text)
+
+
+# ---------------------------------------------------------------------------- mucode-chat-1
+SYSTEM_1 = (
+    "You are an expert Python programmer. You write correct, complete, efficient Python 3 code. "
+    "Answer with exactly one ```python code block containing the full solution."
+)
+
+
+def _first_turn_1(problem: Problem) -> list[ChatMessage]:
     if problem.public_io_tests and not problem.entry_point:
         what = "a complete program that reads standard input and writes standard output"
     elif problem.entry_point:
@@ -44,29 +84,101 @@ def first_turn(problem: Problem) -> list[ChatMessage]:
         sections.append(tests)
     sections.append(f"Answer with one ```python code block containing {what}. Do not include the tests.")
     return [
-        ChatMessage(role="system", content=SYSTEM),
+        ChatMessage(role="system", content=SYSTEM_1),
         ChatMessage(role="user", content="\n\n".join(sections)),
     ]
 
 
-def answer(code: str | None, raw_text: str) -> ChatMessage:
-    """The assistant turn as the conversation keeps it: the extracted code in a canonical block
-    (the same form training uses for targets), or the raw answer when it held no code."""
-    return ChatMessage(role="assistant", content=f"```python\n{code.strip()}\n```" if code else raw_text)
-
-
-def feedback_turn(feedback: str) -> ChatMessage:
-    return ChatMessage(
-        role="user",
-        content=(
-            "Your code did not pass the tests. Execution feedback:\n\n"
-            f"{feedback}\n\n"
-            "Fix the code. Answer with one ```python code block containing the complete corrected solution."
+def replay_turn(problem: Problem, messages: list[ChatMessage], chosen: Candidate) -> list[ChatMessage]:
+    """The conversation goes on: the chosen answer as the model's own turn, then its feedback."""
+    feedback = chosen.execution.feedback if chosen.execution else ""
+    return [
+        *messages,
+        answer(chosen.code, chosen.text),
+        ChatMessage(
+            role="user",
+            content=(
+                "Your code did not pass the tests. Execution feedback:\n\n"
+                f"{feedback}\n\n"
+                "Fix the code. Answer with one ```python code block containing the complete "
+                "corrected solution."
+            ),
         ),
-    )
+    ]
 
 
-def next_turn(
-    messages: list[ChatMessage], code: str | None, raw_text: str, feedback: str
-) -> list[ChatMessage]:
-    return [*messages, answer(code, raw_text), feedback_turn(feedback)]
+CHAT_1 = PromptFormat("mucode-chat-1", _first_turn_1, replay_turn)
+
+
+# ---------------------------------------------------------------------------- mucode-chat-2
+# Qwen2.5-Coder's own evaluation prompt (qwencoder-eval/instruct), which its published HumanEval
+# score was measured with.
+SYSTEM_2 = "You are an intelligent programming assistant to produce Python algorithmic solutions"
+
+
+def _is_code(text: str) -> bool:
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return False
+    return any(isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) for node in tree.body)
+
+
+def _task_2(problem: Problem) -> str:
+    prompt = problem.prompt.strip("\n")
+    if problem.entry_point and _is_code(prompt):
+        task = f"Can you complete the following Python function?\n```python\n{prompt}\n```"
+    elif problem.public_io_tests and not problem.entry_point:
+        task = (
+            "Can you write a Python program for the following problem? It reads standard input and "
+            f"writes standard output.\n\n{prompt}"
+        )
+    elif problem.entry_point:
+        task = (
+            f"Can you write the Python function `{problem.entry_point}` for the following problem?"
+            f"\n\n{prompt}"
+        )
+    else:
+        task = f"Can you solve the following problem in Python?\n\n{prompt}"
+    tests = _tests_section(problem)
+    return f"{task}\n\n{tests}" if tests else task
+
+
+def _first_turn_2(problem: Problem) -> list[ChatMessage]:
+    return [
+        ChatMessage(role="system", content=SYSTEM_2),
+        ChatMessage(role="user", content=_task_2(problem)),
+    ]
+
+
+def attempt_turn(problem: Problem, messages: list[ChatMessage], chosen: Candidate) -> list[ChatMessage]:
+    """A fresh conversation: the task, then the failed attempt and its feedback as something to
+    fix rather than the model's own earlier answer (which a small model tends to repeat)."""
+    system, task = _first_turn_2(problem)
+    feedback = chosen.execution.feedback if chosen.execution else ""
+    attempt = f"```python\n{chosen.code.strip()}\n```" if chosen.code else chosen.text
+    return [
+        system,
+        ChatMessage(
+            role="user",
+            content=(
+                f"{task.content}\n\nThis attempt is wrong:\n{attempt}\n\nExecution feedback:\n\n"
+                f"{feedback}\n\nFind the mistake the feedback points to and write a corrected "
+                "version of the whole solution."
+            ),
+        ),
+    ]
+
+
+CHAT_2 = PromptFormat("mucode-chat-2", _first_turn_2, replay_turn, fenced_answer=True)
+
+FORMATS = {f.version: f for f in (CHAT_1, CHAT_2)}
+DEFAULT = CHAT_2
+PROMPT_VERSION = DEFAULT.version
+
+
+def prompt_format(version: str) -> PromptFormat:
+    try:
+        return FORMATS[version]
+    except KeyError:
+        raise ValueError(f"unknown prompt version {version!r}; known: {', '.join(FORMATS)}") from None

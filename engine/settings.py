@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Backend = Literal["auto", "vllm", "llama-cpp", "transformers", "openai", "scripted"]
@@ -35,11 +35,23 @@ class EngineSettings(BaseSettings):
     )
     openai_api_key: str | None = Field(None, description="Bearer token for the upstream.")
     script: str | None = Field(None, description="JSON script for the `scripted` backend.")
+    prompt_version: str | None = Field(
+        None,
+        description="The chat format the generator is prompted with (`mucode-chat-1`, `mucode-chat-2`); "
+        "unset means the checkpoint's, else the newest.",
+    )
     checkpoint: str | None = Field(
         None,
         description="A training checkpoint (folder with mucode.json): its generator and verifier; unset "
         "means the installed one (`mucode models install-checkpoint`) if any, `none` means no checkpoint.",
     )
+
+    @field_validator("prompt_version")
+    @classmethod
+    def _known_prompt(cls, version: str | None) -> str | None:
+        from .prompts import prompt_format
+
+        return None if version is None else prompt_format(version).version
 
     def resolved(self) -> EngineSettings:
         """With a checkpoint, the model and verifier it names (explicit settings still win)."""
@@ -56,5 +68,6 @@ class EngineSettings(BaseSettings):
                 "checkpoint": str(checkpoint),
                 "model": self.model or resolve(checkpoint, manifest.generator),
                 "verifier": self.verifier or resolve(checkpoint, manifest.verifier),
+                "prompt_version": self.prompt_version or manifest.prompt_version,
             }
         )

@@ -16,7 +16,7 @@ from collections import OrderedDict
 
 from mucode.engine.extract import EXTRACTION_VERSION
 from mucode.engine.options import SolveOptions
-from mucode.engine.prompts import PROMPT_VERSION
+from mucode.engine.search import SearchEngine
 from mucode.engine.trace import SolveResult
 from mucode.problems import Problem
 
@@ -24,11 +24,11 @@ from .metrics import Metrics
 from .redis_link import RedisLink
 
 
-def cache_key(problem: Problem, options: SolveOptions, generator: str, verifier: str) -> str:
+def cache_key(problem: Problem, options: SolveOptions, engine: SearchEngine) -> str:
     payload = {
-        "generator": generator,
-        "verifier": verifier,
-        "prompt_version": PROMPT_VERSION,
+        "generator": engine.generator.description,
+        "verifier": engine.verifier_name,
+        "prompt_version": engine.prompt.version,
         "extraction_version": EXTRACTION_VERSION,
         "options": options.model_dump(mode="json"),
         "prompt": problem.prompt,

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from mucode import __version__
 from mucode.engine.generators.base import Generator
-from mucode.engine.loading import load_configured_verifier, load_generator, resolve_backend
+from mucode.engine.loading import configured_prompt, load_configured_verifier, load_generator, resolve_backend
 from mucode.engine.search import SearchEngine
 from mucode.engine.verifier import Verifier
 from mucode.sandbox import SandboxPool, SandboxUnavailable
@@ -39,6 +39,7 @@ class Runtime:
     def __init__(self, settings: ServerSettings, *, serve_jobs: bool = True) -> None:
         self.settings = settings
         self.metrics = Metrics()
+        self.prompt = configured_prompt(settings.engine)
         self.redis = (
             RedisLink(settings.redis_url, settings.redis_prefix, self.metrics) if settings.redis_url else None
         )
@@ -133,7 +134,7 @@ class Runtime:
 
     @property
     def engine(self) -> SearchEngine:
-        return SearchEngine(self.require_model(), self.sandbox, self.verifier)
+        return SearchEngine(self.require_model(), self.sandbox, self.verifier, self.prompt)
 
     @property
     def solver(self) -> SolveService:

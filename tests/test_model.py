@@ -63,7 +63,7 @@ def test_each_installed_backend_generates_code(backend: str) -> None:
         generator = load_generator(EngineSettings(generator=backend))
         try:
             params = SamplingParams(n=2, temperature=0.7, max_tokens=256, seed=3)
-            return [c.text for c in await generator.sample(prompts.first_turn(problem), params)]
+            return [c.text for c in await generator.sample(prompts.DEFAULT.first_turn(problem), params)]
         finally:
             await generator.close()
 

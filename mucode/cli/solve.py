@@ -143,7 +143,7 @@ def solve(
     import asyncio
 
     from mucode.engine.generators.base import GeneratorError
-    from mucode.engine.loading import load_configured_verifier, load_generator
+    from mucode.engine.loading import configured_prompt, load_configured_verifier, load_generator
     from mucode.engine.options import SolveOptions
     from mucode.engine.search import SearchEngine
     from mucode.engine.settings import EngineSettings
@@ -180,7 +180,9 @@ def solve(
             ver = await asyncio.to_thread(load_configured_verifier, settings)
         async with SandboxPool() as pool:
             try:
-                return await SearchEngine(gen, pool, ver).solve(problem, options, on_event=display.on_event)
+                return await SearchEngine(gen, pool, ver, configured_prompt(settings)).solve(
+                    problem, options, on_event=display.on_event
+                )
             finally:
                 await gen.close()
 

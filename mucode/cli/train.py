@@ -268,7 +268,7 @@ def eval_command(
     interrupted evaluation resumes. Rules that need a verifier are skipped without one."""
     import asyncio
 
-    from mucode.engine.loading import load_configured_verifier, load_generator
+    from mucode.engine.loading import configured_prompt, load_configured_verifier, load_generator
     from mucode.engine.settings import EngineSettings
     from mucode.training.evaluate import evaluate, runnable
     from mucode.training.problems import load_problem_set
@@ -291,7 +291,7 @@ def eval_command(
         try:
             await evaluate(
                 problem_set, gen, ver, names, out, problem_set=problems, max_tokens=max_tokens, seed=seed,
-                concurrency=concurrency, log=console.print,
+                concurrency=concurrency, prompt=configured_prompt(settings), log=console.print,
             )  # fmt: skip
         finally:
             await gen.close()

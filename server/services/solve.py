@@ -81,7 +81,7 @@ class SolveService:
         self.check(options, selection_param)
         key = None
         if self.cache.enabled and is_deterministic(options):
-            key = cache_key(problem, options, engine.generator.description, engine.verifier_name)
+            key = cache_key(problem, options, engine)
             cached = await self.cache.get(key)
             if cached is not None:
                 if on_event:

@@ -1,0 +1,84 @@
+"""Which first-turn prompt gets the default model closest to its published HumanEval score?
+
+Single-turn greedy (the published figure's setting) with each prompt variant, on one HumanEval
+fold (tune) and then the other (confirm), with the default backend:
+
+    .venv/bin/python bench/prompt_variants.py --fold 0 --variants chat-1,chat-2,qwen-exact,chat-2-free
+
+Variants:
+  chat-1       mucode-chat-1: mucode's own wording, tests listed, free-form answer
+  chat-2       mucode-chat-2: Qwen's evaluation wording, tests listed, answer prefilled with a
+               python fence and stopped at the closing one
+  qwen-exact   Qwen's evaluation prompt exactly: chat-2 without the tests section (HumanEval's
+               examples are in the docstring anyway)
+  chat-2-free  chat-2's wording, free-form answer (no prefill, no stop)
+  chat-2-attempt  chat-2 whose feedback turns show the failed attempt inside a fresh first-turn
+               message instead of replaying it as the model's own answer
+
+Repair designs are compared with multi-turn configurations (greedy-3 against greedy-3-repeats,
+bon5-pt against bon5-pt-repeats: refills on and off), e.g.
+    --variants chat-2,chat-2-attempt --configs greedy-1,greedy-3,greedy-3-repeats
+
+Rows resume like every evaluation (OUT/VARIANT.greedy-1.jsonl).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+from pathlib import Path
+
+from mucode.engine import prompts
+from mucode.engine.loading import load_generator
+from mucode.engine.settings import EngineSettings
+from mucode.engine.trace import ChatMessage
+from mucode.problems import Problem
+from mucode.training.evaluate import evaluate
+from mucode.training.problems import humaneval_folds
+
+
+def _qwen_exact(problem: Problem) -> list[ChatMessage]:
+    return prompts.CHAT_2.first_turn(problem.model_copy(update={"public_tests": [], "public_io_tests": []}))
+
+
+VARIANTS = {
+    "chat-1": prompts.CHAT_1,
+    "chat-2": prompts.CHAT_2,
+    "qwen-exact": dataclasses.replace(prompts.CHAT_2, version="qwen-exact", first_turn=_qwen_exact),
+    "chat-2-free": dataclasses.replace(prompts.CHAT_2, version="chat-2-free", fenced_answer=False),
+    "chat-2-attempt": dataclasses.replace(
+        prompts.CHAT_2, version="chat-2-attempt", next_turn=prompts.attempt_turn
+    ),
+}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--fold", type=int, choices=(0, 1), required=True)
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--configs", default="greedy-1")
+    parser.add_argument("--out", type=Path, default=Path("prompt-variants"))
+    args = parser.parse_args()
+
+    problems = humaneval_folds()[args.fold]
+    generator = load_generator(EngineSettings())
+    try:
+        for name in args.variants.split(","):
+            await evaluate(
+                problems,
+                generator,
+                None,
+                args.configs.split(","),
+                args.out / f"fold{args.fold}" / f"{name}.json",
+                problem_set=f"HumanEval fold {args.fold}, prompt {name}",
+                prompt=VARIANTS[name],
+            )
+    finally:
+        await generator.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
