@@ -1,6 +1,8 @@
-"""Where Best-of-N's gain over greedy comes from, and where it is lost: reads the traces that
-bench/humaneval.py wrote (REPORT-stem.CONFIG.traces.jsonl) and grades every candidate of every
-turn on the private tests (the search itself never sees them).
+"""Best-of-N against greedy, problem by problem: reads the traces that bench/humaneval.py wrote
+(REPORT-stem.CONFIG.traces.jsonl) and grades every candidate of every turn on the private tests
+(the search itself never sees them). What one configuration does on its own — coverage,
+selection losses, problems solved after feedback, repeats in the feedback turns — every
+evaluation reports itself (training/evaluate.py); this is the comparison of two.
 
     .venv/bin/python bench/humaneval_why.py REPORT.json [--greedy greedy-1] [--bon bon5-pt]
 
@@ -9,10 +11,6 @@ Prints, for the two configurations:
   * the problems each one alone solves; for each BoN loss, whether any sample of the deciding
     turn was right (then the selection lost it: several candidates passed the public tests and
     the tie-break took a wrong one) or none was (the generator lost it);
-  * an oracle over BoN's samples: problems where some candidate of some turn was right;
-  * what the feedback turns do: the share of their candidates that repeat the program they were
-    asked to fix (same syntax tree, comments and docstrings aside), and the share that pass more
-    public tests than it did;
   * turn 1 again with ties among candidates that pass every public test broken by the most
     common program instead of at random: the same samples, nothing regenerated. Exact where
     turn 1 ended the search (some candidate passed the public tests); elsewhere the recorded
@@ -22,40 +20,18 @@ Prints, for the two configurations:
 from __future__ import annotations
 
 import argparse
-import ast
 import asyncio
 import gzip
 import json
 from collections import Counter
-from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+from mucode.engine.shape import shape
 from mucode.engine.trace import Candidate, SolveResult
 from mucode.problems import Problem, load_humaneval
 from mucode.sandbox import SandboxPool
 from mucode.training.evaluate import grade
-
-
-def shape(code: str | None) -> str | None:
-    """The program with comments, docstrings and layout gone: repeats show up as equal shapes."""
-    if code is None:
-        return None
-    try:
-        tree = ast.parse(code)
-    except SyntaxError:
-        return code.strip()
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if (
-            isinstance(body, list)
-            and body
-            and isinstance(body[0], ast.Expr)
-            and isinstance(body[0].value, ast.Constant)
-            and isinstance(body[0].value.value, str)
-        ):
-            node.body = body[1:] or [ast.Pass()]  # type: ignore[attr-defined]
-    return ast.dump(tree)
 
 
 def most_common(candidates: list[Candidate]) -> Candidate:
@@ -114,20 +90,6 @@ async def analyse(
         any_right = any(right[(pid, c.code)] for c in last.candidates)
         losses[pid] = "selection" if any_right else "generation"
 
-    oracle = [
-        pid for pid in common if any(right[(pid, c.code)] for turn in bon[pid].turns for c in turn.candidates)
-    ]
-
-    # Each feedback turn with the choice of the turn before it (the program it was asked to fix).
-    later = [(previous.chosen, turn) for pid in common for previous, turn in pairwise(bon[pid].turns)]
-    repeats = improves = total_later = 0
-    for before, turn in later:
-        for c in turn.candidates:
-            total_later += 1
-            repeats += shape(c.code) == shape(before.code)
-            improves += c.public_passed_count > before.public_passed_count
-    solved_by_later = [pid for pid in common if solved(bon[pid]) and len(bon[pid].turns) > 1]
-
     first_samples = [right[(pid, c.code)] for pid in common for c in bon[pid].turns[0].candidates]
 
     majority = 0
@@ -146,15 +108,9 @@ async def analyse(
         f"{bon_name}_only": bon_only,
         f"{greedy_name}_only": greedy_only,
         "losses": losses,
-        "oracle_over_bon_samples": len(oracle),
         # How often one turn-1 candidate is right, against the greedy answer's rate.
         "turn1_candidate_accuracy": round(sum(first_samples) / len(first_samples), 3),
         "greedy_accuracy": round(g_pass / n, 3),
-        "feedback_turns": len(later),
-        "feedback_candidates": total_later,
-        "repeat_share": round(repeats / total_later, 3) if total_later else None,
-        "improve_share": round(improves / total_later, 3) if total_later else None,
-        "solved_after_feedback": solved_by_later,
         f"{bon_name}_majority_tiebreak": majority,
         "majority_gain_points": round(100 * (majority - g_pass) / n, 1),
     }

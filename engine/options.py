@@ -27,6 +27,13 @@ class SolveOptions(BaseModel):
         "beats any one of its samples, and Best-of-N should not throw it away. Off: all n sampled, "
         "as in the paper.",
     )
+    refill_repeats: bool = Field(
+        True,
+        description="On a feedback turn, a candidate whose program (same syntax tree) was already run "
+        "in this search is not run again: its slot is refilled with a fresh sample of the first-turn "
+        "prompt (at `temperature`, or 0.7 when that is 0), so that every turn tries something new. "
+        "Off: repeats are kept, as in the paper.",
+    )
     top_p: float = Field(0.95, gt=0.0, le=1.0)
     max_tokens: int = Field(768, ge=16, le=32768, description="Tokens per candidate.")
     seed: int = Field(0, description="Seeds sampling and tie-breaks: the same seed gives the same trace.")

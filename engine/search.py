@@ -24,6 +24,7 @@ from .extract import extract_code
 from .generators.base import Completion, Generator, SamplingParams
 from .options import SolveOptions
 from .selection import select
+from .shape import shape
 from .trace import Candidate, ChatMessage, SolveResult, StopReason, Timings, TurnRecord, Usage
 from .verifier import Verifier
 
@@ -68,11 +69,46 @@ def turn_seed(seed: int, turn: int) -> int:
     return seed * 1000 + turn
 
 
+REFILL_SEED_OFFSET = 500  # refills of turn t sample with turn_seed + 500: no turn's own seeds
+REFILL_TEMPERATURE = 0.7  # refills of a greedy search: a greedy refill would be turn 1's answer
+
+
+class Tried:
+    """The programs a search has run, by shape (``shape.shape``), with the turn that ran them:
+    a program is never run (or scored) twice in one search."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str | None, tuple[int, Candidate]] = {}
+
+    def add(self, turn: int, candidates: list[Candidate]) -> None:
+        for c in candidates:
+            if c.code is not None and c.execution is not None:
+                self.runs.setdefault(shape(c.code), (turn, c))
+
+    def mark_repeat(self, candidate: Candidate) -> bool:
+        """Gives a candidate that repeats an earlier program that program's turn, result and score."""
+        if candidate.code is None or shape(candidate.code) not in self.runs:
+            return False
+        turn, earlier = self.runs[shape(candidate.code)]
+        candidate.repeat_of_turn, candidate.execution = turn, earlier.execution
+        candidate.verifier_score = earlier.verifier_score
+        return True
+
+
 class SearchEngine:
-    def __init__(self, generator: Generator, sandbox: SandboxPool, verifier: Verifier | None = None) -> None:
+    def __init__(
+        self,
+        generator: Generator,
+        sandbox: SandboxPool,
+        verifier: Verifier | None = None,
+        prompt: prompts.PromptFormat = prompts.DEFAULT,
+    ) -> None:
         self.generator = generator
         self.sandbox = sandbox
         self.verifier = verifier
+        self.prompt = prompt
+        # A generator that cannot be prefilled answers in free form; extraction copes with both.
+        self.prefilled = prompt.fenced_answer and generator.supports_prefill
 
     @property
     def verifier_name(self) -> str:
@@ -84,7 +120,8 @@ class SearchEngine:
         if options.selection == "lv" and self.verifier is None:
             raise ValueError("selection 'lv' needs a verifier; use 'pt+lv', 'pt' or 'random'")
         started = time.perf_counter()
-        messages = prompts.first_turn(problem)
+        first = messages = self.prompt.first_turn(problem)
+        tried = Tried()
         records: list[TurnRecord] = []
         final: Candidate | None = None
         stop: StopReason = "max_turns"
@@ -92,7 +129,8 @@ class SearchEngine:
         for turn in range(1, options.turns + 1):
             if on_event:
                 on_event(SearchEvent(kind="turn_started", turn=turn, turns=options.turns))
-            record = await self._turn(problem, messages, options, turn)
+            record = await self._turn(problem, messages, first, options, turn, tried)
+            tried.add(turn, record.candidates)
             records.append(record)
             if on_event:
                 on_event(SearchEvent(kind="turn_finished", turn=turn, turns=options.turns, record=record))
@@ -105,8 +143,7 @@ class SearchEngine:
             if chosen.public_all_passed:
                 stop = "passed"
                 break
-            feedback = chosen.execution.feedback if chosen.execution else ""
-            messages = prompts.next_turn(messages, chosen.code, chosen.text, feedback)
+            messages = self.prompt.next_turn(problem, messages, chosen)
         assert final is not None
         execution = final.execution
         usage, timings = Usage(), Timings()
@@ -115,7 +152,7 @@ class SearchEngine:
         timings.total_ms = (time.perf_counter() - started) * 1000
         return SolveResult(
             problem_id=problem.id,
-            prompt_version=prompts.PROMPT_VERSION,
+            prompt_version=self.prompt.version,
             generator=self.generator.description,
             verifier=self.verifier_name,
             options=options,
@@ -134,7 +171,7 @@ class SearchEngine:
         (the others get ``duplicate_of``). Returns the candidates that ran."""
         first_of: dict[str, int] = {}
         for candidate in candidates:
-            if candidate.code is None:
+            if candidate.code is None or candidate.execution is not None:  # no code, or a repeat
                 continue
             if candidate.code in first_of:
                 candidate.duplicate_of = first_of[candidate.code]
@@ -182,8 +219,58 @@ class SearchEngine:
         )
         return [*greedy, *sampled]
 
+    def _candidate(self, problem: Problem, index: int, completion: Completion) -> Candidate:
+        text = self.prompt.answer_text(completion.text, completion.finish_reason, self.prefilled)
+        extracted = extract_code(text, problem.entry_point)
+        candidate = Candidate(
+            index=index,
+            text=text,
+            code=extracted.code,
+            extraction=extracted.how,
+            finish_reason=completion.finish_reason,
+            usage=Usage(
+                prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens
+            ),
+        )
+        if extracted.code is None:
+            candidate.execution = no_code_result(problem, extracted.note)
+        return candidate
+
+    async def _refill(
+        self,
+        problem: Problem,
+        first: list[ChatMessage],
+        candidates: list[Candidate],
+        params: SamplingParams,
+        tried: Tried,
+    ) -> list[Candidate]:
+        """Replaces the candidates that repeat an earlier program with fresh samples of the first
+        turn's prompt, in their slots; returns the replaced ones. One round: a refill that repeats
+        too stays, marked as a repeat."""
+        repeats = [c for c in candidates if tried.mark_repeat(c)]
+        if not repeats:
+            return []
+        refill = params.model_copy(
+            update={
+                "n": len(repeats),
+                "temperature": params.temperature or REFILL_TEMPERATURE,
+                "seed": (params.seed or 0) + REFILL_SEED_OFFSET,
+            }
+        )
+        for old, completion in zip(repeats, await self.generator.sample(first, refill), strict=True):
+            fresh = self._candidate(problem, old.index, completion)
+            fresh.refill = True
+            candidates[old.index] = fresh
+        return repeats
+
     async def _turn(
-        self, problem: Problem, messages: list[ChatMessage], options: SolveOptions, turn: int
+        self,
+        problem: Problem,
+        messages: list[ChatMessage],
+        first: list[ChatMessage],
+        options: SolveOptions,
+        turn: int,
+        tried: Tried,
     ) -> TurnRecord:
         t0 = time.perf_counter()
         params = SamplingParams(
@@ -192,26 +279,17 @@ class SearchEngine:
             top_p=options.top_p,
             max_tokens=options.max_tokens,
             seed=turn_seed(options.seed, turn),
-            stop=options.stop,
+            stop=[*options.stop, *self.prompt.stop] if self.prefilled else options.stop,
+            prefill=self.prompt.prefill if self.prefilled else "",
         )
         completions = await self._sample(messages, params, options.greedy_candidate)
+        candidates = [self._candidate(problem, i, c) for i, c in enumerate(completions)]
+        replaced = []
+        if turn > 1 and options.refill_repeats:
+            replaced = await self._refill(problem, first, candidates, params, tried)
+        for candidate in candidates:
+            tried.mark_repeat(candidate)
         t1 = time.perf_counter()
-        candidates = []
-        for index, completion in enumerate(completions):
-            extracted = extract_code(completion.text, problem.entry_point)
-            candidate = Candidate(
-                index=index,
-                text=completion.text,
-                code=extracted.code,
-                extraction=extracted.how,
-                finish_reason=completion.finish_reason,
-                usage=Usage(
-                    prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens
-                ),
-            )
-            if extracted.code is None:
-                candidate.execution = no_code_result(problem, extracted.note)
-            candidates.append(candidate)
         distinct = await self.execute(problem, candidates)
         t2 = time.perf_counter()
         await self.score(problem, distinct)
@@ -219,15 +297,21 @@ class SearchEngine:
         share_duplicates(candidates)
 
         selected = select(candidates, options.selection, random.Random(turn_seed(options.seed, turn)))
-        # The n samples share one prompt: it counts once per turn (as OpenAI counts it for n > 1).
+        # The n samples share one prompt: it counts once per turn (as OpenAI counts it for n > 1),
+        # and the refills' prompt once more.
+        sampled = [*replaced, *(c for c in candidates if not c.refill)]
+        refills = [c for c in candidates if c.refill]
         usage = Usage(
-            prompt_tokens=max((c.usage.prompt_tokens for c in candidates), default=0),
-            completion_tokens=sum(c.usage.completion_tokens for c in candidates),
+            prompt_tokens=sum(
+                max((c.usage.prompt_tokens for c in cs), default=0) for cs in (sampled, refills)
+            ),
+            completion_tokens=sum(c.usage.completion_tokens for c in [*replaced, *candidates]),
         )
         return TurnRecord(
             turn=turn,
             messages=list(messages),
             candidates=candidates,
+            replaced=replaced,
             selected=selected,
             usage=usage,
             timings=Timings(

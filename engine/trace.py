@@ -66,6 +66,14 @@ class Candidate(BaseModel):
     )
     execution: ExecutionResult | None = Field(None, description="Public-test result.")
     verifier_score: float | None = None
+    repeat_of_turn: int | None = Field(
+        None,
+        description="The program (same syntax tree) already ran in this earlier turn: it was not run "
+        "again, its result then is shown.",
+    )
+    refill: bool = Field(
+        False, description="Sampled from the first-turn prompt in place of a candidate that repeated."
+    )
 
     @property
     def public_passed_count(self) -> int:
@@ -83,6 +91,11 @@ class TurnRecord(BaseModel):
     messages: list[ChatMessage] = Field(..., description="The conversation the generator saw this turn.")
     candidates: list[Candidate]
     selected: int = Field(..., description="Index of the chosen candidate.")
+    replaced: list[Candidate] = Field(
+        default_factory=list,
+        description="Samples that repeated a program tried in an earlier turn and were replaced by "
+        "refills (`SolveOptions.refill_repeats`); never run.",
+    )
     usage: Usage
     timings: Timings
     cached: bool = Field(False, description="Served from the cache of deterministic solves.")

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 import pytest
+from pydantic import ValidationError
 
+from mucode.engine import prompts
+from mucode.engine.checkpoint import Manifest, write_manifest
 from mucode.engine.generators.base import Completion, SamplingParams
 from mucode.engine.generators.scripted import ScriptedGenerator
+from mucode.engine.loading import configured_prompt
 from mucode.engine.options import SolveOptions
 from mucode.engine.prompts import PROMPT_VERSION
-from mucode.engine.search import SearchEngine, SearchEvent
+from mucode.engine.search import REFILL_SEED_OFFSET, REFILL_TEMPERATURE, SearchEngine, SearchEvent, turn_seed
+from mucode.engine.settings import EngineSettings
+from mucode.engine.shape import shape
 from mucode.engine.trace import ChatMessage, SolveResult
 from mucode.engine.verifier import Verifier
 from mucode.problems import Problem
+from mucode.sandbox import ExecutionRequest, ExecutionResult, SandboxPool
+from mucode.training.evaluate import explain, summary
 
 from .helpers import Sandbox
 
@@ -120,7 +129,7 @@ def test_seeds_reproduce(sandbox: Sandbox) -> None:
     strip = [r.model_dump(exclude={"timings": True, "turns": {"__all__": {"timings"}}}) for r in runs[:2]]
     for run in strip:
         for turn in run["turns"]:
-            for cand in turn["candidates"]:
+            for cand in turn["candidates"] + turn["replaced"]:
                 cand["execution"].pop("duration_ms")
                 for test in cand["execution"]["results"]:
                     test.pop("duration_ms")
@@ -162,7 +171,9 @@ def test_greedy_candidate_joins_the_samples(sandbox: Sandbox) -> None:
     assert result.usage.prompt_tokens == 10  # one prompt per turn, however many requests
 
     paper = TemperatureGenerator()  # all n sampled: the right greedy answer is never seen
-    result = solve(sandbox, paper, n=3, turns=2, temperature=0.7, greedy_candidate=False)
+    result = solve(
+        sandbox, paper, n=3, turns=2, temperature=0.7, greedy_candidate=False, refill_repeats=False
+    )
     assert not result.public_all_passed
     assert [(p.n, p.temperature) for p in paper.params] == [(3, 0.7)] * 2
     singles: list[dict[str, Any]] = [{"n": 1, "temperature": 0.7}, {"n": 3, "temperature": 0.0}]
@@ -218,3 +229,162 @@ def test_feedback_survives_the_answers_own_asserts(sandbox: Sandbox) -> None:
     assert "returned 2, expected 0" in first.execution.feedback
     assert "returned 2, expected 0" in result.turns[1].messages[-1].content
     assert result.public_all_passed
+
+
+# ---------------------------------------------------------------------------- repeats and refills
+WRONG_AGAIN = "```python\ndef double(x):\n    # add two, as before\n    return x + 2\n```"  # WRONG's tree
+
+
+class TwoPromptGenerator(ScriptedGenerator):
+    """Answers the first-turn prompt and the repair prompt from two queues, in order, and records
+    which prompt every request was for."""
+
+    def __init__(self, first: list[str], repair: list[str]) -> None:
+        super().__init__([first])
+        self.queues = {"first": list(first), "repair": list(repair)}
+        self.requests: list[tuple[str, SamplingParams]] = []
+
+    async def sample(self, messages: list[ChatMessage], params: SamplingParams) -> list[Completion]:
+        kind = "repair" if any(m.role == "assistant" for m in messages) else "first"
+        self.requests.append((kind, params))
+        return [
+            Completion(text=self.queues[kind].pop(0), prompt_tokens=10, completion_tokens=5)
+            for _ in range(params.n)
+        ]
+
+
+class CountingPool:
+    """The real sandbox, counting the programs that reach it."""
+
+    def __init__(self, pool: SandboxPool) -> None:
+        self.pool = pool
+        self.codes: list[str] = []
+
+    async def execute(self, request: ExecutionRequest) -> ExecutionResult:
+        self.codes.append(request.code)
+        return await self.pool.execute(request)
+
+
+def counted_solve(
+    sandbox: Sandbox, generator: ScriptedGenerator, **options: Any
+) -> tuple[SolveResult, list[str]]:
+    pool = CountingPool(sandbox.pool)
+    engine = SearchEngine(generator, cast(SandboxPool, pool))
+    return sandbox.loop.run(engine.solve(PROBLEM, SolveOptions(**options))), pool.codes
+
+
+def test_a_repeated_program_is_refilled_from_the_first_turn_and_never_runs_twice(sandbox: Sandbox) -> None:
+    generator = TwoPromptGenerator(first=[WRONG, RIGHT], repair=[WRONG_AGAIN])
+    result, ran = counted_solve(sandbox, generator, n=1, turns=3, temperature=0.0)
+    second = result.turns[1]
+    assert [c.text for c in second.replaced] == [WRONG_AGAIN]
+    assert second.replaced[0].repeat_of_turn == 1
+    assert second.replaced[0].execution == result.turns[0].candidates[0].execution  # its earlier result
+    assert second.candidates[0].refill and second.candidates[0].text == RIGHT
+    assert result.public_all_passed and result.stop_reason == "passed" and len(result.turns) == 2
+    assert [shape(code) for code in ran] == [shape(WRONG[10:-3]), shape(RIGHT[10:-3])]
+    # The refill is sampled (a greedy one would be turn 1's answer again), on a seed of its own.
+    kinds = [(kind, p.n, p.temperature, p.seed) for kind, p in generator.requests]
+    assert kinds == [
+        ("first", 1, 0.0, turn_seed(0, 1)),
+        ("repair", 1, 0.0, turn_seed(0, 2)),
+        ("first", 1, REFILL_TEMPERATURE, turn_seed(0, 2) + REFILL_SEED_OFFSET),
+    ]
+    # Every sample the model wrote is paid for, the replaced one too; two prompts on turn 2.
+    assert second.usage.completion_tokens == 10
+    assert second.usage.prompt_tokens == 20
+
+
+def test_without_refills_a_repeat_keeps_its_slot_but_does_not_run_again(sandbox: Sandbox) -> None:
+    generator = TwoPromptGenerator(first=[WRONG], repair=[WRONG_AGAIN, RIGHT])
+    result, ran = counted_solve(sandbox, generator, n=1, turns=3, temperature=0.0, refill_repeats=False)
+    repeat = result.turns[1].candidates[0]
+    assert repeat.text == WRONG_AGAIN and repeat.repeat_of_turn == 1 and not repeat.refill
+    assert result.turns[1].replaced == []
+    assert result.public_all_passed and len(result.turns) == 3
+    assert len(ran) == 2  # WRONG once, RIGHT once
+    assert [kind for kind, _ in generator.requests] == ["first", "repair", "repair"]
+
+
+def test_a_refill_that_repeats_too_stays_marked_and_is_not_refilled_again(sandbox: Sandbox) -> None:
+    generator = TwoPromptGenerator(first=[WRONG, WRONG_AGAIN], repair=[WRONG, RIGHT])
+    result, ran = counted_solve(sandbox, generator, n=1, turns=3, temperature=0.0)
+    second = result.turns[1]
+    assert second.candidates[0].refill and second.candidates[0].repeat_of_turn == 1
+    assert [kind for kind, _ in generator.requests] == ["first", "repair", "first", "repair"]
+    assert len(ran) == 2
+    assert result.public_all_passed
+
+
+# ---------------------------------------------------------------------------- prompt formats
+def test_prompt_version_is_recorded_and_old_versions_keep_their_text(sandbox: Sandbox) -> None:
+    result = solve(sandbox, ScriptedGenerator([[RIGHT]]), n=1, turns=1)
+    assert result.prompt_version == PROMPT_VERSION == prompts.DEFAULT.version == "mucode-chat-2"
+    assert result.turns[0].messages[0].content == prompts.SYSTEM_2
+    assert "Can you complete the following Python function?" in result.turns[0].messages[1].content
+    old = SearchEngine(ScriptedGenerator([[WRONG], [RIGHT]]), sandbox.pool, prompt=prompts.CHAT_1)
+    result = sandbox.loop.run(old.solve(PROBLEM, SolveOptions(n=1, turns=2)))
+    assert result.prompt_version == "mucode-chat-1"
+    first, repair = result.turns[0].messages, result.turns[1].messages
+    assert first[1].content.startswith("Solve the following problem in Python.")
+    assert repair[-1].content.endswith("containing the complete corrected solution.")
+    with pytest.raises(ValueError, match="unknown prompt version"):
+        prompts.prompt_format("mucode-chat-0")
+
+
+def test_prefilled_answers_are_reopened_closed_and_cut_at_the_fence(sandbox: Sandbox) -> None:
+    chatty = RIGHT + "\n\nThis doubles x. Let me know if you need more help!"
+    generator = ScriptedGenerator([[chatty]], prefill=True)
+    engine = SearchEngine(generator, sandbox.pool)
+    result = sandbox.loop.run(engine.solve(PROBLEM, SolveOptions(n=1, turns=1)))
+    (candidate,) = result.turns[0].candidates
+    assert candidate.text == RIGHT  # what followed the closing fence was never generated
+    assert candidate.extraction == "fenced"
+    assert result.public_all_passed
+    # A backend that cannot be prefilled gets the plain chat and answers in free form.
+    plain = ScriptedGenerator([[chatty]])
+    result = solve(sandbox, plain, n=1, turns=1)
+    assert result.turns[0].candidates[0].text == chatty and result.public_all_passed
+    # An answer cut by the token limit stays open: extraction calls it truncated.
+    fmt = prompts.DEFAULT
+    assert (
+        fmt.answer_text("def f():\n    return 1\n", "stop", True) == "```python\ndef f():\n    return 1\n```"
+    )
+    assert fmt.answer_text("def f():\n    ret", "length", True) == "```python\ndef f():\n    ret"
+
+
+def test_a_checkpoint_is_prompted_with_the_format_it_was_trained_on(tmp_path: Path) -> None:
+    write_manifest(tmp_path, Manifest(base_model="bundled", prompt_version="mucode-chat-1"))
+    assert configured_prompt(EngineSettings(checkpoint=str(tmp_path))) is prompts.CHAT_1
+    assert configured_prompt(EngineSettings(checkpoint="none")) is prompts.DEFAULT
+    chosen = EngineSettings(checkpoint=str(tmp_path), prompt_version="mucode-chat-2")
+    assert configured_prompt(chosen) is prompts.CHAT_2  # an explicit setting wins
+    with pytest.raises(ValidationError, match="unknown prompt version"):
+        EngineSettings(prompt_version="mucode-chat-9")
+
+
+def test_an_evaluation_explains_a_known_search(sandbox: Sandbox) -> None:
+    """training/evaluate's columns on two searches whose story is known."""
+    # Turn 2 repeats turn 1 (in other words) and so does its refill; turn 3 is right.
+    repaired = TwoPromptGenerator(first=[WRONG, WRONG_AGAIN], repair=[WRONG_AGAIN, RIGHT])
+    first, _ = counted_solve(sandbox, repaired, n=1, turns=3, temperature=0.0)
+    a = sandbox.loop.run(explain(sandbox.pool, PROBLEM, first))
+    assert (a["passed"], a["passed_by_turn"], a["covered"]) == (True, [False, False, True], True)
+    assert (a["feedback_samples"], a["feedback_repeats"], a["feedback_improves"]) == (2, 1, 1)
+    assert (a["feedback_slots"], a["feedback_slot_repeats"]) == (2, 1)
+    # A right candidate was there, and the verifier chose the wrong one: a selection loss.
+    engine = SearchEngine(ScriptedGenerator([[RIGHT, WRONG_AGAIN]]), sandbox.pool, LengthVerifier())
+    options = SolveOptions(n=2, turns=1, selection="lv", greedy_candidate=False)
+    second = sandbox.loop.run(engine.solve(PROBLEM, options))
+    b = sandbox.loop.run(explain(sandbox.pool, PROBLEM, second))
+    assert (b["passed"], b["covered"], b["feedback_samples"]) == (False, True, 0)
+    costs = (
+        {"completion_tokens": 30, "seconds": 3.0, "turns": 3},
+        {"completion_tokens": 10, "seconds": 1.0, "turns": 1},
+    )
+    rows = [a | costs[0], b | costs[1] | {"passed_by_turn": [False] * 3}]
+    s = summary("mixed", SolveOptions(n=1, turns=3), rows)
+    assert (s["passed"], s["solved_after_feedback"], s["coverage"], s["selection_losses"]) == (1, 1, 2, 1)
+    assert (s["repeat_share"], s["improve_share"], s["slot_repeat_share"]) == (0.5, 0.5, 0.5)
+    assert (s["tokens_per_solved"], s["seconds_per_solved"]) == (40, 4.0)
+    assert s["pass_rate_by_turn"] == [0.0, 0.0, 50.0]

@@ -14,12 +14,16 @@ import json
 import os
 import time
 from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, TextIO
 
 from mucode.engine.generators.base import Generator
 from mucode.engine.options import SolveOptions
+from mucode.engine.prompts import DEFAULT, PromptFormat
 from mucode.engine.search import SearchEngine
+from mucode.engine.shape import shape
+from mucode.engine.trace import SolveResult
 from mucode.engine.verifier import Verifier
 from mucode.problems import Problem
 from mucode.sandbox import ExecutionRequest, SandboxPool
@@ -29,9 +33,12 @@ from .sample_cache import SampleCache
 CONFIGS: dict[str, dict[str, Any]] = {
     "greedy-1": {"n": 1, "turns": 1, "temperature": 0.0, "selection": "pt"},
     "greedy-3": {"n": 1, "turns": 3, "temperature": 0.0, "selection": "pt"},
+    # Feedback turns that may repeat a program already run, as in the paper (no refills).
+    "greedy-3-repeats": {"n": 1, "turns": 3, "temperature": 0.0, "selection": "pt", "refill_repeats": False},
     "bon5-random": {"n": 5, "turns": 3, "temperature": 0.7, "selection": "random"},
     "bon5-lv": {"n": 5, "turns": 3, "temperature": 0.7, "selection": "lv"},
     "bon5-pt": {"n": 5, "turns": 3, "temperature": 0.7, "selection": "pt"},
+    "bon5-pt-repeats": {"n": 5, "turns": 3, "temperature": 0.7, "selection": "pt", "refill_repeats": False},
     # The paper's sampling: all five candidates at temperature 0.7, none of them greedy.
     "bon5-pt-sampled": {"n": 5, "turns": 3, "temperature": 0.7, "selection": "pt", "greedy_candidate": False},
     "bon5-pt+lv": {"n": 5, "turns": 3, "temperature": 0.7, "selection": "pt+lv"},
@@ -43,6 +50,40 @@ async def grade(pool: SandboxPool, problem: Problem, code: str | None) -> bool:
         return False
     result = await pool.execute(ExecutionRequest(code=code, tests=problem.private_tests))
     return result.passed
+
+
+async def explain(pool: SandboxPool, problem: Problem, result: SolveResult) -> dict[str, Any]:
+    """Why a search ended as it did, from its trace and the private tests: whether any candidate of
+    any turn was right (coverage), the answer had the search stopped after each turn, and what the
+    feedback turns did. A feedback turn's *samples* are what the model wrote (refilled repeats
+    included); its *slots* are the candidates the search went on with."""
+    codes = {c.code for t in result.turns for c in t.candidates}
+    verdicts = dict(zip(codes, await asyncio.gather(*(grade(pool, problem, c) for c in codes)), strict=True))
+    by_turn = [verdicts[t.chosen.code] for t in result.turns]
+    by_turn += [by_turn[-1]] * (result.options.turns - len(by_turn))
+    samples = repeats = improves = slots = slot_repeats = 0
+    for before, turn in pairwise(result.turns):
+        fixed = before.chosen
+        for c in [*turn.replaced, *(c for c in turn.candidates if not c.refill)]:
+            samples += 1
+            repeats += shape(c.code) == shape(fixed.code)
+            improves += c.public_passed_count > fixed.public_passed_count
+        slots += len(turn.candidates)
+        slot_repeats += sum(c.repeat_of_turn is not None for c in turn.candidates)
+    return {
+        "passed": verdicts[result.final_code],
+        "passed_by_turn": by_turn,
+        "covered": any(verdicts.values()),
+        "feedback_samples": samples,
+        "feedback_repeats": repeats,
+        "feedback_improves": improves,
+        "feedback_slots": slots,
+        "feedback_slot_repeats": slot_repeats,
+    }
+
+
+def _share(part: int, whole: int) -> float | None:
+    return round(part / whole, 3) if whole else None
 
 
 async def run_config(
@@ -64,7 +105,9 @@ async def run_config(
     if rows_path.exists():
         for line in rows_path.read_text().splitlines():
             row = json.loads(line)
-            if row["options"] == options.model_dump(mode="json"):
+            # Rows without the explanation columns are older: rerun them (their samples are cached).
+            same_prompt = row.get("prompt_version") == engine.prompt.version
+            if same_prompt and "covered" in row and row["options"] == options.model_dump(mode="json"):
                 done[row["problem"]] = row
     slots = asyncio.Semaphore(concurrency)
 
@@ -72,18 +115,12 @@ async def run_config(
         async with slots:
             started = time.perf_counter()
             result = await engine.solve(problem, options)
-            ok = await grade(pool, problem, result.final_code)
-            # pass@1 per turn: the answer if the search had stopped after turn t.
-            answers = [record.chosen.code for record in result.turns]
-            answers += [answers[-1]] * (options.turns - len(answers))
-            by_turn = [
-                ok if code == result.final_code else await grade(pool, problem, code) for code in answers
-            ]
+            why = await explain(pool, problem, result)
         row = {
             "problem": problem.id,
+            "prompt_version": result.prompt_version,
             "options": options.model_dump(mode="json"),
-            "passed": ok,
-            "passed_by_turn": by_turn,
+            **why,
             "completion_tokens": result.usage.completion_tokens,
             "turns": len(result.turns),
             "seconds": round(time.perf_counter() - started, 2),
@@ -95,7 +132,7 @@ async def run_config(
         out.flush()
         passed = sum(r["passed"] for r in done.values())
         print(
-            f"  {name} {len(done)}/{len(problems)} {problem.id}: {'pass' if ok else 'fail'} "
+            f"  {name} {len(done)}/{len(problems)} {problem.id}: {'pass' if row['passed'] else 'fail'} "
             f"({passed}/{len(done)} so far)",
             flush=True,
         )
@@ -105,23 +142,43 @@ async def run_config(
     with rows_path.open("a") as out, rows_path.with_suffix(".traces.jsonl").open("a") as traces:
         await asyncio.gather(*(run_one(p, out, traces) for p in todo))
     minutes = (time.perf_counter() - started) / 60
-    rows = [done[p.id] for p in problems]
-    return {
-        "config": name,
-        "options": options.model_dump(),
-        "problems": len(rows),
-        "passed": sum(r["passed"] for r in rows),
-        "pass_rate": round(100 * sum(r["passed"] for r in rows) / len(rows), 1),
-        "pass_rate_by_turn": [
-            round(100 * sum(r["passed_by_turn"][t] for r in rows) / len(rows), 1)
-            for t in range(options.turns)
-        ],
-        "completion_tokens": sum(r["completion_tokens"] for r in rows),
-        "mean_turns": round(sum(r["turns"] for r in rows) / len(rows), 2),
+    return summary(name, options, [done[p.id] for p in problems]) | {
         # Speed of this invocation only: rows kept from an interrupted run took unknown wall time.
         "problems_run_now": len(todo),
         "minutes": round(minutes, 1),
         "problems_per_minute": round(len(todo) / minutes, 2) if todo else None,
+    }
+
+
+def summary(name: str, options: SolveOptions, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """A configuration's numbers over its rows (one per problem)."""
+
+    def total(key: str) -> int:
+        return sum(r[key] for r in rows)
+
+    passed = total("passed")
+    return {
+        "config": name,
+        "options": options.model_dump(),
+        "problems": len(rows),
+        "passed": passed,
+        "pass_rate": round(100 * passed / len(rows), 1),
+        "pass_rate_by_turn": [
+            round(100 * sum(r["passed_by_turn"][t] for r in rows) / len(rows), 1)
+            for t in range(options.turns)
+        ],
+        # Right at the end but not after turn 1: what the feedback turns bought.
+        "solved_after_feedback": sum(r["passed"] and not r["passed_by_turn"][0] for r in rows),
+        "coverage": total("covered"),  # some candidate of some turn was right
+        "selection_losses": sum(r["covered"] and not r["passed"] for r in rows),
+        "feedback_samples": total("feedback_samples"),
+        "repeat_share": _share(total("feedback_repeats"), total("feedback_samples")),
+        "improve_share": _share(total("feedback_improves"), total("feedback_samples")),
+        "slot_repeat_share": _share(total("feedback_slot_repeats"), total("feedback_slots")),
+        "completion_tokens": total("completion_tokens"),
+        "tokens_per_solved": round(total("completion_tokens") / passed) if passed else None,
+        "seconds_per_solved": round(total("seconds") / passed, 1) if passed else None,
+        "mean_turns": round(total("turns") / len(rows), 2),
     }
 
 
@@ -144,6 +201,7 @@ async def evaluate(
     max_tokens: int = 768,
     seed: int = 0,
     concurrency: int = 1,
+    prompt: PromptFormat = DEFAULT,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Runs ``names`` on ``problems``; writes OUT (JSON), OUT-stem.CONFIG.jsonl rows and
@@ -155,12 +213,13 @@ async def evaluate(
         "machine": f"{len(os.sched_getaffinity(0))} cores",
         "generator": generator.description,
         "verifier": verifier.name if verifier else "none",
+        "prompt_version": prompt.version,
         "problems": f"{problem_set}: {len(problems)} problems (private tests grade)",
         "results": [],
     }
     async with SandboxPool() as pool:
         engine = SearchEngine(
-            SampleCache(generator, out.with_name(f"{out.stem}.samples.jsonl")), pool, verifier
+            SampleCache(generator, out.with_name(f"{out.stem}.samples.jsonl")), pool, verifier, prompt
         )
         for name in runnable(names, verifier):
             rows = out.with_name(f"{out.stem}.{name}.jsonl")
@@ -175,14 +234,17 @@ async def evaluate(
 
 def table(report: dict[str, Any]) -> str:
     lines = [
-        f"{report['generator']} on {report['problems']}",
-        f"{'config':12s} {'pass %':>7s}  by turn            tokens  run now   min  problems/min",
+        f"{report['generator']} ({report['prompt_version']}) on {report['problems']}",
+        f"{'config':16s} {'pass %':>6s}  {'by turn':17s} {'after fb':>8s} {'covered':>7s} {'sel loss':>8s} "
+        f"{'repeats':>7s} {'tokens':>8s} {'tok/solved':>10s} {'s/solved':>8s}",
     ]
     for r in report["results"]:
         by_turn = " ".join(f"{p:5.1f}" for p in r["pass_rate_by_turn"])
+        repeats = "-" if r["repeat_share"] is None else f"{100 * r['repeat_share']:.0f}%"
         lines.append(
-            f"{r['config']:12s} {r['pass_rate']:7.1f}  {by_turn:18s} {r['completion_tokens']:7d} "
-            f"{r['problems_run_now']:8d} {r['minutes']:5.1f} {r['problems_per_minute'] or 0:8.2f}"
+            f"{r['config']:16s} {r['pass_rate']:6.1f}  {by_turn:17s} {r['solved_after_feedback']:8d} "
+            f"{r['coverage']:7d} {r['selection_losses']:8d} {repeats:>7s} {r['completion_tokens']:8d} "
+            f"{r['tokens_per_solved'] or 0:10d} {r['seconds_per_solved'] or 0:8.1f}"
         )
     return "\n".join(lines)
 
