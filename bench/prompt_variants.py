@@ -7,11 +7,13 @@ fold (tune) and then the other (confirm), with the default backend:
 
 Variants:
   chat-1       mucode-chat-1: mucode's own wording, tests listed, free-form answer
-  chat-2       mucode-chat-2: Qwen's evaluation wording, tests listed, answer prefilled with a
-               python fence and stopped at the closing one
-  qwen-exact   Qwen's evaluation prompt exactly: chat-2 without the tests section (HumanEval's
-               examples are in the docstring anyway)
-  chat-2-free  chat-2's wording, free-form answer (no prefill, no stop)
+  chat-2       mucode-chat-2: Qwen's evaluation wording, the public tests the prompt does not
+               already show listed (on HumanEval: those of 12 problems whose docstrings give
+               examples in prose), answer prefilled with a python fence and cut at the closing one
+  chat-2-listed  chat-2 listing every public test
+  qwen-exact   Qwen's evaluation prompt exactly: chat-2 listing no tests
+  chat-2-free  chat-2-listed with a free-form answer (no prefill, no stop)
+  chat-1-fenced  chat-1's wording, answer prefilled and cut at the fence as in chat-2
   chat-2-attempt  chat-2 whose feedback turns show the failed attempt inside a fresh first-turn
                message instead of replaying it as the model's own answer
 
@@ -27,29 +29,35 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from mucode.engine import prompts
 from mucode.engine.loading import load_generator
 from mucode.engine.settings import EngineSettings
-from mucode.engine.trace import ChatMessage
 from mucode.problems import Problem
 from mucode.training.evaluate import evaluate
 from mucode.training.problems import humaneval_folds
 
 
-def _qwen_exact(problem: Problem) -> list[ChatMessage]:
-    return prompts.CHAT_2.first_turn(problem.model_copy(update={"public_tests": [], "public_io_tests": []}))
+def _no_tests(problem: Problem) -> Problem:
+    return problem.model_copy(update={"public_tests": [], "public_io_tests": []})
 
 
+def _variant(name: str, base: prompts.PromptFormat = prompts.CHAT_2, **changes: Any) -> prompts.PromptFormat:
+    return dataclasses.replace(base, version=name, **changes)
+
+
+LISTED = _variant("chat-2-listed", first_turn=partial(prompts.first_turn_2, listed=lambda p: p))
 VARIANTS = {
     "chat-1": prompts.CHAT_1,
     "chat-2": prompts.CHAT_2,
-    "qwen-exact": dataclasses.replace(prompts.CHAT_2, version="qwen-exact", first_turn=_qwen_exact),
-    "chat-2-free": dataclasses.replace(prompts.CHAT_2, version="chat-2-free", fenced_answer=False),
-    "chat-2-attempt": dataclasses.replace(
-        prompts.CHAT_2, version="chat-2-attempt", next_turn=prompts.attempt_turn
-    ),
+    "chat-2-listed": LISTED,
+    "qwen-exact": _variant("qwen-exact", first_turn=partial(prompts.first_turn_2, listed=_no_tests)),
+    "chat-2-free": _variant("chat-2-free", LISTED, fenced_answer=False),
+    "chat-1-fenced": _variant("chat-1-fenced", prompts.CHAT_1, fenced_answer=True),
+    "chat-2-attempt": _variant("chat-2-attempt", next_turn=prompts.attempt_turn),
 }
 
 

@@ -10,6 +10,7 @@ version, and ``FORMATS`` keeps the old ones.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -56,6 +57,44 @@ def _tests_section(problem: Problem) -> str:
     for k, io in enumerate(problem.public_io_tests, start=1):
         parts.append(f"Example {k} input:\n```\n{io.input}\n```\nExpected output:\n```\n{io.output}\n```")
     return "\n\n".join(parts)
+
+
+def _in(text: str, prompt: str) -> bool:
+    """``text`` occurs in ``prompt``, whitespace aside (and is not blank)."""
+    squeezed = re.sub(r"\s+", "", text)
+    return bool(squeezed) and squeezed in re.sub(r"\s+", "", prompt)
+
+
+def _shown(test: str, prompt: str) -> bool:
+    """Whether the prompt already shows this test's call (a docstring example such as
+    ``>>> f(1)`` for ``assert f(1) == 2``)."""
+    try:
+        (statement,) = ast.parse(test).body
+    except (SyntaxError, ValueError):
+        return False
+    if not isinstance(statement, ast.Assert):
+        return False
+    checked = statement.test
+    call = checked.left if isinstance(checked, ast.Compare) else checked
+    # The call as the test wrote it: unparsing would change its quotes.
+    return isinstance(call, ast.Call) and _in(ast.get_source_segment(test, call) or "", prompt)
+
+
+def unshown_tests(problem: Problem) -> Problem:
+    """The problem with only the public tests its prompt does not already show: listing a
+    docstring's own examples again as asserts cost the default model 8 of 75 HumanEval problems
+    under greedy decoding (docs/benchmarks.md), mostly by copying them into its answer."""
+    prompt = problem.prompt
+    return problem.model_copy(
+        update={
+            "public_tests": [t for t in problem.public_tests if not _shown(t, prompt)],
+            "public_io_tests": [
+                io
+                for io in problem.public_io_tests
+                if not all(_in(text, prompt) for text in (io.input, io.output))
+            ],
+        }
+    )
 
 
 def answer(code: str | None, raw_text: str) -> ChatMessage:
@@ -124,7 +163,7 @@ def _is_code(text: str) -> bool:
     return any(isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) for node in tree.body)
 
 
-def _task_2(problem: Problem) -> str:
+def _task_2(problem: Problem, listed: Callable[[Problem], Problem]) -> str:
     prompt = problem.prompt.strip("\n")
     if problem.entry_point and _is_code(prompt):
         task = f"Can you complete the following Python function?\n```python\n{prompt}\n```"
@@ -140,21 +179,23 @@ def _task_2(problem: Problem) -> str:
         )
     else:
         task = f"Can you solve the following problem in Python?\n\n{prompt}"
-    tests = _tests_section(problem)
+    tests = _tests_section(listed(problem))
     return f"{task}\n\n{tests}" if tests else task
 
 
-def _first_turn_2(problem: Problem) -> list[ChatMessage]:
+def first_turn_2(problem: Problem, listed: Callable[[Problem], Problem] = unshown_tests) -> list[ChatMessage]:
+    """``listed`` chooses the public tests the message lists (measured alternatives: all of them,
+    or none, as Qwen's evaluation)."""
     return [
         ChatMessage(role="system", content=SYSTEM_2),
-        ChatMessage(role="user", content=_task_2(problem)),
+        ChatMessage(role="user", content=_task_2(problem, listed)),
     ]
 
 
 def attempt_turn(problem: Problem, messages: list[ChatMessage], chosen: Candidate) -> list[ChatMessage]:
     """A fresh conversation: the task, then the failed attempt and its feedback as something to
     fix rather than the model's own earlier answer (which a small model tends to repeat)."""
-    system, task = _first_turn_2(problem)
+    system, task = first_turn_2(problem)
     feedback = chosen.execution.feedback if chosen.execution else ""
     attempt = f"```python\n{chosen.code.strip()}\n```" if chosen.code else chosen.text
     return [
@@ -170,7 +211,7 @@ def attempt_turn(problem: Problem, messages: list[ChatMessage], chosen: Candidat
     ]
 
 
-CHAT_2 = PromptFormat("mucode-chat-2", _first_turn_2, replay_turn, fenced_answer=True)
+CHAT_2 = PromptFormat("mucode-chat-2", first_turn_2, replay_turn, fenced_answer=True)
 
 FORMATS = {f.version: f for f in (CHAT_1, CHAT_2)}
 DEFAULT = CHAT_2

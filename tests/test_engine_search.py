@@ -21,7 +21,7 @@ from mucode.engine.shape import shape
 from mucode.engine.trace import ChatMessage, SolveResult
 from mucode.engine.verifier import Verifier
 from mucode.problems import Problem
-from mucode.sandbox import ExecutionRequest, ExecutionResult, SandboxPool
+from mucode.sandbox import ExecutionRequest, ExecutionResult, IOTest, SandboxPool
 from mucode.training.evaluate import explain, summary
 
 from .helpers import Sandbox
@@ -388,3 +388,29 @@ def test_an_evaluation_explains_a_known_search(sandbox: Sandbox) -> None:
     assert (s["repeat_share"], s["improve_share"], s["slot_repeat_share"]) == (0.5, 0.5, 0.5)
     assert (s["tokens_per_solved"], s["seconds_per_solved"]) == (40, 4.0)
     assert s["pass_rate_by_turn"] == [0.0, 0.0, 50.0]
+
+
+def test_chat_2_lists_only_the_tests_the_prompt_does_not_already_show() -> None:
+    shown = Problem(
+        id="shown",
+        prompt='def double(x):\n    """Return twice x.\n    >>> double( 2 )\n    4\n    """\n',
+        entry_point="double",
+        public_tests=["assert double(2) == 4", "assert double(0) == 0"],
+        public_io_tests=[IOTest(input="", output="x\n"), IOTest(input="4", output="4\n")],
+    )
+    task = prompts.CHAT_2.first_turn(shown)[1].content
+    assert task.startswith("Can you complete the following Python function?\n```python\ndef double(x):")
+    assert "assert double(0) == 0" in task and "assert double(2) == 4" not in task
+    assert "Example 1 input" in task and "Example 2" not in task  # "4" and "4" are in the prompt
+    listed = prompts.CHAT_1.first_turn(shown)[1].content  # the old format lists everything
+    assert "assert double(2) == 4" in listed and "Example 2 input" in listed
+    prose = Problem(
+        id="p", prompt="Reverse a string.", entry_point="rev", public_tests=["assert rev('ab') == 'ba'"]
+    )
+    assert prompts.CHAT_2.first_turn(prose)[1].content.startswith(
+        "Can you write the Python function `rev` for the following problem?\n\nReverse a string."
+    )
+    stdin = Problem(
+        id="s", prompt="Print the sum of two numbers.", public_io_tests=[IOTest(input="1 2", output="3")]
+    )
+    assert "reads standard input" in prompts.CHAT_2.first_turn(stdin)[1].content

@@ -51,7 +51,7 @@ def test_each_installed_backend_generates_code(backend: str) -> None:
 
     from mucode.engine import prompts
     from mucode.engine.extract import extract_code
-    from mucode.engine.generators.base import SamplingParams
+    from mucode.engine.generators.base import Completion, SamplingParams
     from mucode.engine.loading import load_generator
     from mucode.engine.settings import EngineSettings
 
@@ -59,17 +59,30 @@ def test_each_installed_backend_generates_code(backend: str) -> None:
         pytest.skip(f"{backend} is not installed")
     problem = next(p for p in load_humaneval() if p.id == "HumanEval/2")
 
-    async def run() -> list[str]:
+    fmt = prompts.DEFAULT
+    chat = fmt.first_turn(problem)
+
+    async def run() -> tuple[list[str], Completion]:
         generator = load_generator(EngineSettings(generator=backend))
         try:
             params = SamplingParams(n=2, temperature=0.7, max_tokens=256, seed=3)
-            return [c.text for c in await generator.sample(prompts.DEFAULT.first_turn(problem), params)]
+            free = [c.text for c in await generator.sample(chat, params)]
+            # The default format's way: the answer opened with a python fence, cut at the closing one.
+            prefilled = SamplingParams(
+                n=1, temperature=0.0, max_tokens=256, prefill=fmt.prefill, stop=fmt.stop
+            )
+            (continued,) = await generator.sample(chat, prefilled)
+            return free, continued
         finally:
             await generator.close()
 
-    texts = asyncio.run(run())
+    texts, continued = asyncio.run(run())
     assert len(texts) == 2
     assert all(extract_code(t, "truncate_number").code for t in texts)
+    assert not continued.text.lstrip().startswith("```") and "```" not in continued.text
+    answer = fmt.answer_text(continued.text, continued.finish_reason, prefilled=True)
+    extracted = extract_code(answer, "truncate_number")
+    assert extracted.how == "fenced" and extracted.code and "def truncate_number" in extracted.code
 
 
 def test_served_model_solves_through_the_openai_sdk(tmp_path: Path) -> None:
