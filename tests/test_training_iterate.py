@@ -18,6 +18,7 @@ import pytest
 pytest.importorskip("trl")
 
 from mucode.engine.checkpoint import read_manifest
+from mucode.engine.prompts import PROMPT_VERSION
 
 from .helpers import free_port, run_cli, wait_healthy
 from .tiny_models import build_causal_lm, build_classifier
@@ -81,6 +82,7 @@ def test_iterate_resumes_trains_and_serves(tmp_path: Path) -> None:
     manifest = read_manifest(run)
     assert manifest.generator == "iter-2/generator/model"
     assert manifest.verifier == "iter-2/verifier"
+    assert manifest.prompt_version == PROMPT_VERSION  # served with the format it was trained on
     assert [m["iteration"] for m in manifest.iterations] == [1, 2]
     for m in manifest.iterations:
         episodes = m["rollouts"]

@@ -106,9 +106,17 @@ async def collect_rollouts(
 def rollout_options(
     turns: int = 3, temperature: float = 0.7, max_tokens: int = 768, seed: int = 0
 ) -> SolveOptions:
-    """One candidate per turn: each episode is one trajectory of the policy (paper defaults)."""
+    """One candidate per turn: each episode is one trajectory of the policy (paper defaults). No
+    refills: a later turn is the policy's answer to the feedback, which is what training learns
+    from, even when it repeats itself."""
     return SolveOptions(
-        n=1, turns=turns, selection="random", temperature=temperature, max_tokens=max_tokens, seed=seed
+        n=1,
+        turns=turns,
+        selection="random",
+        temperature=temperature,
+        max_tokens=max_tokens,
+        seed=seed,
+        refill_repeats=False,
     )
 
 

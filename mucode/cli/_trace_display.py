@@ -36,10 +36,15 @@ class TraceDisplay:
         for c in record.candidates:
             mark = "→" if c.index == record.selected else " "
             score = "" if c.verifier_score is None else f" verifier {c.verifier_score:+.2f}"
-            dup = f" (same code as #{c.duplicate_of + 1})" if c.duplicate_of is not None else ""
+            notes = [f"same code as #{c.duplicate_of + 1}"] if c.duplicate_of is not None else []
+            if c.refill:
+                notes.append("fresh sample in place of a repeat")
+            if c.repeat_of_turn is not None:
+                notes.append(f"repeats turn {c.repeat_of_turn}, not rerun")
+            note = f" ({'; '.join(notes)})" if notes else ""
             self.console.print(
                 f"  {mark} #{c.index + 1}: passes {c.public_passed_count}/{self.public_total}"
-                f"{score} [{c.extraction}]{dup}"
+                f"{score} [{c.extraction}]{note}"
             )
         t = record.timings
         self.console.print(

@@ -171,6 +171,10 @@ function candidateCard(record, candidate, total, isLastTurn) {
   if (candidate.duplicate_of !== null && candidate.duplicate_of !== undefined) {
     badges.push(el("span", { className: "badge dup", text: `same code as #${candidate.duplicate_of + 1}` }));
   }
+  if (candidate.refill) badges.push(el("span", { className: "badge", text: "fresh sample in place of a repeat" }));
+  if (candidate.repeat_of_turn !== null && candidate.repeat_of_turn !== undefined) {
+    badges.push(el("span", { className: "badge dup", text: `repeats turn ${candidate.repeat_of_turn}, not rerun` }));
+  }
   if (candidate.extraction !== "fenced") badges.push(el("span", { className: "badge", text: candidate.extraction }));
   if (selected) badges.push(el("span", { className: "badge chosen", text: "chosen" }));
 
