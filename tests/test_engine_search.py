@@ -282,6 +282,7 @@ def test_a_repeated_program_is_refilled_from_the_first_turn_and_never_runs_twice
     assert second.replaced[0].execution == result.turns[0].candidates[0].execution  # its earlier result
     assert second.candidates[0].refill and second.candidates[0].text == RIGHT
     assert result.public_all_passed and result.stop_reason == "passed" and len(result.turns) == 2
+    assert sandbox.loop.run(explain(sandbox.pool, PROBLEM, result))["passed_by_refill"] is True
     assert [shape(code) for code in ran] == [shape(WRONG[10:-3]), shape(RIGHT[10:-3])]
     # The refill is sampled (a greedy one would be turn 1's answer again), on a seed of its own.
     kinds = [(kind, p.n, p.temperature, p.seed) for kind, p in generator.requests]
@@ -370,6 +371,7 @@ def test_an_evaluation_explains_a_known_search(sandbox: Sandbox) -> None:
     first, _ = counted_solve(sandbox, repaired, n=1, turns=3, temperature=0.0)
     a = sandbox.loop.run(explain(sandbox.pool, PROBLEM, first))
     assert (a["passed"], a["passed_by_turn"], a["covered"]) == (True, [False, False, True], True)
+    assert a["passed_by_refill"] is False  # turn 3's answer was the model's repair
     assert (a["feedback_samples"], a["feedback_repeats"], a["feedback_improves"]) == (2, 1, 1)
     assert (a["feedback_slots"], a["feedback_slot_repeats"]) == (2, 1)
     # A right candidate was there, and the verifier chose the wrong one: a selection loss.
@@ -385,6 +387,7 @@ def test_an_evaluation_explains_a_known_search(sandbox: Sandbox) -> None:
     rows = [a | costs[0], b | costs[1] | {"passed_by_turn": [False] * 3}]
     s = summary("mixed", SolveOptions(n=1, turns=3), rows)
     assert (s["passed"], s["solved_after_feedback"], s["coverage"], s["selection_losses"]) == (1, 1, 2, 1)
+    assert s["solved_by_refills"] == 0
     assert (s["repeat_share"], s["improve_share"], s["slot_repeat_share"]) == (0.5, 0.5, 0.5)
     assert (s["tokens_per_solved"], s["seconds_per_solved"]) == (40, 4.0)
     assert s["pass_rate_by_turn"] == [0.0, 0.0, 50.0]

@@ -70,9 +70,12 @@ async def explain(pool: SandboxPool, problem: Problem, result: SolveResult) -> d
             improves += c.public_passed_count > fixed.public_passed_count
         slots += len(turn.candidates)
         slot_repeats += sum(c.repeat_of_turn is not None for c in turn.candidates)
+    passed = verdicts[result.final_code]
     return {
-        "passed": verdicts[result.final_code],
+        "passed": passed,
         "passed_by_turn": by_turn,
+        # The answer is a refill: a fresh first-turn sample, not the model's repair of a program.
+        "passed_by_refill": passed and result.turns[-1].chosen.refill,
         "covered": any(verdicts.values()),
         "feedback_samples": samples,
         "feedback_repeats": repeats,
@@ -169,6 +172,7 @@ def summary(name: str, options: SolveOptions, rows: list[dict[str, Any]]) -> dic
         ],
         # Right at the end but not after turn 1: what the feedback turns bought.
         "solved_after_feedback": sum(r["passed"] and not r["passed_by_turn"][0] for r in rows),
+        "solved_by_refills": total("passed_by_refill"),
         "coverage": total("covered"),  # some candidate of some turn was right
         "selection_losses": sum(r["covered"] and not r["passed"] for r in rows),
         "feedback_samples": total("feedback_samples"),
@@ -233,17 +237,25 @@ async def evaluate(
 
 
 def table(report: dict[str, Any]) -> str:
+    """One line per configuration. "after fb": solved after turn 1 (of them by refills);
+    "repeats": feedback-turn samples that repeat the program they were asked to fix, and the share
+    of the turn's candidates that still repeat an earlier program after refills."""
+
+    def share(value: float | None) -> str:
+        return "-" if value is None else f"{100 * value:.0f}%"
+
     lines = [
         f"{report['generator']} ({report['prompt_version']}) on {report['problems']}",
-        f"{'config':16s} {'pass %':>6s}  {'by turn':17s} {'after fb':>8s} {'covered':>7s} {'sel loss':>8s} "
-        f"{'repeats':>7s} {'tokens':>8s} {'tok/solved':>10s} {'s/solved':>8s}",
+        f"{'config':16s} {'pass %':>6s}  {'by turn':17s} {'after fb':>9s} {'covered':>7s} {'sel loss':>8s} "
+        f"{'repeats':>9s} {'tokens':>8s} {'tok/solved':>10s} {'s/solved':>8s}",
     ]
     for r in report["results"]:
         by_turn = " ".join(f"{p:5.1f}" for p in r["pass_rate_by_turn"])
-        repeats = "-" if r["repeat_share"] is None else f"{100 * r['repeat_share']:.0f}%"
+        after = f"{r['solved_after_feedback']} ({r['solved_by_refills']})"
+        repeats = f"{share(r['repeat_share'])}/{share(r['slot_repeat_share'])}"
         lines.append(
-            f"{r['config']:16s} {r['pass_rate']:6.1f}  {by_turn:17s} {r['solved_after_feedback']:8d} "
-            f"{r['coverage']:7d} {r['selection_losses']:8d} {repeats:>7s} {r['completion_tokens']:8d} "
+            f"{r['config']:16s} {r['pass_rate']:6.1f}  {by_turn:17s} {after:>9s} {r['coverage']:7d} "
+            f"{r['selection_losses']:8d} {repeats:>9s} {r['completion_tokens']:8d} "
             f"{r['tokens_per_solved'] or 0:10d} {r['seconds_per_solved'] or 0:8.1f}"
         )
     return "\n".join(lines)
