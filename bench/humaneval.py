@@ -7,6 +7,10 @@ Configurations, all in one run with one loaded model (mucode.training.evaluate.C
   bon5-random   multi-turn Best-of-N, N=5, T=3, temperature 0.7, random selection
   bon5-pt       the same, selection by public tests
   bon5-lv, bon5-pt+lv   verifier rules (only with a verifier: MUCODE_VERIFIER or MUCODE_CHECKPOINT)
+  greedy-3-repeats, bon5-pt-repeats   without refills: feedback turns may repeat a program (paper)
+  bon5-pt-sampled   all five candidates sampled, no greedy candidate (paper)
+Every configuration reports coverage, selection losses, problems solved after feedback (and by
+refills), repeat shares and cost per solved problem (training/evaluate.py).
 
     .venv/bin/python bench/humaneval.py [--limit K] [--configs greedy-1,bon5-pt] [--out report.json]
 

@@ -253,7 +253,11 @@ def eval_command(
     out: Annotated[Path, typer.Option(help="Report JSON; rows and the PNG plot go next to it.")],
     configs: Annotated[
         str,
-        typer.Option(help="Comma-separated: greedy-1, greedy-3, bon5-random, bon5-lv, bon5-pt, bon5-pt+lv."),
+        typer.Option(
+            help="Comma-separated: greedy-1, greedy-3, bon5-random, bon5-lv, bon5-pt, bon5-pt+lv; "
+            "greedy-3-repeats and bon5-pt-repeats without refills, bon5-pt-sampled without the greedy "
+            "candidate (the paper's loop)."
+        ),
     ] = "greedy-1,greedy-3,bon5-random,bon5-lv,bon5-pt,bon5-pt+lv",
     checkpoint: Annotated[str | None, typer.Option(help="A training checkpoint (MUCODE_CHECKPOINT).")] = None,
     generator: Annotated[str | None, typer.Option(help="Backend (MUCODE_GENERATOR).")] = None,
