@@ -3,7 +3,10 @@
 Each turn: sample N candidates, extract their code, run every distinct program on the public
 tests in the sandbox (in parallel; identical code runs once), score with the verifier, choose one
 (``selection``), and stop if it passes the public tests; otherwise show the model the chosen code
-and its feedback and go on. Private tests never enter here: they only grade, elsewhere.
+and its feedback and go on. A program already run in an earlier turn (same syntax tree) is never
+run again, and with ``refill_repeats`` its slot gets a fresh sample of the first-turn prompt: the
+default small model answers feedback with the program it was given nearly every time. Private
+tests never enter here: they only grade, elsewhere.
 """
 
 from __future__ import annotations
