@@ -90,9 +90,10 @@ class Tried:
 
     def mark_repeat(self, candidate: Candidate) -> bool:
         """Gives a candidate that repeats an earlier program that program's turn, result and score."""
-        if candidate.code is None or shape(candidate.code) not in self.runs:
+        found = None if candidate.code is None else self.runs.get(shape(candidate.code))
+        if found is None:
             return False
-        turn, earlier = self.runs[shape(candidate.code)]
+        turn, earlier = found
         candidate.repeat_of_turn, candidate.execution = turn, earlier.execution
         candidate.verifier_score = earlier.verifier_score
         return True
@@ -244,15 +245,12 @@ class SearchEngine:
         problem: Problem,
         first: list[ChatMessage],
         candidates: list[Candidate],
+        repeats: list[Candidate],
         params: SamplingParams,
         tried: Tried,
-    ) -> list[Candidate]:
-        """Replaces the candidates that repeat an earlier program with fresh samples of the first
-        turn's prompt, in their slots; returns the replaced ones. One round: a refill that repeats
-        too stays, marked as a repeat."""
-        repeats = [c for c in candidates if tried.mark_repeat(c)]
-        if not repeats:
-            return []
+    ) -> None:
+        """Puts fresh samples of the first turn's prompt in the slots of ``repeats``. One round: a
+        refill that repeats too stays, marked as a repeat."""
         refill = params.model_copy(
             update={
                 "n": len(repeats),
@@ -263,8 +261,8 @@ class SearchEngine:
         for old, completion in zip(repeats, await self.generator.sample(first, refill), strict=True):
             fresh = self._candidate(problem, old.index, completion)
             fresh.refill = True
+            tried.mark_repeat(fresh)
             candidates[old.index] = fresh
-        return repeats
 
     async def _turn(
         self,
@@ -287,11 +285,10 @@ class SearchEngine:
         )
         completions = await self._sample(messages, params, options.greedy_candidate)
         candidates = [self._candidate(problem, i, c) for i, c in enumerate(completions)]
-        replaced = []
-        if turn > 1 and options.refill_repeats:
-            replaced = await self._refill(problem, first, candidates, params, tried)
-        for candidate in candidates:
-            tried.mark_repeat(candidate)
+        repeats = [c for c in candidates if tried.mark_repeat(c)]
+        replaced = repeats if options.refill_repeats else []
+        if replaced:
+            await self._refill(problem, first, candidates, replaced, params, tried)
         t1 = time.perf_counter()
         distinct = await self.execute(problem, candidates)
         t2 = time.perf_counter()

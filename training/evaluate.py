@@ -63,10 +63,10 @@ async def explain(pool: SandboxPool, problem: Problem, result: SolveResult) -> d
     by_turn += [by_turn[-1]] * (result.options.turns - len(by_turn))
     samples = repeats = improves = slots = slot_repeats = 0
     for before, turn in pairwise(result.turns):
-        fixed = before.chosen
+        fixed, fixed_shape = before.chosen, shape(before.chosen.code)
         for c in [*turn.replaced, *(c for c in turn.candidates if not c.refill)]:
             samples += 1
-            repeats += shape(c.code) == shape(fixed.code)
+            repeats += shape(c.code) == fixed_shape
             improves += c.public_passed_count > fixed.public_passed_count
         slots += len(turn.candidates)
         slot_repeats += sum(c.repeat_of_turn is not None for c in turn.candidates)
