@@ -3,7 +3,9 @@
 Single-turn greedy (the published figure's setting) with each prompt variant, on one HumanEval
 fold (tune) and then the other (confirm), with the default backend:
 
-    .venv/bin/python bench/prompt_variants.py --fold 0 --variants chat-1,chat-2,qwen-exact,chat-2-free
+    .venv/bin/python bench/prompt_variants.py --fold 0 \
+        --variants chat-2-listed,chat-1,qwen-exact,chat-2-free,chat-2
+    .venv/bin/python bench/prompt_variants.py --fold 1 --variants chat-2,chat-1
 
 Variants:
   chat-1       mucode-chat-1: mucode's own wording, tests listed, free-form answer
@@ -13,7 +15,6 @@ Variants:
   chat-2-listed  chat-2 listing every public test
   qwen-exact   Qwen's evaluation prompt exactly: chat-2 listing no tests
   chat-2-free  chat-2-listed with a free-form answer (no prefill, no stop)
-  chat-1-fenced  chat-1's wording, answer prefilled and cut at the fence as in chat-2
   chat-2-attempt  chat-2 whose feedback turns show the failed attempt inside a fresh first-turn
                message instead of replaying it as the model's own answer
 
@@ -56,7 +57,6 @@ VARIANTS = {
     "chat-2-listed": LISTED,
     "qwen-exact": _variant("qwen-exact", first_turn=partial(prompts.first_turn_2, listed=_no_tests)),
     "chat-2-free": _variant("chat-2-free", LISTED, fenced_answer=False),
-    "chat-1-fenced": _variant("chat-1-fenced", prompts.CHAT_1, fenced_answer=True),
     "chat-2-attempt": _variant("chat-2-attempt", next_turn=prompts.attempt_turn),
 }
 

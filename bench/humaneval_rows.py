@@ -1,0 +1,58 @@
+"""Evaluation rows side by side, on the problems they all have: passed counts, how many first
+answers copy tests under the function as top-level asserts, and how the failures' final answers
+ended (extraction, finish reason; from the traces beside the rows).
+
+    .venv/bin/python bench/humaneval_rows.py ROWS.jsonl [ROWS.jsonl ...]
+
+A row file is what training/evaluate.py writes (NAME.CONFIG.jsonl); its traces are read from
+NAME.CONFIG.traces.jsonl or the .gz of it kept in docs/bench-data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+from mucode.engine.trace import SolveResult
+
+TOP_LEVEL_ASSERT = re.compile(r"^assert ", re.MULTILINE)
+
+
+def read(path: Path) -> str:
+    return path.read_text() if path.exists() else gzip.decompress(Path(f"{path}.gz").read_bytes()).decode()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("rows", type=Path, nargs="+")
+    args = parser.parse_args()
+    tables = {}
+    for path in args.rows:
+        rows = [json.loads(line) for line in read(path).splitlines()]
+        tables[path] = {r["problem"]: r for r in rows if "covered" in r or "passed" in r}
+    common = set.intersection(*(set(t) for t in tables.values()))
+    print(f"{len(common)} problems in every file")
+    for path, rows in tables.items():
+        traces = [
+            SolveResult.model_validate_json(t) for t in read(path.with_suffix(".traces.jsonl")).splitlines()
+        ]
+        by_id = {t.problem_id: t for t in traces}
+        copies = sum(bool(TOP_LEVEL_ASSERT.search(by_id[p].turns[0].candidates[0].text)) for p in common)
+        passed = sum(rows[p]["passed"] for p in common)
+        endings = Counter(
+            f"{by_id[p].turns[-1].chosen.extraction}/{by_id[p].turns[-1].chosen.finish_reason}"
+            for p in common
+            if not rows[p]["passed"]
+        )
+        print(f"{path}: passed {passed}, first answers with top-level asserts {copies}")
+        print(f"  failures by how the answer ended (extraction/finish): {dict(endings)}")
+
+
+if __name__ == "__main__":
+    main()
