@@ -44,7 +44,7 @@ async def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=768)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--concurrency", type=int, default=4, help="problems in flight (vLLM batches them together)"
+        "--concurrency", type=int, default=4, help="problems in flight (llama.cpp and vLLM batch them)"
     )
     parser.add_argument("--out", type=Path, default=Path("humaneval-report.json"))
     args = parser.parse_args()

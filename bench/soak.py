@@ -20,7 +20,6 @@ import collections
 import contextlib
 import json
 import os
-import platform
 import random
 import shutil
 import tempfile
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _machine import machine
 from _server import scripted_server
 
 SLOWISH = "```python\ndef double(x):\n    import time\n    time.sleep(0.5)\n    return 2 * x\n```"
@@ -57,13 +57,6 @@ def sample(pid: int) -> dict[str, int]:
         if line.startswith("VmRSS:"):
             rss = int(line.split()[1]) * 1024
     return {"rss_bytes": rss, "open_fds": len(os.listdir(f"/proc/{pid}/fd"))}
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.machine()
 
 
 def idle_sample(url: str, pid: int) -> dict[str, int]:
@@ -219,7 +212,7 @@ def main() -> None:
     later = {k: round((end[k] - third[k]) / max(third[k], 1) * 100, 1) for k in start}
     report = {
         "date": time.strftime("%Y-%m-%d", time.localtime(started)),
-        "machine": f"{cpu_model()}, {len(os.sched_getaffinity(0))} cores",
+        "machine": machine(),
         "minutes": args.minutes,
         "clients": args.clients,
         "start": start,

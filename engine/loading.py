@@ -72,7 +72,12 @@ def load_generator(settings: EngineSettings, progress: Progress | None = None) -
 
         if model is not None and not model.endswith(".gguf"):
             raise GeneratorError(f"the llama-cpp backend needs a .gguf file, not {model}")
-        generator = LlamaCppGenerator.load(model or pull_gguf(progress=progress), n_ctx=settings.n_ctx)
+        generator = LlamaCppGenerator.load(
+            model or pull_gguf(progress=progress),
+            n_ctx=settings.n_ctx,
+            kv_tokens=settings.kv_tokens,
+            max_sequences=settings.parallel,
+        )
     else:
         from .generators.hf import TransformersGenerator
 

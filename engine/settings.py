@@ -29,7 +29,18 @@ class EngineSettings(BaseSettings):
         description="torch dtype for the vllm and transformers backends; `auto`: bfloat16 where the "
         "hardware computes in it (GPUs, CPUs with AVX-512 BF16 or AMX), else float32.",
     )
-    n_ctx: int = Field(8192, ge=512, description="Context length for llama.cpp and vLLM.")
+    n_ctx: int = Field(
+        8192, ge=512, description="Context length (prompt and answer) of one sequence, llama.cpp and vLLM."
+    )
+    parallel: int = Field(
+        16, ge=1, le=256, description="llama.cpp: sequences decoded together, over all running requests."
+    )
+    kv_tokens: int = Field(
+        32768,
+        ge=512,
+        description="llama.cpp: KV cache cells shared by those sequences (~12 KB each "
+        "for the default model); a request waits until its prompt plus n x max_tokens fit.",
+    )
     openai_base_url: str | None = Field(
         None, description="Upstream for the `openai` backend, e.g. http://host/v1."
     )

@@ -1,0 +1,277 @@
+"""Continuous batching over one llama.cpp context: the n samples of a request and the samples of
+concurrent requests decode together, one token per running sequence per step.
+
+One thread owns the context. Each step it admits waiting requests whose prompt and answers fit in
+the KV cache, feeds their prompts (each prompt token belongs to all of its request's sequences, so
+the prompt is computed and stored once), appends the last sampled token of every running
+sequence, decodes the whole batch in one call and samples every sequence with its own seeded
+sampler. On a CPU a decode step costs about the same for one sequence or eight (reading the
+weights dominates), which is where the throughput comes from.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from .base import Completion, GeneratorError, SamplingParams, cut_at_stop
+
+
+@dataclass
+class _Sequence:
+    seq_id: int
+    sampler: Any
+    tokens: list[int] = field(default_factory=list)
+    text: bytes = b""
+    finish_reason: str | None = None
+
+
+@dataclass
+class _Request:
+    prompt: list[int]
+    params: SamplingParams
+    future: concurrent.futures.Future[list[Completion]]
+    sequences: list[_Sequence] = field(default_factory=list)
+    fed: int = 0  # prompt tokens already in the KV cache
+    cells: int = 0  # KV cells reserved: the prompt plus max_tokens per sequence
+
+    @property
+    def samples(self) -> int:
+        # Greedy decoding gives the same text every time: one sequence, copied.
+        return 1 if self.params.temperature == 0 else self.params.n
+
+
+class BatchDecoder:
+    """Decodes requests on ``llama``'s model in a context of its own: ``kv_tokens`` KV cells shared
+    by at most ``max_sequences`` sequences of at most ``n_ctx`` tokens each."""
+
+    def __init__(self, llama: Any, *, n_ctx: int, kv_tokens: int, max_sequences: int, n_threads: int) -> None:
+        import llama_cpp as lc
+
+        self._lc = lc
+        self.llama = llama
+        self.n_ctx = n_ctx
+        self.kv_tokens = kv_tokens
+        self.max_sequences = min(max_sequences, lc.llama_max_parallel_sequences())
+        self.step_tokens = 512
+        params = lc.llama_context_default_params()
+        params.n_ctx = kv_tokens
+        params.n_batch = params.n_ubatch = self.step_tokens
+        params.n_seq_max = self.max_sequences
+        # One buffer for all sequences: a request's samples share their prompt's cells.
+        params.kv_unified = True
+        params.n_threads = params.n_threads_batch = n_threads
+        params.no_perf = True
+        self._ctx = lc.llama_init_from_model(llama.model, params)
+        if not self._ctx:
+            raise GeneratorError(f"llama.cpp could not create a context of {kv_tokens} tokens")
+        self._memory = lc.llama_get_memory(self._ctx)
+        self._vocab = lc.llama_model_get_vocab(llama.model)
+        self._n_vocab = lc.llama_vocab_n_tokens(self._vocab)
+        self._batch = lc.llama_batch_init(self.step_tokens, 0, self.max_sequences)
+        self._free_ids = list(range(self.max_sequences))
+        self._free_cells = kv_tokens
+        self._waiting: list[_Request] = []
+        self._running: list[_Request] = []
+        self._wake = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name="llama-batch", daemon=True)
+        self._thread.start()
+
+    def submit(
+        self, prompt: list[int], params: SamplingParams
+    ) -> concurrent.futures.Future[list[Completion]]:
+        """Queue a request; the future holds its ``params.n`` completions."""
+        request = _Request(prompt, params, concurrent.futures.Future())
+        samples = request.samples
+        request.cells = len(prompt) + samples * params.max_tokens
+        if not prompt:
+            request.future.set_exception(GeneratorError("empty prompt"))
+        elif len(prompt) + params.max_tokens > self.n_ctx:
+            request.future.set_exception(
+                GeneratorError(
+                    f"{len(prompt)} prompt tokens + {params.max_tokens} answer tokens exceed the "
+                    f"context of {self.n_ctx} (MUCODE_N_CTX)"
+                )
+            )
+        elif request.cells > self.kv_tokens or samples > self.max_sequences:
+            request.future.set_exception(
+                GeneratorError(
+                    f"{len(prompt)} prompt tokens + {samples} x {params.max_tokens} answer tokens do "
+                    f"not fit in llama.cpp's KV cache ({self.kv_tokens} tokens, "
+                    f"{self.max_sequences} sequences): raise MUCODE_KV_TOKENS or MUCODE_PARALLEL"
+                )
+            )
+        else:
+            with self._wake:
+                if self._closed:
+                    request.future.set_exception(GeneratorError("the generator is closed"))
+                else:
+                    self._waiting.append(request)
+                    self._wake.notify()
+        return request.future
+
+    def close(self) -> None:
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+        self._thread.join()
+        self._lc.llama_batch_free(self._batch)
+        self._lc.llama_free(self._ctx)
+
+    # The decode loop, on its own thread from here on.
+
+    def _loop(self) -> None:
+        while True:
+            with self._wake:
+                while not self._closed and not self._waiting and not self._running:
+                    self._wake.wait()
+                if self._closed:
+                    break
+                self._admit()
+            try:
+                self._step()
+            except Exception as exc:  # every waiting caller must hear of it
+                for request in list(self._running):
+                    self._finish(request, error=exc)
+        for request in self._waiting + self._running:
+            self._settle(request.future, GeneratorError("the generator is closed"))
+
+    def _admit(self) -> None:
+        """Start waiting requests in arrival order while their cells and sequences are free (a
+        large request is not overtaken, so it cannot starve)."""
+        while self._waiting:
+            request = self._waiting[0]
+            if request.future.cancelled():
+                self._waiting.pop(0)
+                continue
+            if request.cells > self._free_cells or request.samples > len(self._free_ids):
+                return
+            self._waiting.pop(0)
+            self._free_cells -= request.cells
+            for k in range(request.samples):
+                seq_id = self._free_ids.pop()
+                request.sequences.append(_Sequence(seq_id, self._sampler(request.params, k)))
+            self._running.append(request)
+
+    def _sampler(self, params: SamplingParams, k: int) -> Any:
+        lc = self._lc
+        chain = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
+        if params.ignore_eos:
+            ends = [t for t in range(self._n_vocab) if lc.llama_vocab_is_eog(self._vocab, t)]
+            biases = (lc.llama_logit_bias * len(ends))(*(lc.llama_logit_bias(t, -1e9) for t in ends))
+            lc.llama_sampler_chain_add(
+                chain, lc.llama_sampler_init_logit_bias(self._n_vocab, len(ends), biases)
+            )
+        if params.temperature == 0:
+            lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_greedy())
+        else:
+            # The order llama-cpp-python's create_completion uses: top-p, temperature, draw.
+            seed = lc.LLAMA_DEFAULT_SEED if params.seed is None else params.seed + k
+            lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_top_p(params.top_p, 1))
+            lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_temp(params.temperature))
+            lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_dist(seed))
+        return chain
+
+    def _step(self) -> None:
+        lc = self._lc
+        batch = self._batch
+        batch.n_tokens = 0
+        readers: list[tuple[int, _Request, list[_Sequence]]] = []  # output index -> who samples it
+
+        def add(token: int, pos: int, seq_ids: list[int], output: bool) -> None:
+            i = batch.n_tokens
+            batch.token[i] = token
+            batch.pos[i] = pos
+            batch.n_seq_id[i] = len(seq_ids)
+            for j, seq_id in enumerate(seq_ids):
+                batch.seq_id[i][j] = seq_id
+            batch.logits[i] = output
+            batch.n_tokens += 1
+
+        for request in list(self._running):
+            if request.future.cancelled():
+                self._finish(request)
+                continue
+            for seq in request.sequences:
+                if request.fed == len(request.prompt) and seq.finish_reason is None:
+                    add(seq.tokens[-1], len(request.prompt) + len(seq.tokens) - 1, [seq.seq_id], True)
+                    readers.append((batch.n_tokens - 1, request, [seq]))
+        # Prompts fill what is left of the step, oldest request first.
+        for request in self._running:
+            room = self.step_tokens - batch.n_tokens
+            if request.fed == len(request.prompt) or room == 0:
+                continue
+            chunk = request.prompt[request.fed : request.fed + room]
+            ids = [seq.seq_id for seq in request.sequences]
+            for offset, token in enumerate(chunk):
+                last = request.fed + offset == len(request.prompt) - 1
+                add(token, request.fed + offset, ids, last)
+            request.fed += len(chunk)
+            if request.fed == len(request.prompt):
+                readers.append((batch.n_tokens - 1, request, request.sequences))
+        if batch.n_tokens == 0:
+            return
+        status = lc.llama_decode(self._ctx, batch)
+        if status != 0:
+            raise GeneratorError(f"llama_decode failed with status {status}")
+        for index, request, sequences in readers:
+            for seq in sequences:
+                self._advance(request, seq, lc.llama_sampler_sample(seq.sampler, self._ctx, index))
+        for request in list(self._running):
+            if all(seq.finish_reason for seq in request.sequences):
+                self._finish(request)
+
+    def _advance(self, request: _Request, seq: _Sequence, token: int) -> None:
+        params = request.params
+        if self._lc.llama_vocab_is_eog(self._vocab, token) and not params.ignore_eos:
+            seq.finish_reason = "stop"
+            return
+        seq.tokens.append(token)
+        seq.text += self.llama.detokenize([token])
+        if params.stop and cut_at_stop(seq.text.decode("utf-8", errors="ignore"), params.stop)[1]:
+            seq.finish_reason = "stop"
+        elif len(seq.tokens) >= params.max_tokens:
+            seq.finish_reason = "length"
+
+    def _finish(self, request: _Request, error: Exception | None = None) -> None:
+        for seq in request.sequences:
+            self._lc.llama_memory_seq_rm(self._memory, seq.seq_id, -1, -1)
+            self._lc.llama_sampler_free(seq.sampler)
+            self._free_ids.append(seq.seq_id)
+        self._free_cells += request.cells
+        self._running.remove(request)
+        if not self._running:
+            # Back to an empty cache laid out from cell 0: where cells sit changes the order of
+            # the attention sums, so this is what makes a seeded request on an idle server
+            # reproducible (next to other requests it may differ in the last bits, and a sample
+            # then in a near-tie).
+            self._lc.llama_memory_clear(self._memory, True)
+        if error is not None:
+            self._settle(request.future, error)
+            return
+        completions = []
+        for seq in request.sequences:
+            text, _ = cut_at_stop(seq.text.decode("utf-8", errors="ignore"), request.params.stop)
+            completions.append(
+                Completion(
+                    text=text,
+                    prompt_tokens=len(request.prompt),
+                    completion_tokens=len(seq.tokens),
+                    finish_reason=seq.finish_reason or "stop",
+                )
+            )
+        self._settle(request.future, completions * request.params.n if request.samples == 1 else completions)
+
+    @staticmethod
+    def _settle(future: concurrent.futures.Future[list[Completion]], outcome: Any) -> None:
+        """Resolve a future its caller may have cancelled meanwhile (from another thread)."""
+        try:
+            if isinstance(outcome, BaseException):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+        except concurrent.futures.InvalidStateError:
+            pass

@@ -1,0 +1,93 @@
+"""The llama.cpp backend's continuous batching, on the real default model (``make test-model``):
+the batched answers are the ones llama-cpp-python's own sequential path gives, seeded samples are
+reproducible on an idle server, and a cancelled or oversized request gives back its room."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from mucode.engine import prompts
+from mucode.engine.generators.base import GeneratorError, SamplingParams
+from mucode.engine.model_store import pull_gguf
+from mucode.problems import load_humaneval
+
+pytestmark = pytest.mark.model
+
+llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (make .venv/.llama)")
+
+
+@pytest.fixture(scope="module")
+def generator() -> Iterator[Any]:
+    from mucode.engine.generators.llamacpp import LlamaCppGenerator
+
+    loaded = LlamaCppGenerator.load(pull_gguf(), n_ctx=2048, kv_tokens=4096, max_sequences=8)
+    yield loaded
+    asyncio.run(loaded.close())
+
+
+def test_greedy_answer_is_token_identical_to_sequential_llama_cpp(generator: Any) -> None:
+    problem = next(p for p in load_humaneval() if p.id == "HumanEval/2")
+    chat: Any = [m.model_dump() for m in prompts.DEFAULT.first_turn(problem)]
+    prompt = generator._chat_template(messages=chat).prompt + prompts.DEFAULT.prefill
+    reference = llama_cpp.Llama(model_path=str(pull_gguf()), n_ctx=2048, verbose=False)
+    expected: Any = reference.create_completion(
+        prompt=prompt, temperature=0.0, top_k=0, min_p=0.0, max_tokens=160, stop=prompts.DEFAULT.stop
+    )
+    params = SamplingParams(n=3, temperature=0.0, max_tokens=160, stop=prompts.DEFAULT.stop)
+    completions = asyncio.run(generator.complete(prompt, params))
+    assert [c.text for c in completions] == [expected["choices"][0]["text"]] * 3
+    assert completions[0].completion_tokens == expected["usage"]["completion_tokens"]
+    assert completions[0].prompt_tokens == expected["usage"]["prompt_tokens"]
+
+
+def test_seeded_samples_are_reproducible_on_an_idle_server(generator: Any) -> None:
+    mine = SamplingParams(n=3, temperature=0.8, max_tokens=48, seed=5)
+    other = SamplingParams(n=4, temperature=0.8, max_tokens=64, seed=9)
+
+    async def run() -> tuple[list[str], list[str], list[str], int]:
+        alone = await generator.complete("def fibonacci(n):", mine)
+        again = await generator.complete("def fibonacci(n):", mine)
+        beside, others = await asyncio.gather(
+            generator.complete("def fibonacci(n):", mine), generator.complete("class Stack:", other)
+        )
+        return [c.text for c in alone], [c.text for c in again], [c.text for c in beside], len(others)
+
+    alone, again, beside, others = asyncio.run(run())
+    assert len(set(alone)) == 3  # three different samples, not one copied
+    assert alone == again
+    # Next to another request the cache is laid out differently: llama.cpp does not promise the
+    # same last bits there, so only the shape is checked.
+    assert len(beside) == 3 and others == 4
+
+
+def test_cancelled_and_oversized_requests_give_back_their_room(generator: Any) -> None:
+    decoder = generator.decoder
+    params = SamplingParams(n=2, temperature=0.7, max_tokens=1000, seed=1, ignore_eos=True)
+
+    async def cancel_midway() -> None:
+        task = asyncio.create_task(generator.complete("def long_story():", params))
+        await asyncio.sleep(1.0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # The decoder lets go of the request at its next step.
+        for _ in range(100):
+            if decoder._free_cells == decoder.kv_tokens:
+                break
+            await asyncio.sleep(0.05)
+
+    asyncio.run(cancel_midway())
+    assert decoder._free_cells == decoder.kv_tokens
+    assert sorted(decoder._free_ids) == list(range(decoder.max_sequences))
+
+    with pytest.raises(GeneratorError, match="context"):
+        asyncio.run(generator.complete("x", SamplingParams(max_tokens=4000)))
+    with pytest.raises(GeneratorError, match="KV cache"):
+        asyncio.run(generator.complete("x", SamplingParams(n=5, temperature=0.7, max_tokens=1500)))
+    after = SamplingParams(n=2, temperature=0.7, max_tokens=8, seed=0, ignore_eos=True)
+    done = asyncio.run(generator.complete("def ok():", after))
+    assert [(c.completion_tokens, c.finish_reason) for c in done] == [(8, "length")] * 2
