@@ -11,7 +11,7 @@ The request and response types are the server's own models (``SolveResult``, ``J
 
 from mucode.engine.options import SolveOptions
 from mucode.engine.trace import SolveResult, TurnRecord
-from mucode.sandbox import ExecutionResult, IOTest
+from mucode.sandbox import ExecutionRequest, ExecutionResult, IOTest
 from mucode.server.protocol.health import Health
 from mucode.server.protocol.jobs import Job
 from mucode.server.protocol.score import ScoreResponse
@@ -22,6 +22,7 @@ from .errors import MucodeError
 
 __all__ = [
     "AsyncMucodeClient",
+    "ExecutionRequest",
     "ExecutionResult",
     "Health",
     "IOTest",

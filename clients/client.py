@@ -1,5 +1,5 @@
 """``MucodeClient`` (blocking) and ``AsyncMucodeClient``: the native API (solve, streaming
-progress, jobs, execute, score, health) with the server's own models in and out.
+progress, jobs, execute and batches of it, score, health) with the server's own models in and out.
 
 Both build requests and read answers through the same module functions; only the I/O differs.
 Every error answer raises ``MucodeError`` with the server's ``type``/``code``/``param``.
@@ -18,7 +18,8 @@ from pydantic import BaseModel
 
 from mucode.engine.options import SolveOptions
 from mucode.engine.trace import SolveResult, TurnRecord
-from mucode.sandbox import ExecutionResult, IOTest
+from mucode.sandbox import ExecutionRequest, ExecutionResult, IOTest
+from mucode.server.protocol.execute import ExecutionBatchResponse
 from mucode.server.protocol.health import Health
 from mucode.server.protocol.jobs import Job
 from mucode.server.protocol.score import ScoreResponse
@@ -57,6 +58,14 @@ def solve_body(
             options.model_dump(exclude_unset=True) if isinstance(options, SolveOptions) else options
         )
     return body
+
+
+def batch_body(requests: Iterable[ExecutionRequest | dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "requests": [
+            r.model_dump(exclude_unset=True) if isinstance(r, ExecutionRequest) else r for r in requests
+        ]
+    }
 
 
 def parse(response: httpx.Response, model: type[M], ok: tuple[int, ...] = (200, 202)) -> M:
@@ -172,6 +181,11 @@ class MucodeClient(_BaseClient):
         body = {"code": code, "tests": list(tests), "io_tests": io_list(io_tests)}
         return parse(self._send("POST", "/v1/execute", body), ExecutionResult)
 
+    def execute_batch(self, requests: Iterable[ExecutionRequest | dict[str, Any]]) -> list[ExecutionResult]:
+        """Many programs with their tests in one request; the results in the same order."""
+        response = self._send("POST", "/v1/execute/batch", batch_body(requests))
+        return parse(response, ExecutionBatchResponse).results
+
     def score(
         self,
         prompt: str,
@@ -279,6 +293,13 @@ class AsyncMucodeClient(_BaseClient):
     ) -> ExecutionResult:
         body = {"code": code, "tests": list(tests), "io_tests": io_list(io_tests)}
         return parse(await self._send("POST", "/v1/execute", body), ExecutionResult)
+
+    async def execute_batch(
+        self, requests: Iterable[ExecutionRequest | dict[str, Any]]
+    ) -> list[ExecutionResult]:
+        """Many programs with their tests in one request; the results in the same order."""
+        response = await self._send("POST", "/v1/execute/batch", batch_body(requests))
+        return parse(response, ExecutionBatchResponse).results
 
     async def score(
         self,

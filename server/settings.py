@@ -29,6 +29,9 @@ class ServerSettings(BaseSettings):
     max_body_bytes: int = Field(4 * MIB, ge=1024, description="Largest request body; larger gets 413.")
     max_code_bytes: int = Field(1 * MIB, ge=1024, description="Largest `code` field; larger gets 413.")
     max_tests: int = Field(256, ge=1, description="Most tests (asserts plus io tests) in one request.")
+    max_batch_programs: int = Field(
+        1024, ge=1, description="Most programs in one `/v1/execute/batch` request; more gets 422."
+    )
     api_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Bearer tokens accepted on /v1 routes (JSON list or comma-separated); empty = open.",

@@ -1,5 +1,6 @@
-"""The Python clients: against a live server (solve, stream, jobs, execute, score, health, errors),
-their error mapping through httpx's MockTransport, and `mucode solve --server`."""
+"""The Python clients: against a live server (solve, stream, jobs, execute and its
+batches, score, health, errors), their error mapping through httpx's MockTransport, and
+`mucode solve --server`."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 
 from mucode.clients import (
     AsyncMucodeClient,
+    ExecutionRequest,
     MucodeClient,
     MucodeError,
     SolveOptions,
@@ -42,6 +44,16 @@ def test_sync_client_against_a_live_server(live_server: LiveServer) -> None:
         executed = client.execute("def double(x):\n    return 2 * x", TESTS)
         assert executed.passed
         assert executed.passed_count == 2
+        batch = client.execute_batch(
+            [
+                ExecutionRequest(code="def double(x):\n    return x", tests=TESTS),
+                {"code": "def double(x):\n    return 2 * x", "tests": TESTS},
+            ]
+        )
+        assert [r.passed_count for r in batch] == [1, 2]
+        with pytest.raises(MucodeError) as empty:
+            client.execute_batch([])
+        assert (empty.value.status_code, empty.value.param) == (422, "requests")
         scored = client.score(
             PROMPT, ["def double(x):\n    return x", "def double(x):\n    return 2 * x"], TESTS
         )
@@ -72,6 +84,8 @@ def test_async_client_against_a_live_server(live_server: LiveServer) -> None:
             job = await client.submit_job(PROMPT, TESTS)
             assert (await client.wait_job(job.id, poll_s=0.05, timeout_s=30)).status == "succeeded"
             assert (await client.execute("print(1)")).passed
+            batch = await client.execute_batch([{"code": "print(1)"}, {"code": "raise SystemExit(3)"}])
+            assert [r.passed for r in batch] == [True, False]
 
     asyncio.run(main())
 

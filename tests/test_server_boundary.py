@@ -81,6 +81,32 @@ def test_an_abandoned_execute_stops_its_run(tmp_path: Path) -> None:
         server.stop()
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_abandoned_batch_stops_its_runs(tmp_path: Path, stream: bool) -> None:
+    """A client that leaves mid-batch (streamed or not) leaves no program running or waiting: the
+    two that had started are killed and the two still queued never start."""
+    server = LiveServer(server_settings(tmp_path, timeout_s=50))
+    try:
+        pool = server.runtime.pool
+        assert pool is not None
+        before = pool.stats().executions
+        sleepy = {"code": "import time\ntime.sleep(40)", "tests": [], "timeout_s": 45}
+        body = {"requests": [sleepy] * 4, "stream": stream}
+        url = server.url + "/v1/execute/batch"
+        with pytest.raises(httpx.ReadTimeout), httpx.stream("POST", url, json=body, timeout=1.5) as response:
+            response.read()
+        deadline = time.monotonic() + 10
+        while (sandbox_busy_processes(server) or pool.stats().busy) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert sandbox_busy_processes(server) == 0
+        assert pool.stats().busy == 0
+        time.sleep(1)  # the two that waited would have started by now
+        assert pool.stats().busy == 0
+        assert pool.stats().executions - before <= 2
+    finally:
+        server.stop()
+
+
 def test_jobs_are_admitted_within_a_queue_limit_and_a_per_key_quota(tmp_path: Path) -> None:
     """A key with too many unfinished jobs gets 429, a full queue 503, both with Retry-After;
     cancelling frees the quota. (A fuzzer once queued 5,565 jobs and grew the server by 700 MB.)"""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from mucode.server.app import create_app
 
-from .helpers import assert_openai_error, server_settings
+from .helpers import LiveServer, assert_openai_error, server_settings
 
 
 def test_execute_acceptance_example(http: httpx.Client) -> None:
@@ -114,3 +115,65 @@ def test_model_that_fails_to_load_is_reported(tmp_path: Path) -> None:
         assert body["generator"]["state"] == "error"
         assert "MUCODE_SCRIPT" in body["generator"]["error"]
         assert client.post("/v1/execute", json={"code": "x = 1"}).json()["passed"] is True
+
+
+BATCH = [
+    {"code": "def f(x): return x+1", "tests": ["assert f(1) == 2"]},
+    {"code": "def f(x): return x+2", "tests": ["assert f(1) == 2"]},
+    {"code": "print(input()[::-1])", "io_tests": [{"input": "ab\n", "output": "ba\n"}]},
+    {"code": "import time\ntime.sleep(0.3)\nx = 1", "tests": ["assert x == 1"]},
+]
+
+
+def test_execute_batch_answers_in_order(http: httpx.Client) -> None:
+    response = http.post("/v1/execute/batch", json={"requests": BATCH})
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [r["passed"] for r in results] == [True, False, True, True]
+    assert results[1]["results"][0]["message"] == "f(1) returned 3, expected 2"
+    assert results[2]["stdout"] == "ba\n"
+    # The same as one /v1/execute each.
+    single = http.post("/v1/execute", json=BATCH[1]).json()
+    assert single["feedback"] == results[1]["feedback"]
+
+
+def test_execute_batch_streams_each_result_as_it_lands(http: httpx.Client) -> None:
+    events = []
+    with http.stream("POST", "/v1/execute/batch", json={"requests": BATCH, "stream": True}) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                events.append(line.removeprefix("data: "))
+    assert events[-1] == "[DONE]"
+    landed = [json.loads(e) for e in events[:-1]]
+    assert sorted(e["index"] for e in landed) == [0, 1, 2, 3]
+    assert {e["index"]: e["result"]["passed"] for e in landed} == {0: True, 1: False, 2: True, 3: True}
+
+
+def test_execute_batch_limits_are_checked_before_anything_runs(tmp_path: Path) -> None:
+    server = LiveServer(server_settings(tmp_path, server={"max_batch_programs": 3}))
+    try:
+        client = httpx.Client(base_url=server.url, timeout=30)
+        error = assert_openai_error(
+            client.post("/v1/execute/batch", json={"requests": BATCH}), 422, "requests"
+        )
+        assert error["code"] == "too_many_programs"
+        big = [BATCH[0], {"code": "x" * (1024 * 1024 + 1)}]
+        error = assert_openai_error(
+            client.post("/v1/execute/batch", json={"requests": big}), 413, "requests.1.code"
+        )
+        assert error["code"] == "payload_too_large"
+        many = [BATCH[0], BATCH[0], {"code": "x = 1", "tests": ["assert True"] * 257}]
+        assert_openai_error(
+            client.post("/v1/execute/batch", json={"requests": many}), 422, "requests.2.tests"
+        )
+        assert_openai_error(client.post("/v1/execute/batch", json={"requests": []}), 422, "requests")
+        assert_openai_error(client.post("/v1/execute/batch", json={"requests": [{"tests": []}]}), 422)
+        body = b'{"requests": [' + b" " * (5 * 1024 * 1024) + b"]}"
+        headers = {"content-type": "application/json"}
+        assert_openai_error(client.post("/v1/execute/batch", content=body, headers=headers), 413)
+        assert server.runtime.pool is not None
+        assert server.runtime.pool.stats().executions == 0  # nothing ran
+    finally:
+        server.stop()

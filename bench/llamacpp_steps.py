@@ -1,0 +1,78 @@
+"""What one llama.cpp decode step costs for 1 to 16 rows: the measurement behind the batching
+numbers in docs/benchmarks.md. Each row is a token of a different sequence at position 100+ (the
+cache holds 100 earlier tokens per sequence), with logits for every row or for one row only (the
+difference is the output layer's cost per sampled row).
+
+    .venv/bin/python bench/llamacpp_steps.py [--gguf FILE] [--steps 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from typing import Any
+
+from _machine import machine
+
+from mucode.engine.model_store import pull_gguf
+
+ROWS = (1, 2, 4, 5, 8, 16)
+
+
+def step_ms(lc: Any, ctx: Any, batch: Any, rows: int, all_logits: bool, steps: int) -> float:
+    lc.llama_memory_clear(lc.llama_get_memory(ctx), True)
+    warm = 100
+    for step in range(warm + steps):
+        if step == warm:
+            start = time.perf_counter()
+        batch.n_tokens = rows
+        for row in range(rows):
+            batch.token[row] = 100 + step
+            batch.pos[row] = step
+            batch.n_seq_id[row] = 1
+            batch.seq_id[row][0] = row
+            batch.logits[row] = all_logits or row == 0
+        if lc.llama_decode(ctx, batch) != 0:
+            raise RuntimeError("llama_decode failed")
+    return round((time.perf_counter() - start) / steps * 1000, 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--gguf", default=None, help="default: the bundled model")
+    parser.add_argument("--steps", type=int, default=20)
+    args = parser.parse_args()
+
+    import llama_cpp as lc
+
+    gguf = args.gguf or str(pull_gguf())
+    llama = lc.Llama(model_path=gguf, n_ctx=512, n_batch=32, n_threads=1, verbose=False)
+    params = lc.llama_context_default_params()
+    params.n_ctx = 8192
+    params.n_batch = params.n_ubatch = 512
+    params.n_seq_max = max(ROWS)
+    params.kv_unified = True
+    params.n_threads = params.n_threads_batch = len(os.sched_getaffinity(0))
+    ctx = lc.llama_init_from_model(llama.model, params)
+    batch = lc.llama_batch_init(512, 0, max(ROWS))
+    try:
+        rows = {
+            str(n): {
+                "ms_all_logits": step_ms(lc, ctx, batch, n, True, args.steps),
+                "ms_one_logit": step_ms(lc, ctx, batch, n, False, args.steps),
+            }
+            for n in ROWS
+        }
+    finally:
+        lc.llama_batch_free(batch)
+        lc.llama_free(ctx)
+    report = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "gguf": os.path.basename(gguf)}
+    print(json.dumps(report | {"rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
