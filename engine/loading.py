@@ -77,6 +77,7 @@ def load_generator(settings: EngineSettings, progress: Progress | None = None) -
             n_ctx=settings.n_ctx,
             kv_tokens=settings.kv_tokens,
             max_sequences=settings.parallel,
+            draft_tokens=settings.draft_tokens,
         )
     else:
         from .generators.hf import TransformersGenerator

@@ -155,3 +155,27 @@ def test_auto_dtype_follows_what_the_hardware_computes_in(monkeypatch: pytest.Mo
     assert compute_dtype("auto", gpu=False) == "bfloat16"
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
     assert compute_dtype("auto", gpu=True) == "float16"
+
+
+def test_prompt_lookup_drafts_what_followed_the_latest_earlier_occurrence() -> None:
+    from array import array
+
+    from mucode.engine.generators.llamacpp_batch import draft
+
+    #                 0  1  2  3  4  5  6  7  8  9  10 11 12
+    history = array("i", [5, 1, 2, 3, 9, 9, 1, 2, 3, 7, 8, 1, 2])
+    # The last 4 tokens (7 8 1 2) occur nowhere earlier, nor do the last 3 (8 1 2); the last 2
+    # (1 2) last occurred at 6, followed by 3 7 8.
+    assert draft(history, 3) == [3, 7, 8]
+    assert draft(history, 1) == [3]
+    assert draft(history, 50) == [3, 7, 8, 1, 2]  # up to the end of the history
+    assert draft(array("i", [4, 5, 6, 7]), 5) == []  # nothing repeats
+    assert draft(array("i", [1]), 5) == []
+    # Matched as whole tokens: a byte pattern that straddles two tokens is not a match.
+    # (the bytes of 1, 2 sit inside the first three tokens, three bytes off their boundaries)
+    straddle = array("i", [0x01000000, 0x02000000, 0x05000000, 1, 2])
+    assert straddle.tobytes().find(array("i", [1, 2]).tobytes()) == 3
+    assert draft(straddle, 2) == []
+    # A longer match wins over a more recent shorter one.
+    history = array("i", [1, 2, 3, 4, 50, 3, 4, 60, 1, 2, 3, 4])
+    assert draft(history, 1) == [50]

@@ -91,3 +91,38 @@ def test_cancelled_and_oversized_requests_give_back_their_room(generator: Any) -
     after = SamplingParams(n=2, temperature=0.7, max_tokens=8, seed=0, ignore_eos=True)
     done = asyncio.run(generator.complete("def ok():", after))
     assert [(c.completion_tokens, c.finish_reason) for c in done] == [(8, "length")] * 2
+
+
+def test_greedy_drafting_changes_nothing_but_near_ties(generator: Any) -> None:
+    """Prompt-lookup drafting on greedy answers (turn 1 of HumanEval problems): the answer is
+    the one decoded without drafting, token for token, except where that answer's best two tokens
+    were within 0.1 logits of each other: drafted tokens are computed by llama.cpp's multi-row
+    kernels, whose last bits differ from the one-row kernel's, which only a near tie can notice."""
+    reference = llama_cpp.Llama(model_path=str(pull_gguf()), n_ctx=2048, logits_all=True, verbose=False)
+    fmt = prompts.DEFAULT
+    params = SamplingParams(n=1, temperature=0.0, max_tokens=200, prefill=fmt.prefill, stop=fmt.stop)
+    identical = 0
+    problems = [p for p in load_humaneval() if p.public_tests][:8]
+    for problem in problems:
+        chat: Any = [m.model_dump() for m in fmt.first_turn(problem)]
+        prompt = generator._chat_template(messages=chat).prompt + fmt.prefill
+        generator.decoder.draft_tokens = 0
+        (plain,) = asyncio.run(generator.complete(prompt, params))
+        generator.decoder.draft_tokens = 12
+        try:
+            (drafted,) = asyncio.run(generator.complete(prompt, params))
+        finally:
+            generator.decoder.draft_tokens = 0
+        if drafted.text == plain.text:
+            identical += 1
+            continue
+        first = next(i for i, (a, b) in enumerate(zip(plain.text, drafted.text, strict=False)) if a != b)
+        answer: Any = reference.create_completion(
+            prompt=prompt, temperature=0.0, top_k=0, min_p=0.0, max_tokens=200, stop=fmt.stop, logprobs=2
+        )
+        assert answer["choices"][0]["text"] == plain.text
+        logprobs = answer["choices"][0]["logprobs"]
+        at = max(i for i, offset in enumerate(logprobs["text_offset"]) if offset <= len(prompt) + first)
+        best, second = sorted(logprobs["top_logprobs"][at].values(), reverse=True)[:2]
+        assert best - second < 0.1, (problem.id, logprobs["tokens"][at], best - second)
+    assert identical >= len(problems) // 2

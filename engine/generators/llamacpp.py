@@ -49,6 +49,7 @@ class LlamaCppGenerator(Generator):
         n_ctx: int = 8192,
         kv_tokens: int = 32768,
         max_sequences: int = 16,
+        draft_tokens: int = 0,
         n_threads: int | None = None,
     ) -> LlamaCppGenerator:
         from llama_cpp import Llama
@@ -58,7 +59,12 @@ class LlamaCppGenerator(Generator):
         # decoded in. The weights are mapped once and shared with the decoder's context.
         llama = Llama(model_path=str(gguf), n_ctx=512, n_batch=32, n_threads=1, verbose=False)
         decoder = BatchDecoder(
-            llama, n_ctx=n_ctx, kv_tokens=kv_tokens, max_sequences=max_sequences, n_threads=threads
+            llama,
+            n_ctx=n_ctx,
+            kv_tokens=kv_tokens,
+            max_sequences=max_sequences,
+            n_threads=threads,
+            draft_tokens=draft_tokens,
         )
         return cls(llama, name=Path(gguf).name, decoder=decoder)
 

@@ -13,10 +13,16 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
+from array import array
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from .base import Completion, GeneratorError, SamplingParams, cut_at_stop
+
+# Logits this close between the best two tokens may rank differently in another kernel's sums.
+NEAR_TIE = 0.5
 
 
 @dataclass
@@ -26,6 +32,27 @@ class _Sequence:
     tokens: list[int] = field(default_factory=list)
     text: bytes = b""
     finish_reason: str | None = None
+    history: array[int] | None = None  # prompt and answer, for drafting (greedy sequences only)
+    alone: bool = False  # decode the next step without a draft (a near tie was not trusted)
+
+
+def draft(history: array[int], limit: int, longest: int = 4, shortest: int = 2) -> list[int]:
+    """Prompt lookup: the tokens that followed the latest earlier occurrence of the history's last
+    ``longest`` (down to ``shortest``) tokens — what a copy of the prompt or of itself continues
+    with. Searched as bytes, in C: an answer's step must not pay a Python scan of the prompt."""
+    width = history.itemsize
+    data = history.tobytes()
+    for n in range(longest, shortest - 1, -1):
+        if len(history) <= n:
+            continue
+        tail = data[-n * width :]
+        end = len(data) - width  # an earlier occurrence: not the tail itself
+        while (found := data.rfind(tail, 0, end)) >= 0:
+            if found % width == 0:
+                start = found // width + n
+                return history[start : start + limit].tolist()
+            end = found + len(tail) - 1
+    return []
 
 
 @dataclass
@@ -47,13 +74,24 @@ class BatchDecoder:
     """Decodes requests on ``llama``'s model in a context of its own: ``kv_tokens`` KV cells shared
     by at most ``max_sequences`` sequences of at most ``n_ctx`` tokens each."""
 
-    def __init__(self, llama: Any, *, n_ctx: int, kv_tokens: int, max_sequences: int, n_threads: int) -> None:
+    def __init__(
+        self,
+        llama: Any,
+        *,
+        n_ctx: int,
+        kv_tokens: int,
+        max_sequences: int,
+        n_threads: int,
+        draft_tokens: int = 0,
+    ) -> None:
         import llama_cpp as lc
 
         self._lc = lc
         self.llama = llama
         self.n_ctx = n_ctx
         self.kv_tokens = kv_tokens
+        # Greedy sequences verify up to this many looked-up tokens per step (0: no drafting).
+        self.draft_tokens = draft_tokens
         self.max_sequences = min(max_sequences, lc.llama_max_parallel_sequences())
         self.step_tokens = 512
         params = lc.llama_context_default_params()
@@ -152,8 +190,10 @@ class BatchDecoder:
             self._waiting.pop(0)
             self._free_cells -= request.cells
             for k in range(request.samples):
-                seq_id = self._free_ids.pop()
-                request.sequences.append(_Sequence(seq_id, self._sampler(request.params, k)))
+                seq = _Sequence(self._free_ids.pop(), self._sampler(request.params, k))
+                if self.draft_tokens and request.params.temperature == 0:
+                    seq.history = array("i", request.prompt)
+                request.sequences.append(seq)
             self._running.append(request)
 
     def _sampler(self, params: SamplingParams, k: int) -> Any:
@@ -180,6 +220,7 @@ class BatchDecoder:
         batch = self._batch
         batch.n_tokens = 0
         readers: list[tuple[int, _Request, list[_Sequence]]] = []  # output index -> who samples it
+        drafts: list[tuple[int, _Request, _Sequence, list[int]]] = []  # and for drafted sequences
 
         def add(token: int, pos: int, seq_ids: list[int], output: bool) -> None:
             i = batch.n_tokens
@@ -196,9 +237,24 @@ class BatchDecoder:
                 self._finish(request)
                 continue
             for seq in request.sequences:
-                if request.fed == len(request.prompt) and seq.finish_reason is None:
-                    add(seq.tokens[-1], len(request.prompt) + len(seq.tokens) - 1, [seq.seq_id], True)
+                if request.fed < len(request.prompt) or seq.finish_reason is not None:
+                    continue
+                pos = len(request.prompt) + len(seq.tokens) - 1
+                add(seq.tokens[-1], pos, [seq.seq_id], True)
+                if seq.history is None:
                     readers.append((batch.n_tokens - 1, request, [seq]))
+                    continue
+                # Never past max_tokens (the cells reserved) nor the step's room.
+                limit = min(
+                    self.draft_tokens,
+                    request.params.max_tokens - len(seq.tokens) - 1,
+                    self.step_tokens - batch.n_tokens - len(self._running),
+                )
+                guess = draft(seq.history, limit) if limit > 0 and not seq.alone else []
+                seq.alone = False
+                drafts.append((batch.n_tokens - 1, request, seq, guess))
+                for offset, token in enumerate(guess, start=1):
+                    add(token, pos + offset, [seq.seq_id], True)
         # Prompts fill what is left of the step, oldest request first.
         for request in self._running:
             room = self.step_tokens - batch.n_tokens
@@ -220,9 +276,43 @@ class BatchDecoder:
         for index, request, sequences in readers:
             for seq in sequences:
                 self._advance(request, seq, lc.llama_sampler_sample(seq.sampler, self._ctx, index))
+        for index, request, seq, guess in drafts:
+            self._verify(index, request, seq, guess)
         for request in list(self._running):
             if all(seq.finish_reason for seq in request.sequences):
                 self._finish(request)
+
+    def _verify(self, index: int, request: _Request, seq: _Sequence, guess: list[int]) -> None:
+        """Greedy verification: the model's token after the fed one, then after each drafted
+        token while the draft agreed with it; the first disagreement is the model's own token.
+        The token after the last kept one is fed next step, so the cache drops it and beyond.
+
+        Verified rows come out of llama.cpp's multi-row kernels, whose sums differ from the
+        one-row kernel's in the last bits: where the best two tokens are within
+        ``NEAR_TIE`` logits the row is not trusted, and the next step decodes it alone, as
+        decoding without a draft would (a step without a draft is that one row: trusted)."""
+        kept: list[int] = []
+        for j in range(len(guess) + 1):
+            if guess and self._near_tie(index + j):
+                seq.alone = True
+                break
+            token = self._lc.llama_sampler_sample(seq.sampler, self._ctx, index + j)
+            kept.append(token)
+            if j == len(guess) or token != guess[j]:
+                break
+        first = len(request.prompt) + len(seq.tokens)  # position of guess[0]
+        self._lc.llama_memory_seq_rm(self._memory, seq.seq_id, first - 1 + len(kept), -1)
+        for token in kept:
+            self._advance(request, seq, token)
+            if seq.finish_reason is not None:
+                break
+
+    def _near_tie(self, index: int) -> bool:
+        logits = np.ctypeslib.as_array(
+            self._lc.llama_get_logits_ith(self._ctx, index), shape=(self._n_vocab,)
+        )
+        second, best = np.partition(logits, -2)[-2:]
+        return bool(best - second < NEAR_TIE)
 
     def _advance(self, request: _Request, seq: _Sequence, token: int) -> None:
         params = request.params
@@ -230,6 +320,8 @@ class BatchDecoder:
             seq.finish_reason = "stop"
             return
         seq.tokens.append(token)
+        if seq.history is not None:
+            seq.history.append(token)
         seq.text += self.llama.detokenize([token])
         if params.stop and cut_at_stop(seq.text.decode("utf-8", errors="ignore"), params.stop)[1]:
             seq.finish_reason = "stop"
