@@ -47,9 +47,16 @@ def serve(pythonpath: Path | None, log: Path) -> tuple[subprocess.Popen[bytes], 
     env = {**os.environ, "MUCODE_PORT": str(port), "MUCODE_GENERATOR": "llama-cpp", "MUCODE_CACHE_TTL_S": "0"}
     if pythonpath is not None:
         env["PYTHONPATH"] = str(pythonpath)
+    # Started from the log's folder: `-m` puts the working directory first on sys.path, and the
+    # repository root's own mucode/ would shadow the installed baseline. Checked, not assumed.
+    where = [sys.executable, "-c", "import mucode.engine.search as m; print(m.__file__)"]
+    found = subprocess.run(where, env=env, cwd=log.parent, capture_output=True, text=True, check=True)
+    expected = str(pythonpath) if pythonpath is not None else str(REPO)
+    if not found.stdout.strip().startswith(expected):
+        raise SystemExit(f"the server would run {found.stdout.strip()}, not the code under {expected}")
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "mucode.cli", "serve"], env=env, stdout=out, stderr=out
+            [sys.executable, "-m", "mucode.cli", "serve"], env=env, stdout=out, stderr=out, cwd=log.parent
         )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300
