@@ -106,8 +106,9 @@ class _Worker:
         self.starts += 1
         self._stderr_task = asyncio.create_task(self._drain_stderr(proc))
         try:
-            hello = await asyncio.wait_for(self._read(), self.settings.startup_timeout_s)
-        except (asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
+            async with asyncio.timeout(self.settings.startup_timeout_s):
+                hello = await self._read()
+        except (TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
             await self._kill_process()
             detail = " ".join(self.stderr_tail).strip() or type(exc).__name__
             raise SandboxUnavailable(f"the {self.isolation.name} sandbox failed to start: {detail}") from exc
@@ -136,9 +137,12 @@ class _Worker:
         self.proc.stdin.write(struct.pack(">I", len(data)) + data)
         self.deadline = time.monotonic() + wait_s
         try:
-            await asyncio.wait_for(self.proc.stdin.drain(), wait_s)
-            return await asyncio.wait_for(self._read(), max(self.deadline - time.monotonic(), 0.001))
-        except asyncio.TimeoutError:
+            # asyncio.timeout, not wait_for: before Python 3.12 wait_for swallows a cancel that
+            # lands as its inner await completes, and the caller's run would go on for nobody.
+            async with asyncio.timeout(wait_s):
+                await self.proc.stdin.drain()
+                return await self._read()
+        except TimeoutError:
             await self.kill()
             raise _WorkerLost(TestStatus.timeout, f"timed out (time limit {job['timeout_s']:g}s)") from None
         except (asyncio.IncompleteReadError, ConnectionError, ValueError):
@@ -176,8 +180,9 @@ class _Worker:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     kill(pid, signal.SIGKILL)
             try:
-                await asyncio.wait_for(proc.wait(), KILL_WAIT_S)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(KILL_WAIT_S):
+                    await proc.wait()
+            except TimeoutError:
                 # Something still holds the pipes: close our ends so nothing here waits on them.
                 log.warning("sandbox worker %d (pid %s) did not exit after SIGKILL", self.index, proc.pid)
                 if proc.stdin is not None:

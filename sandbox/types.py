@@ -7,12 +7,12 @@ from ``mucode.sandbox.errors``, because "the user's code failed" is not "the san
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
 
-class TestStatus(str, Enum):
+class TestStatus(StrEnum):
     __test__ = False  # not a pytest class
 
     passed = "passed"
