@@ -15,12 +15,20 @@ def build_result(request: ExecutionRequest, reply: dict[str, Any], isolation: st
     labels = [(t, "assert") for t in request.tests] + [
         (f"stdin #{k + 1}", "io") for k in range(len(request.io_tests))
     ]
-    results = [
-        TestResult(
-            test=label, kind=kind, status=TestStatus(status), message=message, duration_ms=round(ms, 3)
+    results: list[TestResult] = []
+    for (label, kind), outcome in zip(labels, reply["results"], strict=True):
+        # A test suite (unittest class, pytest functions) reports one outcome per case.
+        cases = (
+            [(name, outcome["suite"], status, message, ms) for name, status, message, ms in outcome["cases"]]
+            if isinstance(outcome, dict)
+            else [(label, kind, *outcome)]
         )
-        for (label, kind), (status, message, ms) in zip(labels, reply["results"], strict=True)
-    ]
+        results += [
+            TestResult(
+                test=test, kind=k, status=TestStatus(status), message=message, duration_ms=round(ms, 3)
+            )
+            for test, k, status, message, ms in cases
+        ]
     notes: list[str] = reply.get("notes", [])
     passed_count = sum(r.status is TestStatus.passed for r in results)
     return ExecutionResult(
@@ -71,7 +79,7 @@ def write_feedback(results: list[TestResult], notes: list[str], stderr: str) -> 
             lines.append(f"... and {len(failing) - shown} more tests did not pass.")
             break
         shown += 1
-        title = result.test if result.kind == "assert" else "Test with " + result.test
+        title = "Test with " + result.test if result.kind == "io" else result.test
         lines.append(f"Test {result.status.value.upper()}: {headline(title)}")
         lines.extend("  " + line for line in result.message.splitlines())
     if (notes or failing) and stderr.strip():

@@ -24,6 +24,7 @@ import struct
 import sys
 import time
 import traceback
+import unittest
 from collections.abc import Callable
 from types import CodeType
 from typing import Any, NoReturn
@@ -62,6 +63,7 @@ PRELOAD = [
     "textwrap",
     "typing",
     "unicodedata",
+    "unittest",
 ]
 # Module attributes that a candidate must not replace while tests run (checked by identity).
 GUARDED = (
@@ -78,7 +80,10 @@ GUARDED = (
     "string",
     "statistics",
     "fractions",
+    "unittest",
 )
+# Classes whose methods a candidate must not replace (a no-op assertEqual would pass anything).
+GUARDED_CLASSES = (("unittest", "TestCase"),)
 
 SOLUTION = "solution.py"
 MAX_REPR = 300
@@ -92,7 +97,8 @@ _type, _isinstance, _issubclass, _repr, _len, _str = type, isinstance, issubclas
 _bool, _list, _tuple, _dict, _set, _frozenset = bool, list, tuple, dict, set, frozenset
 _int, _float, _complex, _bytes = int, float, complex, bytes
 _os_write, _json_dumps, _getattr, _id = os.write, json.dumps, getattr, id
-_BaseException, _SystemExit = BaseException, SystemExit
+_BaseException, _SystemExit, _AssertionError = BaseException, SystemExit, AssertionError
+_SkipTest, _TestCase = unittest.SkipTest, unittest.TestCase
 # Builtin C types whose comparison the candidate cannot patch; their values are taken as they are.
 _EXACT = (type(None), bool, int, float, complex, str, bytes, bytearray, range, slice, type(...))
 _DICT_VIEWS = {type({}.keys()): "keys", type({}.values()): "values", type({}.items()): "items"}
@@ -111,11 +117,13 @@ def _short(text: str, limit: int = MAX_REPR) -> str:
 
 
 # ---------------------------------------------------------------------------- plain values
-def _plain(value: Any, depth: int = 0) -> Any:
+def _plain(value: Any, depth: int = 0, keep: bool = False) -> Any:
     """Convert to builtin data without calling any method the candidate could have defined.
 
     Equality is then decided by builtin comparison of plain values, so an object whose __eq__
-    always returns True (or whose class was patched) cannot pass for the expected value.
+    always returns True (or whose class was patched) cannot pass for the expected value. With
+    ``keep``, objects of library classes (a DataFrame, ``pytest.approx``) stay as they are: only
+    the candidate's own classes are refused.
     """
     t = _type(value)
     if t in _EXACT:
@@ -124,25 +132,39 @@ def _plain(value: Any, depth: int = 0) -> Any:
         raise _NotPlain("a structure nested more than 100 levels deep")
     d = depth + 1
     if t is _list:
-        return [_plain(x, d) for x in value]
+        return [_plain(x, d, keep) for x in value]
     if t is _tuple:
-        return _tuple(_plain(x, d) for x in value)
+        return _tuple(_plain(x, d, keep) for x in value)
     if t is _dict:
-        return {_plain(k, d): _plain(v, d) for k, v in _dict.items(value)}
+        return {_plain(k, d, keep): _plain(v, d, keep) for k, v in _dict.items(value)}
     if t is _set or t is _frozenset:
-        return t(_plain(x, d) for x in value)
+        return t(_plain(x, d, keep) for x in value)
     view = _DICT_VIEWS.get(t)
     if view is not None:
-        items = [_plain(x, d) for x in value]
+        items = [_plain(x, d, keep) for x in value]
         return items if view == "values" else _set(items)
     for base, convert in _SUBCLASS_CONVERTERS:
         if _issubclass(t, base):
-            return _plain(convert(value), d)
+            return _plain(convert(value), d, keep)
     for adapt in _ADAPTERS:
         converted = adapt(t, value)
         if converted is not _NO:
-            return _plain(converted, d)
+            return _plain(converted, d, keep)
+    if keep and _library_type(t):
+        return value
     raise _NotPlain("a " + _describe_type(t) + " object")
+
+
+def _library_type(t: type) -> bool:
+    """A class that an imported module really exports under its own name: a library's (pandas,
+    numpy, pytest), never one the candidate defined, even one that claims another __module__."""
+    module = sys.modules.get(_getattr(t, "__module__", None) or "")
+    if module is None or _getattr(module, "__name__", None) in ("solution", "__main__"):
+        return False
+    found: Any = module
+    for part in _str(_getattr(t, "__qualname__", "")).split("."):
+        found = _getattr(found, part, None)
+    return found is t
 
 
 _NO = object()
@@ -203,7 +225,13 @@ def _show(value: Any) -> str:
     try:
         return _short(_repr(_plain(value)))
     except _NotPlain:
-        return "<" + _describe_type(_type(value)) + " object>"
+        pass
+    if _library_type(_type(value)):
+        try:
+            return _short(_repr(value))
+        except _BaseException:
+            pass
+    return "<" + _describe_type(_type(value)) + " object>"
 
 
 # ---------------------------------------------------------------------------- assert helpers
@@ -239,7 +267,7 @@ class _Checks:
         if op == "is not":
             return left is not right
         try:
-            a, b = _plain(left), _plain(right)
+            a, b = _plain(left, keep=True), _plain(right, keep=True)
         except _NotPlain:
             a = b = None
             plain = False
@@ -254,16 +282,16 @@ class _Checks:
                     "compare or return builtin values"
                 )
             # Two objects of the candidate's own classes: only their own comparison can decide.
-            result = _OPS[op](left, right)
-            try:
-                return _bool(_plain(result))
-            except _NotPlain:
-                raise _Verdict("comparison returned " + _show(result) + " instead of a bool") from None
-        return _bool(_OPS[op](a, b))
+            a, b = left, right
+        result = _OPS[op](a, b)
+        try:
+            return _bool(_plain(result))
+        except _NotPlain:
+            raise _Verdict("comparison returned " + _show(result) + " instead of a bool") from None
 
     def truth(self, value: Any, src: str) -> bool:
         try:
-            result = _bool(_plain(value))
+            result = _bool(_plain(value, keep=True))
         except _NotPlain:
             raise _Verdict(src + " returned " + _show(value) + ", which is not a plain value") from None
         self.last_truth = (src, value)
@@ -338,8 +366,9 @@ def _verb(src: str) -> str:
 
 
 def _is_plain(value: Any) -> bool:
+    """Plain, or an object of a library class (whose comparison the candidate did not write)."""
     try:
-        _plain(value)
+        _plain(value, keep=True)
         return True
     except _NotPlain:
         return False
@@ -377,6 +406,7 @@ _OP_NAMES = {
     ast.NotIn: "not in",
 }
 H = "__mucode_checks__"
+TEST_FILE = "<test>"
 
 
 class _AssertRewriter(ast.NodeTransformer):
@@ -427,6 +457,20 @@ class _AssertRewriter(ast.NodeTransformer):
             return ast.UnaryOp(op=ast.Not(), operand=self.strict(node.operand))
         return self._call("truth", [self.visit(node), ast.Constant(self._src(node))])
 
+    def visit_Call(self, node: ast.Call) -> Any:
+        """``self.assertTrue(f(x) == 2)``: the comparison is the test's own, so it goes through the
+        strict helpers too (unittest only sees the bool it gave)."""
+        self.generic_visit(node)
+        func = node.func
+        if (
+            isinstance(func, ast.Attribute)
+            and func.attr in ("assertTrue", "assertFalse")
+            and node.args
+            and isinstance(node.args[0], (ast.Compare, ast.BoolOp, ast.UnaryOp))
+        ):
+            node.args[0] = self.strict(node.args[0])
+        return node
+
     def visit_Assert(self, node: ast.Assert) -> Any:
         test = node.test
         if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And) and node.msg is None:
@@ -448,15 +492,282 @@ class _AssertRewriter(ast.NodeTransformer):
         return ast.copy_location(ast.Expr(value=call), node)
 
 
-def compile_test(source: str) -> CodeType:
-    tree = ast.parse(source, filename="<test>")
+def compile_test(source: str) -> tuple[CodeType, Suite | None]:
+    tree = ast.parse(source, filename=TEST_FILE)
+    suite = find_suite(tree)  # before compiling: it strips the fixture decorators
     tree = ast.fix_missing_locations(_AssertRewriter(source).visit(tree))
-    return compile(tree, "<test>", "exec")
+    return compile(tree, TEST_FILE, "exec"), suite
+
+
+# ---------------------------------------------------------------------------- test suites
+class Suite:
+    """What a test module defines: ``unittest.TestCase`` classes (their ``test*`` methods, in
+    unittest's alphabetical order) or pytest-style ``test*`` functions and ``Test*`` classes (in
+    source order) with their fixtures. Found from the source alone, so that cases a crash kept
+    from running can still be named."""
+
+    __slots__ = ("autouse", "cases", "fixtures", "kind")
+
+    def __init__(self, kind: str, cases: list[tuple[str, str | None, str]]) -> None:
+        self.kind = kind
+        self.cases = cases  # (label, class or None, function or method)
+        self.fixtures: set[str] = set()
+        self.autouse: list[str] = []
+
+
+def _dotted(node: ast.expr) -> str:
+    return ast.unparse(node.func if isinstance(node, ast.Call) else node)
+
+
+def find_suite(tree: ast.Module) -> Suite | None:
+    classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
+
+    def bases(node: ast.ClassDef) -> list[str]:
+        return [_dotted(base).rsplit(".", 1)[-1] for base in node.bases]
+
+    def is_case(node: ast.ClassDef, seen: frozenset[str]) -> bool:
+        return any(
+            base == "TestCase"
+            or (base in classes and base not in seen and is_case(classes[base], seen | {base}))
+            for base in bases(node)
+        )
+
+    def methods(node: ast.ClassDef, seen: frozenset[str]) -> set[str]:
+        names = {m.name for m in node.body if isinstance(m, ast.FunctionDef) and m.name.startswith("test")}
+        for base in bases(node):
+            if base in classes and base not in seen:
+                names |= methods(classes[base], seen | {base})
+        return names
+
+    cases: list[tuple[str, str | None, str]] = [
+        (name + "." + method, name, method)
+        for name, node in classes.items()
+        if is_case(node, frozenset({name}))
+        for method in sorted(methods(node, frozenset({name})))
+    ]
+    if cases:
+        return Suite("unittest", cases)
+    suite = Suite("pytest", [])
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            marks = [d for d in node.decorator_list if _dotted(d).rsplit(".", 1)[-1] == "fixture"]
+            if marks:
+                # A fixture stays a plain function here; the runner calls it by parameter name.
+                node.decorator_list = [d for d in node.decorator_list if d not in marks]
+                suite.fixtures.add(node.name)
+                if any(
+                    k.arg == "autouse" and isinstance(k.value, ast.Constant) and k.value.value is True
+                    for d in marks
+                    if isinstance(d, ast.Call)
+                    for k in d.keywords
+                ):
+                    suite.autouse.append(node.name)
+            elif node.name.startswith("test"):
+                suite.cases.append((node.name, None, node.name))
+        elif isinstance(node, ast.ClassDef) and node.name.startswith("Test"):
+            suite.cases += [
+                (node.name + "." + m.name, node.name, m.name)
+                for m in node.body
+                if isinstance(m, ast.FunctionDef) and m.name.startswith("test")
+            ]
+    return suite if suite.cases else None
+
+
+def _parameters(function: Any) -> list[str]:
+    """Names a pytest test or fixture asks for (``self`` of a bound method left out)."""
+    code = _getattr(_getattr(function, "__func__", function), "__code__", None)
+    if code is None:
+        return []
+    names = _list(code.co_varnames[: code.co_argcount])
+    return names[1:] if _getattr(function, "__self__", None) is not None else names
+
+
+class _CaseRun:
+    """One pytest case's fixtures: each computed once, torn down in reverse order."""
+
+    def __init__(self, suite: Suite, namespace: dict[str, Any], workdir: str) -> None:
+        self.suite, self.namespace, self.workdir = suite, namespace, workdir
+        self.values: dict[str, Any] = {}
+        self.generators: list[Any] = []
+
+    def fixture(self, name: str, asking: tuple[str, ...] = ()) -> Any:
+        if name in self.values:
+            return self.values[name]
+        if name == "tmp_path":
+            import pathlib
+            import tempfile
+
+            value: Any = pathlib.Path(tempfile.mkdtemp(dir=self.workdir))
+        elif name in self.suite.fixtures and name not in asking:
+            function = self.namespace[name]
+            value = function(**self.arguments(function, (*asking, name)))
+            if _getattr(value, "__next__", None) is not None and _getattr(value, "gi_code", None) is not None:
+                self.generators.append(value)
+                value = next(value)
+        else:
+            raise LookupError(
+                "fixture %r not found (fixtures of this module and tmp_path are available)" % name
+            )
+        self.values[name] = value
+        return value
+
+    def arguments(self, function: Any, asking: tuple[str, ...] = ()) -> dict[str, Any]:
+        return {name: self.fixture(name, asking) for name in _parameters(function)}
+
+    def teardown(self) -> None:
+        while self.generators:
+            next(self.generators.pop(), None)
+
+
+def run_suite(
+    index: int,
+    test: CompiledTest,
+    test_globals: dict[str, Any],
+    checks: _Checks,
+    code_lines: list[str],
+    reporter: Reporter,
+    guard: Guard,
+) -> None:
+    """Child process: define the suite's classes and functions, then run and report each case."""
+    suite = test.suite
+    assert suite is not None and test.code is not None
+    test_lines = test.source.splitlines()
+    test_globals[H] = checks
+    try:
+        exec(test.code, test_globals)
+    except _BaseException as exc:
+        message = "not run: the test module raised " + describe_exception(exc, code_lines, test_lines)
+        for k in range(_len(suite.cases)):
+            reporter.send(
+                e="result", i=index, c=k, status="error", message=_short(message, MAX_MESSAGE), ms=0.0
+            )
+        return
+    class_errors: dict[str, str] = {}
+    for k, (label, owner, name) in enumerate(suite.cases):
+        reporter.send(e="start", i=index, c=k)
+        started = time.perf_counter()
+        test_globals[H] = checks
+        checks.last = checks.last_truth = None
+        try:
+            if suite.kind == "unittest":
+                _run_unittest_case(test_globals, owner or "", name, class_errors)
+            else:
+                _run_pytest_case(suite, test_globals, owner, name)
+        except _Verdict as verdict:
+            status, message = "failed", _str(verdict.args[0]) + _test_line(verdict, test_lines)
+        except _AssertionError as exc:
+            status, message = "failed", describe_exception(exc, code_lines, test_lines)
+        except _SkipTest as exc:
+            status, message = "error", "skipped (a skipped test does not pass): " + _short(_str(exc))
+        except _BaseException as exc:
+            status, message = "error", label + " raised " + describe_exception(exc, code_lines, test_lines)
+        else:
+            status, message = "passed", ""
+        status, message = _after_test(test, test_globals, checks, guard, status, message)
+        ms = (time.perf_counter() - started) * 1000
+        reporter.send(e="result", i=index, c=k, status=status, message=_short(message, MAX_MESSAGE), ms=ms)
+
+
+def _run_unittest_case(
+    namespace: dict[str, Any], owner: str, name: str, class_errors: dict[str, str]
+) -> None:
+    cls: Any = namespace.get(owner)
+    if not (_isinstance(cls, _type) and _issubclass(cls, _TestCase)):
+        raise TypeError("%s is not a unittest.TestCase class when the tests run" % owner)
+    if owner not in class_errors:
+        class_errors[owner] = ""
+        try:
+            cls.setUpClass()
+        except _BaseException as exc:
+            class_errors[owner] = "setUpClass raised " + describe_exception(exc, [])
+    if class_errors[owner]:
+        raise RuntimeError(class_errors[owner])
+    case = cls(name)
+    case.setUp()
+    try:
+        _getattr(case, name)()
+    finally:
+        try:
+            case.tearDown()
+        finally:
+            case.doCleanups()
+
+
+def _run_pytest_case(suite: Suite, namespace: dict[str, Any], owner: str | None, name: str) -> None:
+    function = namespace[name] if owner is None else _getattr(namespace[owner](), name)
+    run = _CaseRun(suite, namespace, os.getcwd())
+    try:
+        for fixture in suite.autouse:
+            run.fixture(fixture)
+        setup, teardown = namespace.get("setup_function"), namespace.get("teardown_function")
+        if callable(setup) and owner is None:
+            setup(*([function] if _parameters(setup) else []))
+        try:
+            function(**run.arguments(function))
+        finally:
+            if callable(teardown) and owner is None:
+                teardown(*([function] if _parameters(teardown) else []))
+    finally:
+        run.teardown()
+
+
+# unittest's checks that compare values, and how many leading arguments are values to compare.
+_VETTED_ASSERTS = {
+    **dict.fromkeys(("assertTrue", "assertFalse"), 1),
+    **dict.fromkeys(
+        (
+            "assertEqual", "assertNotEqual", "assertIn", "assertNotIn", "assertAlmostEqual",
+            "assertNotAlmostEqual", "assertGreater", "assertGreaterEqual", "assertLess",
+            "assertLessEqual", "assertCountEqual", "assertListEqual", "assertTupleEqual",
+            "assertDictEqual", "assertSetEqual", "assertSequenceEqual", "assertMultiLineEqual",
+        ),
+        2,
+    ),
+}  # fmt: skip
+_VALUE_KEYWORDS = ("first", "second", "expr", "member", "container", "a", "b", "list1", "list2")
+
+
+def _vetted(value: Any) -> Any:
+    """A value unittest may compare: builtin data, or an object of a library class. An object of
+    the candidate's own class (an __eq__ that always says yes) is refused, as in asserts."""
+    try:
+        return _plain(value, keep=True)
+    except _NotPlain:
+        raise _AssertionError(
+            "got " + _show(value) + ", which is not a plain value (int, str, list, dict, ...) "
+            "nor a library object; return builtin values"
+        ) from None
+
+
+def _harden_unittest() -> None:
+    """TestCase's comparing checks vet their values first (installed in the zygote, before the
+    Guard snapshots TestCase, so a candidate's changes to them are undone and caught)."""
+    for name, count in _VETTED_ASSERTS.items():
+        original = vars(_TestCase)[name]
+
+        def vetted(
+            self: Any, *args: Any, __original: Any = original, __count: int = count, **kwargs: Any
+        ) -> Any:
+            args = _tuple(_vetted(a) if k < __count else a for k, a in enumerate(args))
+            kwargs = {k: _vetted(v) if k in _VALUE_KEYWORDS else v for k, v in kwargs.items()}
+            return __original(self, *args, **kwargs)
+
+        _type.__setattr__(_TestCase, name, vetted)
+
+
+def _test_line(exc: BaseException, test_lines: list[str]) -> str:
+    """Where in the test code the failure happened: the last frame in the test module."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == TEST_FILE]
+    if not frames or not frames[-1].lineno or not 0 < frames[-1].lineno <= _len(test_lines):
+        return ""
+    line = frames[-1].lineno
+    return "\n  at test line %d: %s" % (line, _short(test_lines[line - 1].strip(), 200))
 
 
 # ---------------------------------------------------------------------------- error text
-def describe_exception(exc: BaseException, code_lines: list[str]) -> str:
-    """One line naming the exception, then a traceback trimmed to the candidate's own lines."""
+def describe_exception(exc: BaseException, code_lines: list[str], test_lines: list[str] | None = None) -> str:
+    """One line naming the exception, then a traceback trimmed to the candidate's own lines (and,
+    for suites, where in the test code it happened)."""
     if isinstance(exc, SyntaxError) and exc.filename == SOLUTION:
         head = "%s: %s at line %s" % (_type(exc).__name__, exc.msg, exc.lineno)
         text = (exc.text or "").rstrip("\n")
@@ -466,6 +777,8 @@ def describe_exception(exc: BaseException, code_lines: list[str]) -> str:
         return head
     summary = _exception_summary(exc)
     head = summary or _short("".join(traceback.format_exception_only(_type(exc), exc)).strip(), 600)
+    if test_lines is not None:
+        head += _test_line(exc, test_lines)
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == SOLUTION]
     if not frames:
         return head
@@ -515,6 +828,11 @@ class Guard:
         self.modules = {name: sys.modules[name] for name in GUARDED if name in sys.modules}
         self.snapshots = {name: _dict(vars(module)) for name, module in self.modules.items()}
         self.pristine_builtins = _dict(vars(builtins))
+        self.classes = {
+            module: [(cls, _dict(vars(cls))) for cls in [_getattr(self.modules[module], attr)]]
+            for module, attr in GUARDED_CLASSES
+            if module in self.modules
+        }
 
     def modules_for(self, source: str) -> tuple[str, ...]:
         return tuple(name for name in self.snapshots if name in source)
@@ -538,21 +856,31 @@ class Guard:
                 if current.get(key, _NO) is not value:
                     changed.append(name + "." + key)
                     current[key] = value
+            for cls, snapshot in self.classes.get(name, ()):
+                now = vars(cls)
+                for key in [k for k in now if k not in snapshot]:
+                    changed.append(cls.__qualname__ + "." + key)
+                    _type.__delattr__(cls, key)
+                for key, value in snapshot.items():
+                    if now.get(key, _NO) is not value:
+                        changed.append(cls.__qualname__ + "." + key)
+                        _type.__setattr__(cls, key, value)
         return changed
 
 
 class CompiledTest:
     """A test compiled once in the zygote (and cached there): forked children only run it."""
 
-    __slots__ = ("code", "error", "guarded", "source")
+    __slots__ = ("code", "error", "guarded", "source", "suite")
 
     def __init__(self, source: str, guard: Guard) -> None:
         self.source = source
         self.guarded = guard.modules_for(source)
         self.code: CodeType | None = None
+        self.suite: Suite | None = None
         self.error = ""
         try:
-            self.code = compile_test(source)
+            self.code, self.suite = compile_test(source)
         except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
             self.error = "the test itself does not compile: " + _short(_str(exc), 300)
 
@@ -585,14 +913,13 @@ def run_assert_tests(job: Job, reporter: Reporter, tests: list[CompiledTest], gu
     guard.rebind(test_globals)
     reporter.send(e="loaded")
     for index, test in enumerate(tests):
+        if test.suite is not None:
+            run_suite(index, test, test_globals, checks, code_lines, reporter, guard)
+            continue
         reporter.send(e="start", i=index)
         started = time.perf_counter()
         status, message = _run_one(test, test_globals, checks, code_lines)
-        changed = guard.restore(test.guarded)
-        if test_globals.get(H) is not checks:
-            status, message = "failed", "the test's checking helper was replaced"
-        elif status == "passed" and changed:
-            status, message = "failed", "the code replaced " + ", ".join(changed[:5]) + " while the test ran"
+        status, message = _after_test(test, test_globals, checks, guard, status, message)
         reporter.send(
             e="result",
             i=index,
@@ -600,6 +927,18 @@ def run_assert_tests(job: Job, reporter: Reporter, tests: list[CompiledTest], gu
             message=_short(message, MAX_MESSAGE),
             ms=(time.perf_counter() - started) * 1000,
         )
+
+
+def _after_test(
+    test: CompiledTest, test_globals: dict[str, Any], checks: _Checks, guard: Guard, status: str, message: str
+) -> tuple[str, str]:
+    """A pass stands only if the code left the judging machinery as it found it."""
+    changed = guard.restore(test.guarded)
+    if test_globals.get(H) is not checks:
+        return "failed", "the test's checking helper was replaced"
+    if status == "passed" and changed:
+        return "failed", "the code replaced " + ", ".join(changed[:5]) + " while the test ran"
+    return status, message
 
 
 def _run_one(
@@ -708,19 +1047,20 @@ class Zygote:
         return outcome
 
     def _run_phases(self, job: Job, workdir: str, deadline: float) -> dict[str, Any]:
-        results: dict[int, Outcome] = {}
+        results: dict[int, Any] = {}  # an Outcome, or for a suite {"suite": kind, "cases": [...]}
         stdout: list[str] = []
         stderr: list[str] = []
         notes: list[str] = []
         out_truncated = err_truncated = False
         tests = job["tests"]
         if tests or not job["io_tests"]:
-            run = self._fork(job, workdir, deadline, None, self.compile_tests(tests))
+            compiled = self.compile_tests(tests)
+            run = self._fork(job, workdir, deadline, None, compiled)
             out, err, ot, et = run["stdout"], run["stderr"], run["stdout_truncated"], run["stderr_truncated"]
             stdout.append(out)
             stderr.append(err)
             out_truncated, err_truncated = ot, et
-            self._assert_results(tests, run, results, notes)
+            self._assert_results(compiled, run, results, notes)
         for k, io_test in enumerate(job["io_tests"]):
             index = len(tests) + k
             if time.monotonic() >= deadline:
@@ -742,35 +1082,47 @@ class Zygote:
         }
 
     def _assert_results(
-        self, tests: list[str], run: dict[str, Any], results: dict[int, Outcome], notes: list[str]
+        self, tests: list[CompiledTest], run: dict[str, Any], results: dict[int, Any], notes: list[str]
     ) -> None:
+        """One outcome per test, one per case of a suite (keyed (test, case); case None for an
+        assert test): reported ones as reported, the rest with why they never finished."""
         records = run["records"]
         load_error = next((r for r in records if r.get("e") == "load_error"), None)
-        if load_error is not None:
-            notes.append(load_error["message"])
-            for i in range(len(tests)):
-                results[i] = ("error", "not run: " + load_error["message"].split("\n")[0], 0.0)
-            return
         loaded = any(r.get("e") == "loaded" for r in records)
-        done = {r["i"]: (r["status"], r["message"], r["ms"]) for r in records if r.get("e") == "result"}
-        started = [r["i"] for r in records if r.get("e") == "start"]
+        done = {
+            (r["i"], r.get("c")): (r["status"], r["message"], r["ms"])
+            for r in records
+            if r.get("e") == "result"
+        }
+        started = [(r["i"], r.get("c")) for r in records if r.get("e") == "start"]
         interrupted = started[-1] if started and started[-1] not in done else None
         ending = run["ending"]
-        if not loaded and ending:
+        if load_error is not None:
+            notes.append(load_error["message"])
+        elif not loaded and ending:
             notes.append("loading the code " + ending["text"])
-        for i in range(len(tests)):
-            if i in done:
-                results[i] = done[i]
-            elif i == interrupted:
-                results[i] = (ending["status"], "this test " + ending["text"], ending.get("ms", 0.0))
-            elif not loaded:
-                results[i] = (
+
+        def outcome(key: tuple[int, int | None]) -> Outcome:
+            if load_error is not None:
+                return ("error", "not run: " + load_error["message"].split("\n")[0], 0.0)
+            if key in done:
+                return done[key]
+            if key == interrupted:
+                return (ending["status"], "this test " + ending["text"], ending.get("ms", 0.0))
+            if not loaded:
+                return (
                     ending["status"] if ending else "error",
                     "not run: loading the code " + (ending["text"] if ending else "failed"),
                     0.0,
                 )
+            return ("error", "not run: the program stopped during an earlier test", 0.0)
+
+        for i, test in enumerate(tests):
+            if test.suite is None:
+                results[i] = outcome((i, None))
             else:
-                results[i] = ("error", "not run: the program stopped during an earlier test", 0.0)
+                cases = [[label, *outcome((i, k))] for k, (label, _, _) in enumerate(test.suite.cases)]
+                results[i] = {"suite": test.suite.kind, "cases": cases}
         if tests == [] and ending:
             notes.append("the program " + ending["text"])
 
@@ -1073,6 +1425,7 @@ def main() -> None:
         # Not dumpable: candidates (same uid) can neither ptrace the zygote nor read its memory.
         ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    _harden_unittest()
     gc.freeze()  # the preloaded heap stays shared between forks instead of being touched by the GC
     Zygote(channel_in, channel_out, isolated, workroot).serve()
 

@@ -43,7 +43,11 @@ class ExecutionRequest(BaseModel):
     code: str = Field(..., description="The candidate program (Python source).")
     tests: list[str] = Field(
         default_factory=list,
-        description="Python test statements, e.g. `assert f(2) == 4`; one entry per test.",
+        description=(
+            "Python tests, one entry per test: assert statements (`assert f(2) == 4`), or a whole test "
+            "module, a `unittest.TestCase` class or pytest-style `test_*` functions, which reports "
+            "one result per test method or function."
+        ),
     )
     io_tests: list[IOTest] = Field(default_factory=list, description="stdin/stdout tests.")
     timeout_s: float | None = Field(None, gt=0, description="Wall-clock limit for the whole execution.")
@@ -53,8 +57,11 @@ class ExecutionRequest(BaseModel):
 class TestResult(BaseModel):
     __test__ = False
 
-    test: str = Field(..., description="The test statement, or `stdin #k` for an io test.")
-    kind: str = Field(..., description="`assert` or `io`.")
+    test: str = Field(
+        ...,
+        description="The assert statement, a suite case (`Class.method`, `function`), or `stdin #k`.",
+    )
+    kind: str = Field(..., description="`assert`, `unittest` or `pytest` (a suite's cases), or `io`.")
     status: TestStatus
     message: str = Field("", description="Why it did not pass: values, exception, or output diff.")
     duration_ms: float = 0.0
