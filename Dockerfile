@@ -33,6 +33,9 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends bubblewrap \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /opt/venv /opt/venv
+# The sandbox's scientific environment (numpy, pandas, polars, scikit-learn, ...: ~800 MB), a venv
+# of the image's interpreter that every sandbox worker binds read-only.
+RUN /opt/venv/bin/mucode sandbox setup --profile scientific --path /opt/mucode-sandbox
 # The sandbox runs candidates as uid 65534 inside bubblewrap; the server itself is not root either.
 RUN useradd --create-home --uid 10001 mucode \
     && mkdir -p /var/cache/mucode \
@@ -41,7 +44,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     MUCODE_HOST=0.0.0.0 \
     MUCODE_PORT=8000 \
-    MUCODE_CACHE_DIR=/var/cache/mucode
+    MUCODE_CACHE_DIR=/var/cache/mucode \
+    MUCODE_SANDBOX_ENV=/opt/mucode-sandbox
 # The model bundle (~490 MB) is pulled and verified on first start; keep it in a volume.
 VOLUME ["/var/cache/mucode"]
 USER 10001

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # Reinstall when the project's dependencies or its package list change.
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml setup.py 2>/dev/null | cksum | cut -d' ' -f1)
 
-.PHONY: serve test test-model test-docker vllm lint typecheck pytest bench clean
+.PHONY: serve test test-model test-docker vllm lint typecheck pytest bench clean sandbox-env
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,8 @@ $(BIN)/python:
 $(STAMP): $(BIN)/python pyproject.toml setup.py
 	rm -f $(VENV)/.installed-*
 	$(BIN)/pip install -q -e '.[dev]'
+	# DataFrameBench's problems (data only: the package declares Python >= 3.12 for its own code).
+	$(BIN)/pip install -q --no-deps --ignore-requires-python dataframebench==0.1.1
 	touch $@
 
 # The server runs the default model through llama.cpp (built once, ~5 min); `make vllm` first
@@ -27,10 +29,21 @@ $(VENV)/.llama: $(STAMP)
 	$(BIN)/pip install -q -e '.[dev,llama]'
 	touch $@
 
-serve: $(VENV)/.llama
+serve: $(VENV)/.llama sandbox-env
 	$(BIN)/mucode serve
 
 test: $(STAMP) lint typecheck pytest
+
+# The sandbox's scientific environment (numpy, pandas, polars, scikit-learn, ...: ~800 MB from the
+# package index, about a minute, once), where MUCODE_SANDBOX_ENV=auto finds it. Built again (an
+# update: fast) when its profile changes or the project's venv is new.
+SANDBOX_ENV := $(VENV)/.sandbox-env-$(shell cat sandbox/environment.py 2>/dev/null | cksum | cut -d' ' -f1)
+$(SANDBOX_ENV): $(STAMP)
+	rm -f $(VENV)/.sandbox-env-*
+	$(BIN)/mucode sandbox setup --profile scientific
+	touch $@
+
+sandbox-env: $(SANDBOX_ENV)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -46,7 +59,7 @@ typecheck: $(STAMP)
 	ln -s ../tests ../bench .typecheck/
 	cd .typecheck && ../$(BIN)/mypy --config-file ../pyproject.toml mucode tests bench
 
-pytest: $(STAMP)
+pytest: $(STAMP) sandbox-env
 	$(BIN)/pytest
 
 # The real default model: pulls the sha256-pinned bundle (~490 MB, once) and solves HumanEval

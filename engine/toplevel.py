@@ -8,11 +8,15 @@ instead of ``f(x) returned 5, expected 4`` per test. So for function problems (t
 point) such statements are removed; everything a program may need at top level stays: imports,
 definitions, constants and tables (even computed with the function), and other calls
 (``sys.setrecursionlimit(...)``).
+
+A copied ``unittest.TestCase`` class goes too (without its ``import unittest`` it raises at import),
+and an answer cut off by the token limit inside such trailing test code keeps what came before.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 
 # Calls that only run tests, as dotted names.
 TEST_RUNNERS = {"doctest.testmod", "unittest.main", "pytest.main", "print"}
@@ -44,6 +48,8 @@ def _is_test_statement(node: ast.stmt, entry_point: str) -> bool:
     if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
         name = _dotted(node.value.func)
         return name in TEST_RUNNERS or name == entry_point or name.startswith(("test", "check"))
+    if isinstance(node, ast.ClassDef) and any(_dotted(b).endswith("TestCase") for b in node.bases):
+        return True
     if isinstance(node, (ast.For, ast.While)) and not node.orelse:
         # A loop over test cases: nothing in it but test statements.
         return all(_is_test_statement(child, entry_point) for child in node.body)
@@ -56,7 +62,11 @@ def strip_test_code(code: str, entry_point: str) -> str:
     try:
         tree = ast.parse(code)
     except (SyntaxError, ValueError):
-        return code
+        code = _before_trailing_tests(code)
+        try:
+            tree = ast.parse(code)
+        except (SyntaxError, ValueError):
+            return code
     drop = [node for node in tree.body if _is_test_statement(node, entry_point)]
     if not drop or len(drop) == len(tree.body):
         return code
@@ -66,3 +76,21 @@ def strip_test_code(code: str, entry_point: str) -> str:
         end = node.end_lineno or node.lineno
         del lines[start:end]
     return "".join(lines).rstrip() + "\n"
+
+
+# Where an answer's own test section starts: a test class, a main guard, an `import unittest`.
+_TEST_SECTION = re.compile(r"^(?:class \w*Test\w*\b|if __name__|import unittest\b|# ?[Tt]est)", re.M)
+
+
+def _before_trailing_tests(code: str) -> str:
+    """For code that does not parse: the part before its first test section, when that parses
+    (the answer ran out of tokens while copying the tests); else the code as it was."""
+    found = _TEST_SECTION.search(code)
+    if found is None or found.start() == 0:
+        return code
+    head = code[: found.start()].rstrip() + "\n"
+    try:
+        ast.parse(head)
+    except (SyntaxError, ValueError):
+        return code
+    return head

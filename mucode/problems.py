@@ -12,6 +12,7 @@ import ast
 import gzip
 import json
 import re
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -264,6 +265,77 @@ def load_humaneval(path: str | Path | None = None) -> list[Problem]:
                 private_tests=[f"{row['test']}\ncheck({entry})\n"],
                 reference_solution=prompt + str(row["canonical_solution"]),
                 source="humaneval",
+            )
+        )
+    return problems
+
+
+# ---------------------------------------------------------------------------- DataFrameBench
+DATAFRAMEBENCH_SPLITS = ("train", "val", "test")
+DATAFRAMEBENCH_LIBRARIES = {"pandas": "import pandas as pd", "polars": "import polars as pl"}
+# The package's own placeholders (dataframebench.prompt), filled the way it fills them.
+_LIBRARY_IMPORT, _LIBRARY_INSTRUCTION = "{library_import}", "{library_instruction}"
+_INSTALL_DATAFRAMEBENCH = "pip install --no-deps --ignore-requires-python dataframebench==0.1.1"
+
+
+def dataframebench_file(split: str) -> Path:
+    """A split's JSONL inside the installed ``dataframebench`` package, found without importing it
+    (its code needs Python >= 3.12 and more packages; its data does not)."""
+    import importlib.util
+
+    if split not in DATAFRAMEBENCH_SPLITS:
+        raise ValueError(f"unknown DataFrameBench split {split!r}: use {', '.join(DATAFRAMEBENCH_SPLITS)}")
+    spec = importlib.util.find_spec("dataframebench")
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError(f"DataFrameBench is not installed: {_INSTALL_DATAFRAMEBENCH}")
+    return Path(spec.submodule_search_locations[0]) / "data" / f"{split}.jsonl"
+
+
+def public_methods(test_code: str, keep: int) -> str:
+    """The test module with only the first ``keep`` test methods of each TestCase class (in source
+    order: the first is usually the plain example), the others cut out line by line so the kept
+    text reads exactly as written."""
+    with warnings.catch_warnings():  # some suites have invalid escapes ("\d" in a plain string)
+        warnings.simplefilter("ignore", SyntaxWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        tree = ast.parse(test_code)
+    lines = test_code.splitlines()
+    drop: set[int] = set()
+    for node in tree.body:
+        if not isinstance(node, ast.ClassDef):
+            continue
+        tests = [m for m in node.body if isinstance(m, ast.FunctionDef) and m.name.startswith("test")]
+        for method in tests[keep:]:
+            start = min([method.lineno, *(d.lineno for d in method.decorator_list)])
+            drop.update(range(start - 1, method.end_lineno or method.lineno))
+    kept = [line for number, line in enumerate(lines) if number not in drop]
+    return re.sub(r"\n{3,}(?=    def )", "\n\n", "\n".join(kept)) + "\n"
+
+
+def load_dataframebench(split: str = "test", library: str = "pandas", public: int = 1) -> list[Problem]:
+    """DataFrameBench (BigCodeBench tasks any dataframe library can solve), with ``library`` named
+    in the prompt. The model sees the first ``public`` test method of each task; the whole unittest
+    suite grades, as the benchmark scores (so the shown method is graded too, like HumanEval's
+    docstring examples). Train is for training; val and test are for evaluation only."""
+    if library not in DATAFRAMEBENCH_LIBRARIES:
+        raise ValueError(f"unknown library {library!r}: use {', '.join(DATAFRAMEBENCH_LIBRARIES)}")
+    problems = []
+    for _, row in iter_jsonl(dataframebench_file(split)):
+        prompt = str(row["prompt"]).replace(_LIBRARY_IMPORT, DATAFRAMEBENCH_LIBRARIES[library])
+        prompt = prompt.replace(
+            _LIBRARY_INSTRUCTION, f"Use {library} as the data processing library in your solution."
+        )
+        tests = str(row["test_code"])
+        solutions = row.get("ground_truth") or {}
+        problems.append(
+            Problem(
+                id=str(row["task_id"]),
+                prompt=prompt,
+                entry_point=str(row.get("entry_point") or "task_func"),
+                public_tests=[public_methods(tests, public)] if public else [],
+                private_tests=[tests],
+                reference_solution=solutions.get(library) if isinstance(solutions, dict) else None,
+                source="dataframebench",
             )
         )
     return problems

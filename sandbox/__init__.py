@@ -7,6 +7,7 @@ A leaf package: it imports nothing else from mucode, so anyone can use it alone:
         print(result.passed, result.feedback)
 """
 
+from .environment import SandboxEnvironment
 from .errors import LimitExceeded, SandboxBusy, SandboxError, SandboxUnavailable, WorkerCrashed
 from .limits import SandboxSettings
 from .pool import PoolStats, SandboxPool, execute_sync
@@ -19,6 +20,7 @@ __all__ = [
     "LimitExceeded",
     "PoolStats",
     "SandboxBusy",
+    "SandboxEnvironment",
     "SandboxError",
     "SandboxPool",
     "SandboxSettings",

@@ -90,6 +90,7 @@ MAX_REPR = 300
 MAX_MESSAGE = 2000
 MAX_RECORD_BYTES = 4 * 1024 * 1024
 TEST_CACHE_SIZE = 4096
+ENVIRONMENT_MANIFEST = "mucode-sandbox.json"  # written by mucode.sandbox.environment
 REPORT_FD = 1000  # where the child's report pipe lives, out of the way of the candidate's files
 
 # Everything the checks use is bound here, before candidate code can patch builtins.
@@ -984,8 +985,17 @@ def run_program(job: Job, reporter: Reporter) -> None:
 
 # ---------------------------------------------------------------------------- zygote side
 class Zygote:
-    def __init__(self, channel_in: int, channel_out: int, isolated: bool, workroot: str) -> None:
+    def __init__(
+        self,
+        channel_in: int,
+        channel_out: int,
+        isolated: bool,
+        workroot: str,
+        preloaded: list[str],
+        preload_bytes: int,
+    ) -> None:
         self.channel_in, self.channel_out = channel_in, channel_out
+        self.preloaded, self.preload_bytes = preloaded, preload_bytes
         self.isolated = isolated  # inside bubblewrap's PID namespace: kill(-1) reaches only our processes
         self.workroot = workroot
         self.counter = 0
@@ -1160,7 +1170,7 @@ class Zygote:
             os.open(err_path, write_only, 0o600),
         ]
         read_fd, write_fd = os.pipe()
-        limits = _limits(job)
+        limits = _limits(job, self.preload_bytes)
         started = time.monotonic()
         pid = os.fork()
         if pid == 0:  # child: never returns
@@ -1325,7 +1335,15 @@ class Zygote:
                     os.unlink(path)
 
     def serve(self) -> None:
-        self.write_message({"ready": True, "python": sys.version.split()[0], "pid": os.getpid()})
+        self.write_message(
+            {
+                "ready": True,
+                "python": sys.version.split()[0],
+                "pid": os.getpid(),
+                "preloaded": self.preloaded,
+                "preload_mb": round(self.preload_bytes / 2**20, 1),
+            }
+        )
         while True:
             job = self.read_message()
             if job is None:
@@ -1339,12 +1357,14 @@ class Zygote:
             self.write_message(reply)
 
 
-def _limits(job: Job) -> list[tuple[int, tuple[int, int]]]:
-    """(resource, (soft, hard)) for the child; never above a hard limit the zygote already has."""
+def _limits(job: Job, preload_bytes: int) -> list[tuple[int, tuple[int, int]]]:
+    """(resource, (soft, hard)) for the child; never above a hard limit the zygote already has.
+    The memory limit is the program's own: what the preloaded modules take comes on top."""
     mb = 1024 * 1024
     cpu = int(job["timeout_s"]) + 1
+    memory = job["memory_mb"] * mb + preload_bytes
     wanted = (
-        (resource.RLIMIT_AS, job["memory_mb"] * mb, job["memory_mb"] * mb),
+        (resource.RLIMIT_AS, memory, memory),
         (resource.RLIMIT_CPU, cpu, cpu + 1),  # SIGXCPU at the soft limit, SIGKILL at the hard one
         (resource.RLIMIT_NPROC, job["max_processes"], job["max_processes"]),
         (resource.RLIMIT_FSIZE, job["output_limit_bytes"], job["output_limit_bytes"]),
@@ -1406,19 +1426,53 @@ def describe_output_mismatch(stdin_text: str, expected: str, actual: str) -> str
     )
 
 
+def _address_space() -> int:
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmSize:"):
+                return _int(line.split()[1]) * 1024
+    return 0
+
+
+def _load_environment(workroot: str, preload: bool) -> tuple[list[str], int]:
+    """The environment's heavy modules (its manifest's ``preload``), imported once here; returns
+    those imported and the address space they took, which each run gets on top of its limit."""
+    try:
+        with open(os.path.join(sys.prefix, ENVIRONMENT_MANIFEST), encoding="utf-8") as handle:
+            names = json.load(handle).get("preload", [])
+    except (OSError, ValueError):
+        return [], 0
+    fonts = os.path.join(sys.prefix, "mplconfig")
+    if os.path.isdir(fonts):  # matplotlib's font cache, built at setup; matplotlib wants it writable
+        config = os.path.join(workroot, ".mplconfig")
+        shutil.copytree(fonts, config, dirs_exist_ok=True)
+        os.environ["MPLCONFIGDIR"] = config
+    before = _address_space()
+    loaded = []
+    for name in names if preload else []:
+        try:
+            __import__(name)
+            loaded.append(name)
+        except Exception:  # a module the environment lacks costs its runs the import, nothing else
+            pass
+    return loaded, max(_address_space() - before, 0)
+
+
 def main() -> None:
     isolated = sys.argv[1] == "isolated"
     workroot = sys.argv[2]
+    preload = sys.argv[3] == "preload"
     for name in PRELOAD:
         try:
             __import__(name)
         except ImportError:
             pass
+    os.makedirs(workroot, exist_ok=True)
     channel_in, channel_out = os.dup(0), os.dup(1)
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1):
         os.dup2(null, fd)
-    os.makedirs(workroot, exist_ok=True)
+    preloaded, preload_bytes = _load_environment(workroot, preload)  # after: an import may print
     if isolated:
         import ctypes
 
@@ -1427,7 +1481,7 @@ def main() -> None:
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     _harden_unittest()
     gc.freeze()  # the preloaded heap stays shared between forks instead of being touched by the GC
-    Zygote(channel_in, channel_out, isolated, workroot).serve()
+    Zygote(channel_in, channel_out, isolated, workroot, preloaded, preload_bytes).serve()
 
 
 if __name__ == "__main__":

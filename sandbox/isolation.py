@@ -18,6 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from .environment import SandboxEnvironment, resolve_environment
 from .errors import SandboxUnavailable
 from .limits import SandboxSettings
 
@@ -32,16 +33,25 @@ SANDBOX_ENV = {
     "PYTHONHASHSEED": "0",  # same set/dict order on every worker: reruns give the same output
     "PYTHONDONTWRITEBYTECODE": "1",
     "PYTHONIOENCODING": "utf-8:backslashreplace",
+    # One thread per numeric library: threads count against the run's process limit, and a pool
+    # sized to the host's cores is address space the memory limit would refuse.
+    "OPENBLAS_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "POLARS_MAX_THREADS": "2",
+    "MPLBACKEND": "Agg",
 }
 HARNESS_SOURCE = (Path(__file__).parent / "harness.py").read_text(encoding="utf-8")
 
 
 class Isolation(ABC):
     name: str
+    environment: SandboxEnvironment | None = None
 
     @abstractmethod
-    def command(self) -> list[str]:
-        """argv that starts one warm harness process."""
+    def command(self, preload: bool) -> list[str]:
+        """argv that starts one warm harness process (``preload``: with the environment's heavy
+        modules imported)."""
 
     def spawn_kwargs(self) -> dict[str, Any]:
         # Nothing of the server's environment: bubblewrap's own init stays visible in the sandbox
@@ -67,14 +77,23 @@ class Bubblewrap(Isolation):
         # Running as root would map the sandbox to host root, which is exempt from RLIMIT_NPROC;
         # an unprivileged host uid keeps the process limit (and every file check) meaningful.
         self.host_uid = settings.run_as_uid if os.geteuid() == 0 else os.geteuid()
-        self.python = resolve_python(settings.python, self.host_uid)
+        self.environment = resolve_environment(settings.env)
+        if self.environment is None:
+            self.python = resolve_python(settings.python, self.host_uid)
+        else:
+            self.python = self.environment.interpreter
+            if not _reachable(os.path.realpath(self.python), self.host_uid):
+                raise SandboxUnavailable(
+                    f"the sandbox user (uid {self.host_uid}) cannot run {self.python}: make the environment "
+                    "and its interpreter world-readable, or set MUCODE_SANDBOX_ENV=none"
+                )
 
     @cached_property
     def _supports_disable_userns(self) -> bool:
         out = subprocess.run([self.bwrap, "--help"], capture_output=True, text=True, check=False)
         return "--disable-userns" in out.stdout + out.stderr
 
-    def command(self) -> list[str]:
+    def command(self, preload: bool) -> list[str]:
         s = self.settings
         argv = [self.bwrap, "--ro-bind", "/usr", "/usr"]
         for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64"):
@@ -88,6 +107,8 @@ class Bubblewrap(Isolation):
         prefix = python_prefix(self.python)
         if prefix is not None and not prefix.startswith("/usr/"):
             argv += ["--ro-bind", prefix, prefix]
+        if self.environment is not None:  # the venv; prefix above is its base interpreter's
+            argv += ["--ro-bind", self.environment.path, self.environment.path]
         argv += [
             "--proc", "/proc",
             "--dev", "/dev",
@@ -106,6 +127,7 @@ class Bubblewrap(Isolation):
         for key, value in SANDBOX_ENV.items():
             argv += ["--setenv", key, value]
         argv += ["--chdir", "/tmp", self.python, "-s", "-B", "-c", HARNESS_SOURCE, "isolated", "/tmp/work"]
+        argv.append("preload" if preload else "no-preload")
         return self._drop_privileges() + argv
 
     def _drop_privileges(self) -> list[str]:
@@ -126,15 +148,28 @@ class Unsafe(Isolation):
     name = "unsafe"
 
     def __init__(self, settings: SandboxSettings) -> None:
-        self.python = sys.executable if settings.python == "auto" else settings.python
+        self.environment = resolve_environment(settings.env)
+        if self.environment is not None:
+            self.python = self.environment.interpreter
+        else:
+            self.python = sys.executable if settings.python == "auto" else settings.python
         self.workroot = tempfile.mkdtemp(prefix="mucode-unsafe-")
         log.warning(
             "MUCODE_SANDBOX=unsafe: candidate code runs WITHOUT isolation, with this server's user, "
             "files and network. Never expose this server to untrusted input."
         )
 
-    def command(self) -> list[str]:
-        return [self.python, "-s", "-B", "-c", HARNESS_SOURCE, "unsafe", self.workroot]
+    def command(self, preload: bool) -> list[str]:
+        return [
+            self.python,
+            "-s",
+            "-B",
+            "-c",
+            HARNESS_SOURCE,
+            "unsafe",
+            self.workroot,
+            "preload" if preload else "no-preload",
+        ]
 
 
 def select_isolation(settings: SandboxSettings) -> Isolation:

@@ -45,6 +45,14 @@ class SandboxSettings(BaseSettings):
     python: str = Field(
         "auto", description="Interpreter inside the sandbox; `auto` picks one the sandbox user can run."
     )
+    env: str = Field(
+        "auto",
+        description="Python environment the code runs in (`mucode sandbox setup`): `auto` = the scientific "
+        "profile where setup put it, else the bare interpreter; `none`; or the environment's path.",
+    )
+    preload: bool = Field(
+        True, description="Import the environment's heavy modules once per worker, before forking runs."
+    )
     bwrap: str = Field("bwrap", description="The bubblewrap binary.")
     run_as_uid: int = Field(65534, ge=1, description="Host uid for the sandbox when the server runs as root.")
     startup_timeout_s: float = Field(20.0, gt=0, description="Time a worker may take to become ready.")

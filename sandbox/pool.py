@@ -6,6 +6,10 @@ not once per program. The pool hands each execution to an idle worker, lets at m
 ``queue_size`` executions wait, and refuses more with ``SandboxBusy`` (backpressure) instead of
 queueing forever.
 
+With an environment that preloads heavy modules (numpy, pandas, ...) there are two lanes of
+workers: programs that import those modules go to workers that have them loaded, the rest to
+plain ones, whose smaller address space forks twice as fast (docs/benchmarks.md).
+
 The host keeps its own clock on every execution: if the harness does not answer within the
 timeout plus a margin (the candidate stopped or killed it), the whole sandbox is killed, which
 ends every process in it, and the worker is started again for the next execution.
@@ -19,6 +23,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import struct
 import time
@@ -26,6 +31,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+from .environment import SandboxEnvironment
 from .errors import SandboxBusy, SandboxUnavailable, WorkerCrashed
 from .feedback import build_result, lost_result
 from .isolation import Isolation, select_isolation
@@ -63,10 +69,11 @@ class _Worker:
     Every wait on the process is bounded, so a worker is always handed back to the pool.
     """
 
-    def __init__(self, isolation: Isolation, settings: SandboxSettings, index: int) -> None:
+    def __init__(self, isolation: Isolation, settings: SandboxSettings, index: int, preload: bool) -> None:
         self.isolation = isolation
         self.settings = settings
         self.index = index
+        self.preload = preload  # imports the environment's heavy modules before forking runs
         self.proc: asyncio.subprocess.Process | None = None
         self.sandbox_pids: list[int] = []
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=40)
@@ -74,6 +81,8 @@ class _Worker:
         self._starting: asyncio.Task[None] | None = None
         self.starts = 0
         self.deadline: float | None = None  # monotonic time by which the current run must answer
+        self.hello: dict[str, Any] = {}  # what the harness said when it started
+        self.in_flight = False  # a job was handed over and its reply not read yet
 
     @property
     def alive(self) -> bool:
@@ -96,7 +105,7 @@ class _Worker:
     async def _start(self) -> None:
         await self._kill_process()
         proc = await asyncio.create_subprocess_exec(
-            *self.isolation.command(),
+            *self.isolation.command(self.preload),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -115,6 +124,7 @@ class _Worker:
         # bubblewrap's sandbox init (pid 1 inside): killing it ends every process in the sandbox,
         # whatever session or process group they moved to.
         self.sandbox_pids = _children(proc.pid)
+        self.hello = hello
         log.debug("sandbox worker %d ready (pid %s, python %s)", self.index, proc.pid, hello.get("python"))
 
     async def _drain_stderr(self, proc: asyncio.subprocess.Process) -> None:
@@ -135,13 +145,16 @@ class _Worker:
         assert self.proc is not None and self.proc.stdin is not None
         data = json.dumps(job).encode("utf-8")
         self.proc.stdin.write(struct.pack(">I", len(data)) + data)
+        self.in_flight = True
         self.deadline = time.monotonic() + wait_s
         try:
             # asyncio.timeout, not wait_for: before Python 3.12 wait_for swallows a cancel that
             # lands as its inner await completes, and the caller's run would go on for nobody.
             async with asyncio.timeout(wait_s):
                 await self.proc.stdin.drain()
-                return await self._read()
+                reply = await self._read()
+            self.in_flight = False
+            return reply
         except TimeoutError:
             await self.kill()
             raise _WorkerLost(TestStatus.timeout, f"timed out (time limit {job['timeout_s']:g}s)") from None
@@ -152,6 +165,42 @@ class _Worker:
             ) from None
         finally:
             self.deadline = None
+
+    async def stop(self) -> None:
+        """Stop what runs for a caller that went away. A run in flight is ended by killing its
+        processes (the harness reports, its reply is read and dropped) so the worker stays warm:
+        with a scientific environment a restart costs seconds of CPU. Anything else, or a harness
+        that does not answer, kills the worker."""
+        if self.in_flight and self.alive:
+            zygote = self._zygote()
+            try:
+                async with asyncio.timeout(KILL_WAIT_S):
+                    reading = asyncio.ensure_future(self._read())
+                    try:
+                        # Until the reply comes: the run may not have been forked yet at the first kill.
+                        while not reading.done():
+                            for pid in _children(zygote) if zygote else []:
+                                with contextlib.suppress(ProcessLookupError, PermissionError):
+                                    os.kill(pid, signal.SIGKILL)
+                            await asyncio.wait({reading}, timeout=0.05)
+                        reading.result()
+                    finally:
+                        reading.cancel()
+                self.in_flight = False
+                return
+            except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, ValueError):
+                pass
+        await self.kill()
+
+    def _zygote(self) -> int | None:
+        """Host pid of the harness's zygote: the launcher itself without a sandbox, else the
+        child of bubblewrap's init."""
+        if self.proc is None:
+            return None
+        if not self.sandbox_pids:
+            return self.proc.pid
+        inside = _children(self.sandbox_pids[0])
+        return inside[0] if inside else None
 
     async def kill(self) -> None:
         """Kill the sandbox and everything in it, waiting first (bounded) for a start in progress
@@ -167,6 +216,7 @@ class _Worker:
     async def _kill_process(self) -> None:
         # Taken at once: a new start may reuse these fields while this kill waits below.
         proc, self.proc = self.proc, None
+        self.in_flight = False
         pids, self.sandbox_pids = self.sandbox_pids, []
         stderr_task, self._stderr_task = self._stderr_task, None
         if stderr_task is not None:
@@ -198,6 +248,18 @@ class PoolStats:
     executions: int
     worker_restarts: int
     stuck: int = 0  # busy past their deadline without an answer: the pool cannot get them back
+    environment: SandboxEnvironment | None = None  # None: the bare interpreter, standard library only
+
+
+class _Lane:
+    """Workers of one kind and the queue of the idle ones; None in the queue tells the executions
+    still waiting that the pool closed."""
+
+    def __init__(self, workers: list[_Worker]) -> None:
+        self.workers = workers
+        self.idle: asyncio.Queue[_Worker | None] = asyncio.Queue()
+        for worker in workers:
+            self.idle.put_nowait(worker)
 
 
 class SandboxPool:
@@ -209,8 +271,8 @@ class SandboxPool:
         self.settings = settings or SandboxSettings()
         self._isolation = isolation
         self._workers: list[_Worker] = []
-        # Idle workers; None in it tells the executions still waiting that the pool closed.
-        self._idle: asyncio.Queue[_Worker | None] | None = None
+        self._lanes: tuple[_Lane, _Lane | None] | None = None  # (plain, preloaded); None: not running
+        self._heavy: re.Pattern[str] | None = None  # an import of a preloaded module
         self._waiting = 0
         self._executions = 0
 
@@ -222,25 +284,35 @@ class SandboxPool:
 
     async def start(self) -> None:
         """Start every worker; raises ``SandboxUnavailable`` if the sandbox cannot run at all."""
-        if self._idle is not None:
+        if self._lanes is not None:
             return
         isolation = self.isolation
-        self._workers = [_Worker(isolation, self.settings, i) for i in range(self.settings.workers)]
+        count = self.settings.workers
+        environment = isolation.environment
+        roots = sorted({name.split(".")[0] for name in environment.preload}) if environment else []
+        plain = [_Worker(isolation, self.settings, i, preload=False) for i in range(count)]
+        preloaded = []
+        if roots and self.settings.preload:
+            preloaded = [_Worker(isolation, self.settings, count + i, preload=True) for i in range(count)]
+            names = "|".join(map(re.escape, roots))
+            self._heavy = re.compile(
+                rf"^[ \t]*(?:from[ \t]+(?:{names})\b|import[ \t][^\n]*\b(?:{names})\b)", re.M
+            )
+        self._workers = plain + preloaded
         try:
             await asyncio.gather(*(w.ensure_started() for w in self._workers))
         except BaseException:
             await asyncio.gather(*(w.kill() for w in self._workers))
             raise
-        self._idle = asyncio.Queue()
-        for worker in self._workers:
-            self._idle.put_nowait(worker)
+        self._lanes = (_Lane(plain), _Lane(preloaded) if preloaded else None)
         log.info("sandbox ready: %d %s workers", len(self._workers), isolation.name)
 
     async def close(self) -> None:
-        idle, self._idle = self._idle, None
+        lanes, self._lanes = self._lanes, None
         await asyncio.gather(*(w.kill() for w in self._workers))
-        if idle is not None:
-            idle.put_nowait(None)
+        for lane in lanes or ():
+            if lane is not None:
+                lane.idle.put_nowait(None)
 
     async def __aenter__(self) -> SandboxPool:
         await self.start()
@@ -252,7 +324,7 @@ class SandboxPool:
         await self.close()
 
     def stats(self) -> PoolStats:
-        idle = self._idle.qsize() if self._idle is not None else 0
+        idle = sum(lane.idle.qsize() for lane in self._lanes or () if lane is not None)
         return PoolStats(
             isolation=self.isolation.name,
             workers=len(self._workers),
@@ -261,19 +333,38 @@ class SandboxPool:
             executions=self._executions,
             worker_restarts=sum(max(w.starts - 1, 0) for w in self._workers),
             stuck=sum(w.overdue for w in self._workers),
+            environment=self._environment(),
         )
 
-    def _release(self, idle: asyncio.Queue[_Worker | None], worker: _Worker) -> None:
-        if self._idle is idle:  # a closed pool's workers stay dead
-            idle.put_nowait(worker)
+    def _environment(self) -> SandboxEnvironment | None:
+        environment = self.isolation.environment
+        hello = next((w.hello for w in self._workers if w.preload and w.hello), None)
+        if environment is None or hello is None:
+            return environment
+        return environment.model_copy(
+            update={"preload": hello["preloaded"], "preload_mb": hello["preload_mb"]}
+        )
+
+    def _release(self, lanes: tuple[_Lane, _Lane | None], lane: _Lane, worker: _Worker) -> None:
+        if self._lanes is lanes:  # a closed pool's workers stay dead
+            lane.idle.put_nowait(worker)
+
+    def _lane(self, lanes: tuple[_Lane, _Lane | None], request: ExecutionRequest) -> _Lane:
+        plain, preloaded = lanes
+        if preloaded is None or self._heavy is None:
+            return plain
+        sources = [request.code, *request.tests]
+        return preloaded if any(self._heavy.search(source) for source in sources) else plain
 
     async def execute(self, request: ExecutionRequest) -> ExecutionResult:
         """Run the code and its tests. Raises ``LimitExceeded`` for limits above the maxima and
         ``SandboxBusy`` when the queue is full; cancelling the caller kills the run."""
         limits = resolve_limits(self.settings, request.timeout_s, request.memory_mb)
-        idle = self._idle
-        if idle is None:
+        lanes = self._lanes
+        if lanes is None:
             raise SandboxUnavailable("the sandbox pool is not started")
+        lane = self._lane(lanes, request)
+        idle = lane.idle
         if idle.empty() and self._waiting >= self.settings.queue_size:
             raise SandboxBusy(f"the sandbox queue is full ({self._waiting} executions waiting)")
         self._waiting += 1
@@ -306,16 +397,16 @@ class SandboxPool:
             )
         except asyncio.CancelledError:
             # The caller went away: stop the program now. The worker goes back to the pool only
-            # once it is dead, even if this caller is cancelled again while it waits for that.
+            # once its run is over, even if this caller is cancelled again while it waits for that.
             release = False
-            killing = asyncio.create_task(worker.kill())
-            killing.add_done_callback(lambda _: self._release(idle, worker))
+            killing = asyncio.create_task(worker.stop())
+            killing.add_done_callback(lambda _: self._release(lanes, lane, worker))
             await asyncio.shield(killing)
             raise
         finally:
             self._executions += 1
             if release:
-                self._release(idle, worker)
+                self._release(lanes, lane, worker)
         if "harness_error" in reply:
             raise WorkerCrashed("the sandbox harness failed: " + reply["harness_error"])
         return build_result(request, reply, self.isolation.name)

@@ -16,6 +16,10 @@ from mucode.sandbox import SandboxSettings
 
 from .helpers import LiveServer, Sandbox, processes_of, server_settings
 
+# Workers start in milliseconds on the bare interpreter and in seconds with the scientific
+# environment: tests that need numpy and friends ask for it (the `science` fixture).
+os.environ["MUCODE_SANDBOX_ENV"] = "none"
+
 
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[Sandbox]:
@@ -52,3 +56,16 @@ def own_bwrap() -> Iterator[str]:
     for pid in processes_of(path):
         os.kill(pid, signal.SIGKILL)
     shutil.rmtree(folder)
+
+
+@pytest.fixture(scope="session")
+def science() -> Iterator[Sandbox]:
+    """A pool running the scientific environment that `make test` prepares (`make sandbox-env`)."""
+    from mucode.sandbox.environment import MANIFEST, default_path
+
+    path = default_path("scientific")
+    if not (path / MANIFEST).exists():
+        pytest.fail(f"no scientific sandbox environment at {path}: run `make sandbox-env`")
+    box = Sandbox(SandboxSettings(workers=2, timeout_s=10, env=str(path)))
+    yield box
+    box.close()

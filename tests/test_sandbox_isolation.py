@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from mucode.sandbox import SandboxSettings, TestStatus
+from mucode.sandbox.environment import MANIFEST, default_path
 
 from .helpers import Sandbox, descendants
 
@@ -21,11 +22,18 @@ TIMEOUT = 2.0
 MARGIN = 2.5  # harness reaction plus host scheduling on a loaded 2-core machine
 
 
-@pytest.fixture(scope="module")
-def box() -> Iterator[Sandbox]:
+@pytest.fixture(scope="module", params=["bare", "scientific"])
+def box(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
+    """Every attack twice: on the bare interpreter, and with the scientific environment loaded."""
+    env = "none"
+    if request.param == "scientific":
+        path = default_path("scientific")
+        if not (path / MANIFEST).exists():
+            pytest.fail(f"no scientific sandbox environment at {path}: run `make sandbox-env`")
+        env = str(path)
     os.environ["MUCODE_TEST_SERVER_SECRET"] = "hunter2-server-secret"
     try:
-        sandbox = Sandbox(SandboxSettings(workers=2, timeout_s=TIMEOUT))
+        sandbox = Sandbox(SandboxSettings(workers=2, timeout_s=TIMEOUT, env=env))
     finally:
         del os.environ["MUCODE_TEST_SERVER_SECRET"]
     yield sandbox

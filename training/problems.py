@@ -10,7 +10,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from mucode.problems import Problem, guess_entry_point, load_humaneval, load_jsonl
+from mucode.problems import Problem, guess_entry_point, load_dataframebench, load_humaneval, load_jsonl
 
 FOLD_SEED = 0
 
@@ -59,8 +59,12 @@ def load_mbpp(split: str = "test", data_files: str | None = None) -> list[Proble
 
 
 def load_problem_set(spec: str) -> list[Problem]:
-    """``humaneval``, ``humaneval:fold0``, ``humaneval:fold1``, ``mbpp:train`` / ``mbpp:test``
+    """``humaneval``, ``humaneval:fold0``, ``humaneval:fold1``, ``dataframebench:train|val|test``
+    (``:polars`` after the split names polars instead of pandas), ``mbpp:train`` / ``mbpp:test``
     (hub, online), ``mbpp-file:PATH`` (local MBPP-schema JSON/JSONL) or a JSONL file of problems."""
+    if spec.startswith("dataframebench:"):
+        split, _, library = spec.split(":", 1)[1].partition(":")
+        return load_dataframebench(split, library or "pandas")
     if spec.startswith("mbpp:"):
         return load_mbpp(split=spec.split(":", 1)[1])
     if spec.startswith("mbpp-file:"):
@@ -72,5 +76,6 @@ def load_problem_set(spec: str) -> list[Problem]:
     if Path(spec).exists():
         return load_jsonl(spec)
     raise ValueError(
-        f"unknown problem set {spec!r}: use humaneval, humaneval:fold0, humaneval:fold1 or a .jsonl file"
+        f"unknown problem set {spec!r}: use humaneval, humaneval:fold0, humaneval:fold1, "
+        "dataframebench:train|val|test or a .jsonl file"
     )

@@ -4,13 +4,14 @@ solve.py   execute, solve        run a program on tests; solve a problem (locall
 train.py   train ..., eval       µCode expert iteration and its stages; pass rates on a problem set
 models.py  models ...            the default model bundle and trained checkpoints
 serve.py   serve, worker         the HTTP server and remote job workers
+sandbox.py sandbox ...           the Python environment candidate code runs in
 """
 
 from __future__ import annotations
 
 import typer
 
-from . import models, serve, solve, train
+from . import models, sandbox, serve, solve, train
 
 app = typer.Typer(help="mucode: multi-turn fix-and-rerank code generation (µCode).", no_args_is_help=True)
 app.command()(solve.execute)
@@ -18,6 +19,7 @@ app.command()(solve.solve)
 app.add_typer(train.app, name="train")
 app.command("eval")(train.eval_command)
 app.add_typer(models.app, name="models")
+app.add_typer(sandbox.app, name="sandbox")
 app.command()(serve.serve)
 app.command()(serve.worker)
 

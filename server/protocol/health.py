@@ -4,6 +4,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from mucode.sandbox import SandboxEnvironment
+
 
 class SandboxHealth(BaseModel):
     ready: bool
@@ -14,6 +16,10 @@ class SandboxHealth(BaseModel):
     executions: int = 0
     worker_restarts: int = 0
     stuck: int = Field(0, description="Workers busy past their deadline; all of them stuck is a 503.")
+    environment: SandboxEnvironment | None = Field(
+        None,
+        description="The Python environment code runs in; absent: the bare interpreter (standard library).",
+    )
     error: str | None = Field(None, description="Why the sandbox cannot run code, when it cannot.")
 
 
