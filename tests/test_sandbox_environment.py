@@ -124,12 +124,21 @@ def test_matplotlib_and_polars_run(science: Sandbox) -> None:
     assert result.passed, result.feedback
 
 
-def test_health_names_the_environment(tmp_path: Path) -> None:
+def test_health_names_the_environment_and_execute_runs_pandas_against_unittest(tmp_path: Path) -> None:
     server = LiveServer(server_settings(tmp_path, env=str(default_path("scientific"))))
     try:
         body = httpx.get(server.url + "/health", timeout=30).json()
+        executed = httpx.post(server.url + "/v1/execute", json={"code": FRAME, "tests": [SUITE]}, timeout=60)
     finally:
         server.stop()
+    assert executed.status_code == 200, executed.text
+    results = executed.json()["results"]
+    assert [(r["test"], r["kind"], r["status"]) for r in results] == [
+        ("TestFrame.test_frame", "unittest", "passed"),
+        ("TestFrame.test_shape", "unittest", "passed"),
+        ("TestFrame.test_total", "unittest", "failed"),
+    ]
+    assert results[2]["message"].startswith("AssertionError: 6 != 7")
     environment = body["sandbox"]["environment"]
     assert environment["profile"] == "scientific"
     assert environment["path"] == str(default_path("scientific"))

@@ -60,11 +60,14 @@ def load_mbpp(split: str = "test", data_files: str | None = None) -> list[Proble
 
 def load_problem_set(spec: str) -> list[Problem]:
     """``humaneval``, ``humaneval:fold0``, ``humaneval:fold1``, ``dataframebench:train|val|test``
-    (``:polars`` after the split names polars instead of pandas), ``mbpp:train`` / ``mbpp:test``
+    (then optionally ``:polars`` instead of ``:pandas``, and ``:K`` test methods shown instead of
+    1: ``dataframebench:val:pandas:2``), ``mbpp:train`` / ``mbpp:test``
     (hub, online), ``mbpp-file:PATH`` (local MBPP-schema JSON/JSONL) or a JSONL file of problems."""
     if spec.startswith("dataframebench:"):
-        split, _, library = spec.split(":", 1)[1].partition(":")
-        return load_dataframebench(split, library or "pandas")
+        split, library, public = (spec.split(":")[1:] + ["", ""])[:3]
+        if public and not public.isdigit():
+            raise ValueError(f"{spec!r}: the number of shown test methods must be a number")
+        return load_dataframebench(split, library or "pandas", int(public or 1))
     if spec.startswith("mbpp:"):
         return load_mbpp(split=spec.split(":", 1)[1])
     if spec.startswith("mbpp-file:"):
