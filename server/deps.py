@@ -84,8 +84,8 @@ def get_chat_service(runtime: RuntimeDep, settings: SettingsDep) -> ChatService:
     return ChatService(runtime.solver, runtime.require_model(), settings)
 
 
-def get_completion_service(runtime: RuntimeDep) -> CompletionService:
-    return CompletionService(runtime.require_model(), runtime.gate)
+def get_completion_service(runtime: RuntimeDep, settings: SettingsDep) -> CompletionService:
+    return CompletionService(runtime.require_model(), runtime.gate, settings)
 
 
 def get_score_service(runtime: RuntimeDep, settings: SettingsDep) -> ScoreService:

@@ -20,6 +20,13 @@ from mucode.sandbox import SandboxSettings
 MIB = 1024 * 1024
 
 
+# Search presets served as model ids (server/model_ids.py); options left out are the defaults.
+BUILTIN_PRESETS = {
+    "mucode-fast": SolveOptions(n=1, turns=1, temperature=0.0),  # one greedy answer, checked
+    "mucode-thorough": SolveOptions(n=8, turns=4),
+}
+
+
 class ServerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MUCODE_", extra="ignore")
 
@@ -29,6 +36,10 @@ class ServerSettings(BaseSettings):
     max_body_bytes: int = Field(4 * MIB, ge=1024, description="Largest request body; larger gets 413.")
     max_code_bytes: int = Field(1 * MIB, ge=1024, description="Largest `code` field; larger gets 413.")
     max_tests: int = Field(256, ge=1, description="Most tests (asserts plus io tests) in one request.")
+    presets: dict[str, SolveOptions] = Field(
+        default_factory=dict,
+        description='More search presets served as model ids, JSON: {"mucode-wide": {"n": 16, "turns": 2}}.',
+    )
     max_batch_programs: int = Field(
         1024, ge=1, description="Most programs in one `/v1/execute/batch` request; more gets 422."
     )
@@ -91,6 +102,10 @@ class ServerSettings(BaseSettings):
 
     def default_options(self) -> SolveOptions:
         return SolveOptions(n=self.default_n, turns=self.default_turns, selection=self.default_selection)
+
+    def all_presets(self) -> dict[str, SolveOptions]:
+        """The built-in presets, with the operator's (``MUCODE_PRESETS``) added or replacing them."""
+        return {**BUILTIN_PRESETS, **self.presets}
 
 
 @lru_cache

@@ -25,8 +25,30 @@ def client(live_server: LiveServer) -> Iterator[openai.OpenAI]:
 
 
 def test_models_list(client: openai.OpenAI) -> None:
-    ids = [m.id for m in client.models.list()]
-    assert ids == ["mucode", "script.json"]  # the scripted generator is named after its script
+    models = client.models.list().data
+    # The presets, then the generator (the scripted one is named after its script file).
+    assert [m.id for m in models] == ["mucode", "mucode-fast", "mucode-thorough", "script.json"]
+    assert (models[1].model_extra or {})["options"] == {"n": 1, "turns": 1, "temperature": 0.0}
+    assert all("/" not in str(m.model_dump()) for m in models)  # no host paths
+
+
+def test_a_preset_or_options_in_the_model_id_shape_the_search(client: openai.OpenAI) -> None:
+    """IDE settings screens have a model field and no extra_body: the id carries the search."""
+    ask = {"messages": [{"role": "user", "content": "def add(a, b):\n    pass\n"}]}
+    tests = {"tests": ["assert add(2, 3) == 5"]}
+    fast = client.chat.completions.create(model="mucode-fast", extra_body=tests, **ask)  # type: ignore[call-overload]
+    trace = (fast.model_extra or {})["mucode"]
+    assert (trace["options"]["n"], trace["options"]["turns"], fast.model) == (1, 1, "mucode-fast")
+    tuned = client.chat.completions.create(model="mucode:n=3,turns=2", extra_body=tests, **ask)  # type: ignore[call-overload]
+    options = (tuned.model_extra or {})["mucode"]["options"]
+    assert (options["n"], options["turns"]) == (3, 2)
+    assert client.models.retrieve("mucode-thorough:turns=5").model_extra == {
+        "root": None,
+        "options": {"n": 8, "turns": 5},
+    }
+    with pytest.raises(openai.UnprocessableEntityError) as bad:
+        client.chat.completions.create(model="mucode:n=zero", **ask)  # type: ignore[call-overload]
+    assert "n" in bad.value.message and bad.value.body["param"] == "model"  # type: ignore[index]
 
 
 def test_fix_and_rerank_answers_the_passing_candidate(client: openai.OpenAI) -> None:
@@ -101,7 +123,7 @@ def test_streaming_reasoning_then_content_then_usage(client: openai.OpenAI) -> N
 
 
 def test_plain_chat_with_the_generator_model(client: openai.OpenAI) -> None:
-    generator = [m.id for m in client.models.list()][1]
+    generator = [m.id for m in client.models.list()][-1]
     response = client.chat.completions.create(
         model=generator, messages=[{"role": "user", "content": "hi"}], n=2
     )
@@ -130,7 +152,7 @@ def test_errors_in_openai_shape(client: openai.OpenAI) -> None:
 
 
 def test_completions_fill_in_the_middle(client: openai.OpenAI, live_server: LiveServer) -> None:
-    generator = [m.id for m in client.models.list()][1]
+    generator = [m.id for m in client.models.list()][-1]
     plain = client.completions.create(model=generator, prompt="def double(x):\n", max_tokens=32)
     assert plain.object == "text_completion"
     assert len(plain.choices) == 1

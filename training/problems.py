@@ -64,7 +64,7 @@ def load_problem_set(spec: str) -> list[Problem]:
     1: ``dataframebench:val:pandas:2``), ``mbpp:train`` / ``mbpp:test``
     (hub, online), ``mbpp-file:PATH`` (local MBPP-schema JSON/JSONL) or a JSONL file of problems."""
     if spec.startswith("dataframebench:"):
-        split, library, public = (spec.split(":")[1:] + ["", ""])[:3]
+        split, library, public = [*spec.split(":")[1:], "", ""][:3]
         if public and not public.isdigit():
             raise ValueError(f"{spec!r}: the number of shown test methods must be a number")
         return load_dataframebench(split, library or "pandas", int(public or 1))

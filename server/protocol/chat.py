@@ -183,6 +183,10 @@ class ModelCard(BaseModel):
     object: Literal["model"] = "model"
     created: int = 0
     owned_by: str = "mucode"
+    root: str | None = Field(None, description="The generator's weights file or hub id (no host path).")
+    options: dict[str, Any] | None = Field(
+        None, description="A search preset's options (on top of the server's defaults)."
+    )
 
 
 class ModelList(BaseModel):

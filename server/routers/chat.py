@@ -4,24 +4,26 @@ from fastapi import Request
 from fastapi.responses import StreamingResponse
 
 from .. import sse
-from ..deps import ChatDep, LoadedGeneratorDep
+from ..deps import ChatDep, LoadedGeneratorDep, SettingsDep
 from ..disconnect import unless_disconnected
+from ..model_ids import model_list, resolve
 from ..protocol.chat import ChatCompletion, ChatCompletionRequest, ModelCard, ModelList
 from ..routing import NOT_FOUND, OPENAI_STREAM, v1_router
-from ..services.chat import find_model, model_list
 
 router = v1_router("openai")
 
 
 @router.get("/models", response_model=ModelList, summary="The models this server answers as")
-async def models(generator: LoadedGeneratorDep) -> ModelList:
-    """`mucode` (multi-turn fix-and-rerank) and the raw generator's own id (plain chat)."""
-    return model_list(generator)
+async def models(generator: LoadedGeneratorDep, settings: SettingsDep) -> ModelList:
+    """`mucode` (the default µCode search), its presets (`mucode-fast`, `mucode-thorough`, the
+    operator's), and the generator under a familiar id (plain chat). Any preset takes search
+    options after a colon: `mucode:n=8,turns=4`."""
+    return model_list(generator, settings)
 
 
 @router.get("/models/{model_id:path}", response_model=ModelCard, summary="One model", responses=NOT_FOUND)
-async def model(model_id: str, generator: LoadedGeneratorDep) -> ModelCard:
-    return find_model(model_id, generator)
+async def model(model_id: str, generator: LoadedGeneratorDep, settings: SettingsDep) -> ModelCard:
+    return resolve(model_id, generator, settings).card
 
 
 @router.post(

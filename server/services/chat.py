@@ -25,16 +25,14 @@ from mucode.sandbox.testfile import split_tests
 from .. import sse
 from ..errors import STREAMED_ERRORS, APIError, stream_error
 from ..limits import enforce_limits
+from ..model_ids import resolve
 from ..protocol.chat import (
-    MUCODE_MODEL,
     ChatCompletion,
     ChatCompletionChunk,
     ChatCompletionRequest,
     Choice,
     ChunkChoice,
     Delta,
-    ModelCard,
-    ModelList,
     ResponseMessage,
     UsageOut,
 )
@@ -84,35 +82,13 @@ def usage_of(result: SolveResult) -> UsageOut:
     )
 
 
-def model_list(generator: Generator | None) -> ModelList:
-    """`mucode` and, once it has loaded, the generator's own id."""
-    cards = [ModelCard(id=MUCODE_MODEL)]
-    if generator is not None:
-        cards.append(ModelCard(id=generator.model))
-    return ModelList(data=cards)
-
-
-def find_model(model_id: str, generator: Generator | None) -> ModelCard:
-    """The card of ``model_id``, or 404 in OpenAI's words."""
-    for card in model_list(generator).data:
-        if card.id == model_id:
-            return card
-    raise APIError(
-        404,
-        f"the model `{model_id}` does not exist; see GET /v1/models",
-        param="model",
-        type="not_found_error",
-        code="model_not_found",
-    )
-
-
 class ChatService:
     def __init__(self, solver: SolveService, generator: Generator, settings: ServerSettings) -> None:
         self.solver = solver
         self.generator = generator
         self.settings = settings
 
-    def _problem(self, request: ChatCompletionRequest) -> tuple[Problem, SolveOptions]:
+    def _problem(self, request: ChatCompletionRequest, preset: SolveOptions) -> tuple[Problem, SolveOptions]:
         users = [m for m in request.messages if m.role == "user"]
         if not users:
             raise APIError(422, "the messages hold no user message (the problem)", param="messages")
@@ -141,19 +117,19 @@ class ChatService:
         if not (tests or io_tests):
             given["turns"] = 1  # no tests, no feedback: rerank one turn of samples
         options = merge_options(
-            self.settings.default_options(),
+            merge_options(self.settings.default_options(), preset),
             SolveOptions(**{k: v for k, v in given.items() if v is not None}),
         )
         return problem, options
 
     async def complete(self, request: ChatCompletionRequest) -> ChatCompletion:
-        find_model(request.model, self.generator)
-        if request.model != MUCODE_MODEL:
+        preset = resolve(request.model, self.generator, self.settings).options
+        if preset is None:
             return await self._plain_chat(request)
-        problem, options = self._problem(request)
+        problem, options = self._problem(request, preset)
         result = await self.solver.solve(problem, options, selection_param="selection")
         return ChatCompletion(
-            model=MUCODE_MODEL,
+            model=request.model,
             choices=[Choice(index=0, message=ResponseMessage(content=answer_text(result)))],
             usage=usage_of(result),
             mucode=result,
@@ -191,8 +167,8 @@ class ChatService:
         """SSE lines: the search's progress as `reasoning_content`, then the answer as `content`.
         Everything that can fail before the first byte (model, problem, engine) fails here, as a
         plain HTTP error; a failure later arrives as an `error` event before `[DONE]`."""
-        find_model(request.model, self.generator)
-        prepared = self._problem(request) if request.model == MUCODE_MODEL else None
+        preset = resolve(request.model, self.generator, self.settings).options
+        prepared = None if preset is None else self._problem(request, preset)
         if prepared is not None:
             self.solver.check(prepared[1], selection_param="selection")
         return self._stream(request, prepared)

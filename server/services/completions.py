@@ -12,19 +12,21 @@ from mucode.engine.generators.base import Generator, SamplingParams
 from .. import sse
 from ..admission import AdmissionGate
 from ..errors import STREAMED_ERRORS, APIError, stream_error
+from ..model_ids import resolve
 from ..protocol.chat import UsageOut
 from ..protocol.completions import Completion, CompletionChoice, CompletionChunk, CompletionRequest
-from .chat import find_model
+from ..settings import ServerSettings
 
 
 class CompletionService:
-    def __init__(self, generator: Generator, gate: AdmissionGate) -> None:
+    def __init__(self, generator: Generator, gate: AdmissionGate, settings: ServerSettings) -> None:
         self.generator = generator
         self.gate = gate
+        self.settings = settings
 
     def check(self, request: CompletionRequest) -> None:
         generator = self.generator
-        find_model(request.model, generator)
+        resolve(request.model, generator, self.settings)  # any served id: autocomplete is the generator's
         if request.suffix is not None and generator.fim is None:
             raise APIError(
                 422,
