@@ -214,8 +214,24 @@ def attempt_turn(problem: Problem, messages: list[ChatMessage], chosen: Candidat
 
 CHAT_2 = PromptFormat("mucode-chat-2", first_turn_2, replay_turn, fenced_answer=True)
 
-FORMATS = {f.version: f for f in (CHAT_1, CHAT_2)}
-DEFAULT = CHAT_2
+
+# ---------------------------------------------------------------------------- mucode-chat-3
+def first_turn_3(problem: Problem) -> list[ChatMessage]:
+    """mucode-chat-2 inside the conversation the problem came from: its system notes join the
+    system message, its earlier turns (the file an IDE sent, the previous answer a follow-up
+    refers to) come before the task. Without a conversation, exactly mucode-chat-2."""
+    system, task = first_turn_2(problem)
+    notes = [m.content for m in problem.context if m.role == "system"]
+    if notes:
+        system = ChatMessage(role="system", content="\n\n".join([system.content, *notes]))
+    earlier = [ChatMessage(role=m.role, content=m.content) for m in problem.context if m.role != "system"]
+    return [system, *earlier, task]
+
+
+CHAT_3 = PromptFormat("mucode-chat-3", first_turn_3, replay_turn, fenced_answer=True)
+
+FORMATS = {f.version: f for f in (CHAT_1, CHAT_2, CHAT_3)}
+DEFAULT = CHAT_3
 PROMPT_VERSION = DEFAULT.version
 
 

@@ -168,6 +168,8 @@ class SearchEngine:
             stop_reason=stop,
             usage=usage,
             timings=timings,
+            context_messages=len(problem.context),
+            context_dropped=problem.context_dropped,
         )
 
     async def execute(self, problem: Problem, candidates: list[Candidate]) -> list[Candidate]:

@@ -55,7 +55,7 @@ class EngineSettings(BaseSettings):
     script: str | None = Field(None, description="JSON script for the `scripted` backend.")
     prompt_version: str | None = Field(
         None,
-        description="The chat format the generator is prompted with (`mucode-chat-1`, `mucode-chat-2`); "
+        description="The chat format the generator is prompted with (`mucode-chat-1`, `-2`, `-3`); "
         "unset means the checkpoint's, else the newest.",
     )
     checkpoint: str | None = Field(

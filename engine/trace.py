@@ -134,3 +134,9 @@ class SolveResult(BaseModel):
     usage: Usage
     timings: Timings
     cached: bool = Field(False, description="Served from the cache of deterministic solves.")
+    context_messages: int = Field(
+        0, description="Messages of the conversation before the request that the first turn showed."
+    )
+    context_dropped: int = Field(
+        0, description="Older messages of the conversation left out to fit the context budget."
+    )

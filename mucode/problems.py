@@ -15,10 +15,20 @@ import re
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from mucode.sandbox import IOTest
+
+
+class ContextMessage(BaseModel):
+    """A message of the conversation a problem came from (chat), before the one that asks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["system", "user", "assistant"]
+    content: str
 
 
 class Problem(BaseModel):
@@ -39,6 +49,14 @@ class Problem(BaseModel):
         None, description="A known-correct program, when the source has one."
     )
     source: str = Field("user", description="Where the problem comes from: `humaneval`, `jsonl`, ...")
+    context: list[ContextMessage] = Field(
+        default_factory=list,
+        description="The conversation before the request (system notes, earlier turns, files an IDE "
+        "sent): the generator reads it before the task on the first turn.",
+    )
+    context_dropped: int = Field(
+        0, ge=0, description="Earlier messages left out of `context` to fit its budget, oldest first."
+    )
 
 
 def guess_entry_point(prompt: str, tests: list[str] | None = None) -> str | None:

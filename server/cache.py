@@ -35,6 +35,7 @@ def cache_key(problem: Problem, options: SolveOptions, engine: SearchEngine) -> 
         "entry_point": problem.entry_point,
         "tests": problem.public_tests,
         "io_tests": [t.model_dump(mode="json") for t in problem.public_io_tests],
+        "context": [m.model_dump(mode="json") for m in problem.context],
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 

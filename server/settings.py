@@ -36,6 +36,11 @@ class ServerSettings(BaseSettings):
     max_body_bytes: int = Field(4 * MIB, ge=1024, description="Largest request body; larger gets 413.")
     max_code_bytes: int = Field(1 * MIB, ge=1024, description="Largest `code` field; larger gets 413.")
     max_tests: int = Field(256, ge=1, description="Most tests (asserts plus io tests) in one request.")
+    max_context_chars: int = Field(
+        16000,
+        ge=0,
+        description="Characters of earlier conversation (chat) the first turn shows; oldest dropped first.",
+    )
     presets: dict[str, SolveOptions] = Field(
         default_factory=dict,
         description='More search presets served as model ids, JSON: {"mucode-wide": {"n": 16, "turns": 2}}.',

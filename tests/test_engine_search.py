@@ -20,7 +20,7 @@ from mucode.engine.settings import EngineSettings
 from mucode.engine.shape import shape
 from mucode.engine.trace import ChatMessage, SolveResult
 from mucode.engine.verifier import Verifier
-from mucode.problems import Problem
+from mucode.problems import ContextMessage, Problem
 from mucode.sandbox import ExecutionRequest, ExecutionResult, IOTest, SandboxPool
 from mucode.training.evaluate import explain, summary
 
@@ -318,11 +318,32 @@ def test_a_refill_that_repeats_too_stays_marked_and_is_not_refilled_again(sandbo
 
 
 # ---------------------------------------------------------------------------- prompt formats
+def test_the_conversation_comes_before_the_task_in_the_first_turn() -> None:
+    """mucode-chat-3: the conversation's system notes join the system message and its earlier
+    turns (a file an IDE sent, the answer a follow-up refers to) precede the task."""
+    problem = PROBLEM.model_copy(
+        update={
+            "context": [
+                ContextMessage(role="system", content="Keep answers short."),
+                ContextMessage(role="user", content="Here is utils.py:\n```python\nSCALE = 3\n```"),
+                ContextMessage(role="assistant", content="Got it."),
+            ]
+        }
+    )
+    system, file, reply, task = prompts.CHAT_3.first_turn(problem)
+    assert system.content == prompts.SYSTEM_2 + "\n\nKeep answers short."
+    assert (file.role, reply.role, task.role) == ("user", "assistant", "user")
+    assert "SCALE = 3" in file.content
+    assert task == prompts.CHAT_2.first_turn(PROBLEM)[1]
+
+
 def test_prompt_version_is_recorded_and_old_versions_keep_their_text(sandbox: Sandbox) -> None:
     result = solve(sandbox, ScriptedGenerator([[RIGHT]]), n=1, turns=1)
-    assert result.prompt_version == PROMPT_VERSION == prompts.DEFAULT.version == "mucode-chat-2"
+    assert result.prompt_version == PROMPT_VERSION == prompts.DEFAULT.version == "mucode-chat-3"
     assert result.turns[0].messages[0].content == prompts.SYSTEM_2
     assert "Can you complete the following Python function?" in result.turns[0].messages[1].content
+    # Without a conversation, mucode-chat-3 is mucode-chat-2 word for word.
+    assert prompts.CHAT_3.first_turn(PROBLEM) == prompts.CHAT_2.first_turn(PROBLEM)
     old = SearchEngine(ScriptedGenerator([[WRONG], [RIGHT]]), sandbox.pool, prompt=prompts.CHAT_1)
     result = sandbox.loop.run(old.solve(PROBLEM, SolveOptions(n=1, turns=2)))
     assert result.prompt_version == "mucode-chat-1"

@@ -237,3 +237,44 @@ def test_what_the_models_cannot_do_is_refused_not_ignored(
         extra_body={"tool_choice": "none", "response_format": {"type": "text"}},
     )
     assert fine.choices[0].message.content
+
+
+def test_the_whole_conversation_reaches_the_first_turn(client: openai.OpenAI) -> None:
+    """An IDE sends the file in an earlier message and asks in the last one; a follow-up keeps the
+    tests of the message that gave them. The first turn's prompt holds all of it, in order."""
+    messages: list[Any] = [
+        {"role": "system", "content": "The project targets Python 3.11."},
+        {"role": "user", "content": "Here is utils.py:\n```python\ndef double(x):\n    return x + x\n```"},
+        {"role": "assistant", "content": "I have read utils.py."},
+        {
+            "role": "user",
+            "content": "Fix double.\n```python\nassert double(2) == 4\nassert double(0) == 0\n```",
+        },
+        {"role": "assistant", "content": "```python\ndef double(x):\n    return 2 * x\n```"},
+        {"role": "user", "content": "Now make it handle negatives too."},
+    ]
+    answer = client.chat.completions.create(model="mucode", messages=messages)
+    trace = (answer.model_extra or {})["mucode"]
+    first = trace["turns"][0]["messages"]
+    assert first[0]["content"].endswith("The project targets Python 3.11.")
+    assert [m["role"] for m in first] == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert "return x + x" in first[1]["content"] and "return 2 * x" in first[4]["content"]
+    assert "Now make it handle negatives too." in first[-1]["content"]
+    assert trace["public_total"] == 2  # the tests of the message that gave them
+    assert (trace["context_messages"], trace["context_dropped"]) == (5, 0)
+
+
+def test_an_overlong_conversation_drops_its_oldest_turns_and_says_so(live_server: LiveServer) -> None:
+    server = LiveServer(live_server.app.state.settings.model_copy(update={"max_context_chars": 120}))
+    try:
+        with openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0) as c:
+            old = [{"role": "user", "content": f"note {k}: " + "x" * 50} for k in range(4)]
+            ask = {"role": "user", "content": "def double(x):\n    pass\n"}
+            answer = c.chat.completions.create(model="mucode-fast", messages=[*old, ask])  # type: ignore[list-item]
+        trace = (answer.model_extra or {})["mucode"]
+        assert (trace["context_messages"], trace["context_dropped"]) == (2, 2)
+        shown = [m["content"] for m in trace["turns"][0]["messages"]]
+        assert not any("note 0" in text or "note 1" in text for text in shown)
+        assert any("note 3" in text for text in shown)
+    finally:
+        server.stop()

@@ -19,7 +19,7 @@ from mucode.engine.generators.base import Generator, SamplingParams
 from mucode.engine.options import SolveOptions
 from mucode.engine.search import SearchEvent
 from mucode.engine.trace import ChatMessage, SolveResult
-from mucode.problems import Problem, guess_entry_point
+from mucode.problems import ContextMessage, Problem, guess_entry_point
 from mucode.sandbox.testfile import split_tests
 
 from .. import sse
@@ -59,6 +59,21 @@ def split_problem(text: str) -> tuple[str, list[str]]:
     return text, []
 
 
+def fit_context(messages: list[ContextMessage], budget: int) -> tuple[list[ContextMessage], int]:
+    """The conversation within ``budget`` characters: system notes kept, then the newest turns;
+    returns what is kept (in order) and how many of the oldest turns were left out."""
+    used = sum(len(m.content) for m in messages if m.role == "system")
+    keep = [m.role == "system" for m in messages]
+    for index in reversed(range(len(messages))):
+        if not keep[index]:
+            if used + len(messages[index].content) > budget:
+                break
+            used += len(messages[index].content)
+            keep[index] = True
+    kept = [m for m, k in zip(messages, keep, strict=True) if k]
+    return kept, len(messages) - len(kept)
+
+
 def verdict(result: SolveResult) -> str:
     turns = f"{len(result.turns)} turn{'s' if len(result.turns) != 1 else ''}"
     if result.public_total:
@@ -89,11 +104,25 @@ class ChatService:
         self.settings = settings
 
     def _problem(self, request: ChatCompletionRequest, preset: SolveOptions) -> tuple[Problem, SolveOptions]:
-        users = [m for m in request.messages if m.role == "user"]
-        if not users:
+        messages = [m for m in request.messages if m.role in ("system", "developer", "user", "assistant")]
+        last = max((i for i, m in enumerate(messages) if m.role == "user"), default=None)
+        if last is None:
             raise APIError(422, "the messages hold no user message (the problem)", param="messages")
-        text, found = split_problem(users[-1].text())
+        text, found = split_problem(messages[last].text())
+        # A follow-up ("now make it handle negatives") keeps the tests an earlier message gave.
+        for earlier in reversed(messages[:last]):
+            if found:
+                break
+            if earlier.role == "user":
+                found = split_problem(earlier.text())[1]
         tests = request.tests if request.tests is not None else found
+        context, dropped = fit_context(
+            [
+                ContextMessage(role="system" if m.role == "developer" else m.role, content=m.text())
+                for m in messages[:last]
+            ],
+            self.settings.max_context_chars,
+        )
         io_tests = request.io_tests or []
         enforce_limits(self.settings, tests=len(tests) + len(io_tests))
         problem = Problem(
@@ -103,6 +132,8 @@ class ChatService:
             public_tests=tests,
             public_io_tests=io_tests,
             source="chat",
+            context=context,
+            context_dropped=dropped,
         )
         given: dict[str, Any] = {
             "n": request.n,
