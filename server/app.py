@@ -11,7 +11,7 @@ from mucode import __version__
 
 from .errors import install_error_handlers
 from .middleware import BodyLimit, CatchAll, RequestLog
-from .routers import chat, completions, execute, health, jobs, metrics, playground, score, solve
+from .routers import chat, completions, execute, health, jobs, metrics, playground, responses, score, solve
 from .runtime import Runtime
 from .settings import ServerSettings, get_settings
 
@@ -40,7 +40,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(CatchAll)  # outside BodyLimit, whose own signal is an exception
     app.add_middleware(RequestLog, metrics=runtime.metrics)  # outermost: sees every status, 413s too
-    for module in (health, metrics, execute, solve, jobs, score, chat, completions, playground):
+    for module in (health, metrics, execute, solve, jobs, score, chat, responses, completions, playground):
         app.include_router(module.router)
     app.mount("/static", playground.static_files, name="static")
     return app

@@ -21,6 +21,7 @@ from .services.chat import ChatService
 from .services.completions import CompletionService
 from .services.execute import ExecuteService
 from .services.jobs import JobService
+from .services.responses import ResponseService
 from .services.score import ScoreService
 from .services.solve import SolveService
 from .settings import ServerSettings
@@ -84,6 +85,10 @@ def get_chat_service(runtime: RuntimeDep, settings: SettingsDep) -> ChatService:
     return ChatService(runtime.solver, runtime.require_model(), settings)
 
 
+def get_response_service(runtime: RuntimeDep, settings: SettingsDep) -> ResponseService:
+    return ResponseService(get_chat_service(runtime, settings), runtime.responses)
+
+
 def get_completion_service(runtime: RuntimeDep, settings: SettingsDep) -> CompletionService:
     return CompletionService(runtime.require_model(), runtime.gate, settings)
 
@@ -104,6 +109,7 @@ LoadedGeneratorDep = Annotated[Generator | None, Depends(get_loaded_generator)]
 SolverDep = Annotated[SolveService, Depends(get_solver)]
 ChatDep = Annotated[ChatService, Depends(get_chat_service)]
 CompletionDep = Annotated[CompletionService, Depends(get_completion_service)]
+ResponsesDep = Annotated[ResponseService, Depends(get_response_service)]
 ScoreDep = Annotated[ScoreService, Depends(get_score_service)]
 ExecuteDep = Annotated[ExecuteService, Depends(get_execute_service)]
 JobsDep = Annotated[JobService, Depends(get_jobs)]

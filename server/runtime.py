@@ -29,6 +29,7 @@ from .protocol.health import GeneratorHealth, Health, QueueHealth, RedisHealth, 
 from .ratelimit import RateLimiter
 from .redis_link import RedisLink
 from .services.jobs import JobService
+from .services.responses import ResponseStore
 from .services.solve import SolveService
 from .settings import ServerSettings
 
@@ -46,6 +47,7 @@ class Runtime:
         self.cache = SolveCache(settings.cache_ttl_s, self.metrics, self.redis)
         self.limiter = RateLimiter(settings.rate_limit_per_minute, self.metrics, self.redis)
         self.gate = AdmissionGate(settings.max_concurrent_solves, settings.max_queued_solves, self.metrics)
+        self.responses = ResponseStore(settings.responses_ttl_s, settings.max_stored_responses)
         remote = RedisJobs(self.redis, settings.job_ttl_s) if self.redis else None
         local = LocalJobs(
             lambda: self.solver,

@@ -41,6 +41,10 @@ class ServerSettings(BaseSettings):
         ge=0,
         description="Characters of earlier conversation (chat) the first turn shows; oldest dropped first.",
     )
+    responses_ttl_s: int = Field(
+        3600, ge=0, description="How long /v1/responses keeps a response for previous_response_id (memory)."
+    )
+    max_stored_responses: int = Field(1000, ge=0, description="Most responses kept for previous_response_id.")
     presets: dict[str, SolveOptions] = Field(
         default_factory=dict,
         description='More search presets served as model ids, JSON: {"mucode-wide": {"n": 16, "turns": 2}}.',

@@ -198,17 +198,19 @@ class ChatService:
         """SSE lines: the search's progress as `reasoning_content`, then the answer as `content`.
         Everything that can fail before the first byte (model, problem, engine) fails here, as a
         plain HTTP error; a failure later arrives as an `error` event before `[DONE]`."""
+        return self._stream(self.chunks(request))
+
+    def chunks(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
+        """The stream's chunks, checked up front as `stream` says (the Responses API reuses them)."""
         preset = resolve(request.model, self.generator, self.settings).options
         prepared = None if preset is None else self._problem(request, preset)
         if prepared is not None:
             self.solver.check(prepared[1], selection_param="selection")
-        return self._stream(request, prepared)
+        return self._chunks(request, prepared)
 
-    async def _stream(
-        self, request: ChatCompletionRequest, prepared: tuple[Problem, SolveOptions] | None
-    ) -> AsyncIterator[str]:
+    async def _stream(self, chunks: AsyncIterator[ChatCompletionChunk]) -> AsyncIterator[str]:
         try:
-            async for chunk in self._chunks(request, prepared):
+            async for chunk in chunks:
                 yield sse.data(chunk)
         except STREAMED_ERRORS as exc:
             yield sse.data(stream_error(exc))
