@@ -13,6 +13,7 @@ import pytest
 from mucode.engine import prompts
 from mucode.engine.generators.base import GeneratorError, SamplingParams
 from mucode.engine.model_store import pull_gguf
+from mucode.engine.trace import ChatMessage
 from mucode.problems import load_humaneval
 
 pytestmark = pytest.mark.model
@@ -30,7 +31,8 @@ def generator() -> Iterator[Any]:
 
 
 def test_greedy_answer_is_token_identical_to_sequential_llama_cpp(generator: Any) -> None:
-    problem = next(p for p in load_humaneval() if p.id == "HumanEval/2")
+    # HumanEval/2 has a 0.02-logit near tie that batch shape can flip on some CPUs (docs/benchmarks.md).
+    problem = next(p for p in load_humaneval() if p.id == "HumanEval/0")
     chat: Any = [m.model_dump() for m in prompts.DEFAULT.first_turn(problem)]
     prompt = generator._chat_template(messages=chat).prompt + prompts.DEFAULT.prefill
     reference = llama_cpp.Llama(model_path=str(pull_gguf()), n_ctx=2048, verbose=False)
@@ -126,3 +128,21 @@ def test_greedy_drafting_changes_nothing_but_near_ties(generator: Any) -> None:
         best, second = sorted(logprobs["top_logprobs"][at].values(), reverse=True)[:2]
         assert best - second < 0.1, (problem.id, logprobs["tokens"][at], best - second)
     assert identical >= len(problems) // 2
+
+
+def test_a_streamed_chat_is_the_same_answer_piece_by_piece(generator: Any) -> None:
+    """Tokens arrive as they are decoded; the pieces join to exactly the non-streamed answer, and
+    text that might begin a stop string is held back, so a stop never leaks into the stream."""
+    messages = [ChatMessage(role="user", content="Write a Python function that adds two numbers.")]
+    for stop in ([], ["```\n"]):
+        params = SamplingParams(temperature=0.0, max_tokens=80, stop=stop)
+
+        async def run(params: SamplingParams = params) -> tuple[list[Any], list[Any]]:
+            whole = await generator.sample(messages, params)
+            return [piece async for piece in generator.stream(messages, params)], whole
+
+        pieces, (whole,) = asyncio.run(run())
+        *texts, completion = pieces
+        assert len(texts) > 5 and all(isinstance(t, str) for t in texts)
+        assert "".join(texts) == whole.text == completion.text
+        assert completion.completion_tokens == whole.completion_tokens

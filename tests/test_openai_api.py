@@ -131,6 +131,16 @@ def test_plain_chat_with_the_generator_model(client: openai.OpenAI) -> None:
     assert (response.model_extra or {}).get("mucode") is None  # plain chat: no search, no trace
 
 
+def test_streamed_plain_chat_arrives_token_by_token(client: openai.OpenAI) -> None:
+    generator = [m.id for m in client.models.list()][-1]
+    ask: Any = {"model": generator, "messages": [{"role": "user", "content": "hi"}]}
+    whole = client.chat.completions.create(**ask).choices[0].message.content
+    chunks = list(client.chat.completions.create(stream=True, stream_options={"include_usage": True}, **ask))
+    deltas = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+    assert len(deltas) > 3 and "".join(deltas) == whole
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+
+
 def test_errors_in_openai_shape(client: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError) as missing:
         client.chat.completions.create(model="gpt-nope", messages=[{"role": "user", "content": "x"}])

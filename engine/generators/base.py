@@ -6,7 +6,9 @@ counts. Backends that cannot batch (a single-stream engine, an upstream without 
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -57,6 +59,15 @@ class Generator(ABC):
     async def complete(self, prompt: str, params: SamplingParams) -> list[Completion]:
         """``params.n`` continuations of raw text (no chat template): autocomplete and FIM."""
 
+    async def stream(
+        self, messages: list[ChatMessage], params: SamplingParams
+    ) -> AsyncIterator[str | Completion]:
+        """One completion of the chat as it is written: text pieces, then the ``Completion``.
+        Backends that cannot stream give the whole text as one piece."""
+        (completion,) = (await self.sample(messages, params.model_copy(update={"n": 1})))[:1]
+        yield completion.text
+        yield completion
+
     async def close(self) -> None:  # noqa: B027 - most backends hold nothing to release
         """Release the model."""
 
@@ -79,3 +90,38 @@ def cut_at_stop(text: str, stops: list[str]) -> tuple[str, bool]:
     whether one was hit: for backends that cannot stop on strings themselves."""
     cuts = [i for i in (text.find(s) for s in stops if s) if i >= 0]
     return (text[: min(cuts)], True) if cuts else (text, False)
+
+
+async def stream_text(
+    start: Callable[[Callable[[str], None]], asyncio.Future[list[Completion]]], stops: list[str]
+) -> AsyncIterator[str | Completion]:
+    """Text pieces of a completion written elsewhere (a decode thread): ``start(on_text)`` begins it,
+    ``on_text`` receives the whole text so far, from any thread. The last characters that could
+    begin a stop string are held back until the completion says where it ends."""
+    loop = asyncio.get_running_loop()
+    texts: asyncio.Queue[str] = asyncio.Queue()
+
+    def on_text(text: str) -> None:
+        loop.call_soon_threadsafe(texts.put_nowait, text)
+
+    done = start(on_text)
+    hold = max((len(s) for s in stops), default=0)
+    emitted = 0
+    try:
+        while not done.done():
+            getting: asyncio.Future[Any] = asyncio.ensure_future(texts.get())
+            waiting: set[asyncio.Future[Any]] = {getting, done}
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            if not getting.done():
+                getting.cancel()
+                break
+            safe = len(text := getting.result()) - hold
+            if safe > emitted:
+                yield text[emitted:safe]
+                emitted = safe
+        completion = done.result()[0]
+    finally:
+        done.cancel()
+    if len(completion.text) > emitted:
+        yield completion.text[emitted:]
+    yield completion

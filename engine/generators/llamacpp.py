@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 from ..fim import detect
 from ..trace import ChatMessage
-from .base import Completion, Generator, GeneratorError, SamplingParams
+from .base import Completion, Generator, GeneratorError, SamplingParams, stream_text
 from .llamacpp_batch import BatchDecoder
 
 
@@ -76,6 +77,20 @@ class LlamaCppGenerator(Generator):
     async def complete(self, prompt: str, params: SamplingParams) -> list[Completion]:
         tokens = self.llama.tokenize(prompt.encode(), add_bos=True, special=True)
         return await asyncio.wrap_future(self.decoder.submit(tokens, params))
+
+    async def stream(
+        self, messages: list[ChatMessage], params: SamplingParams
+    ) -> AsyncIterator[str | Completion]:
+        chat: Any = [m.model_dump() for m in messages]
+        prompt = self._chat_template(messages=chat).prompt + params.prefill
+        tokens = self.llama.tokenize(prompt.encode(), add_bos=True, special=True)
+        one = params.model_copy(update={"n": 1})
+
+        def start(on_text: Callable[[str], None]) -> asyncio.Future[list[Completion]]:
+            return asyncio.wrap_future(self.decoder.submit(tokens, one, on_text))
+
+        async for piece in stream_text(start, one.stop):
+            yield piece
 
     async def close(self) -> None:
         await asyncio.to_thread(self.decoder.close)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import concurrent.futures
 import threading
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +61,7 @@ class _Request:
     prompt: list[int]
     params: SamplingParams
     future: concurrent.futures.Future[list[Completion]]
+    on_text: Callable[[str], None] | None = None  # the text so far, after each token (one sample)
     sequences: list[_Sequence] = field(default_factory=list)
     fed: int = 0  # prompt tokens already in the KV cache
     cells: int = 0  # KV cells reserved: the prompt plus max_tokens per sequence
@@ -119,10 +121,11 @@ class BatchDecoder:
         self._thread.start()
 
     def submit(
-        self, prompt: list[int], params: SamplingParams
+        self, prompt: list[int], params: SamplingParams, on_text: Callable[[str], None] | None = None
     ) -> concurrent.futures.Future[list[Completion]]:
-        """Queue a request; the future holds its ``params.n`` completions."""
-        request = _Request(prompt, params, concurrent.futures.Future())
+        """Queue a request; the future holds its ``params.n`` completions. ``on_text`` (one sample
+        only) is called from the decode thread with the text so far after every token."""
+        request = _Request(prompt, params, concurrent.futures.Future(), on_text if params.n == 1 else None)
         samples = request.samples
         request.cells = len(prompt) + samples * params.max_tokens
         if not prompt:
@@ -327,6 +330,8 @@ class BatchDecoder:
             seq.finish_reason = "stop"
         elif len(seq.tokens) >= params.max_tokens:
             seq.finish_reason = "length"
+        elif request.on_text is not None:
+            request.on_text(seq.text.decode("utf-8", errors="ignore"))
 
     def _finish(self, request: _Request, error: Exception | None = None) -> None:
         for seq in request.sequences:

@@ -17,6 +17,7 @@ import json
 import random
 import re
 from collections import deque
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,15 @@ class ScriptedGenerator(Generator):
         turn = sum(m.role == "assistant" for m in messages)
         answers = turns[min(turn, len(turns) - 1)]
         return self._answer(answers, sum(len(m.content.split()) for m in messages), params)
+
+    async def stream(
+        self, messages: list[ChatMessage], params: SamplingParams
+    ) -> AsyncIterator[str | Completion]:
+        """The scripted answer word by word, as a streaming backend writes it."""
+        (completion,) = await self.sample(messages, params.model_copy(update={"n": 1}))
+        for piece in re.findall(r"\s*\S+", completion.text) or [completion.text]:
+            yield piece
+        yield completion
 
     async def complete(self, prompt: str, params: SamplingParams) -> list[Completion]:
         """Raw completions answer from the script's first turn."""

@@ -166,7 +166,8 @@ class ChatService:
             mucode=result,
         )
 
-    async def _plain_chat(self, request: ChatCompletionRequest) -> ChatCompletion:
+    @staticmethod
+    def _plain_input(request: ChatCompletionRequest) -> tuple[list[ChatMessage], SamplingParams]:
         messages = [
             ChatMessage(role="system" if m.role == "developer" else m.role, content=m.text())
             for m in request.messages
@@ -180,6 +181,10 @@ class ChatService:
             seed=request.seed,
             stop=request.stop_list(),
         )
+        return messages, params
+
+    async def _plain_chat(self, request: ChatCompletionRequest) -> ChatCompletion:
+        messages, params = self._plain_input(request)
         completions = await self.generator.sample(messages, params)
         prompt = max((c.prompt_tokens for c in completions), default=0)
         completion = sum(c.completion_tokens for c in completions)
@@ -227,8 +232,18 @@ class ChatService:
 
         yield chunk(Delta(role="assistant", content=""))
         if prepared is None:
-            completion = await self._plain_chat(request.model_copy(update={"n": 1}))
-            content, usage = completion.choices[0].message.content, completion.usage
+            # Plain chat: the generator's tokens as they come (one piece on backends that cannot stream).
+            messages, params = self._plain_input(request)
+            async for piece in self.generator.stream(messages, params.model_copy(update={"n": 1})):
+                if isinstance(piece, str):
+                    yield chunk(Delta(content=piece))
+                else:
+                    tokens = piece.prompt_tokens + piece.completion_tokens
+                    usage = UsageOut(
+                        prompt_tokens=piece.prompt_tokens,
+                        completion_tokens=piece.completion_tokens,
+                        total_tokens=tokens,
+                    )
         else:
             problem, options = prepared
             async for item in solve_events(self.solver, problem, options):
@@ -236,8 +251,8 @@ class ChatService:
                     yield chunk(Delta(reasoning_content=progress_line(item, problem)))
                 else:
                     result = item
-            content, usage = answer_text(result), usage_of(result)
-        yield chunk(Delta(content=content))
+            usage = usage_of(result)
+            yield chunk(Delta(content=answer_text(result)))
         yield chunk(Delta(), finish="stop")
         if request.stream_options and request.stream_options.include_usage:
             yield ChatCompletionChunk(
