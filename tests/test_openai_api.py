@@ -190,6 +190,17 @@ def test_completions_stream_and_errors(client: openai.OpenAI) -> None:
     assert all(texts)
     assert chunks[-1].usage is not None
     assert chunks[-1].usage.total_tokens > 0
+    # One prompt, one choice (autocomplete): the text as it is written, then the finish reason.
+    live = list(
+        client.completions.create(
+            model="mucode", prompt="x = ", stream=True, stream_options={"include_usage": True}
+        )
+    )
+    pieces = [c.choices[0].text for c in live if c.choices and c.choices[0].finish_reason is None]
+    whole = client.completions.create(model="mucode", prompt="x = ").choices[0].text
+    assert len(pieces) > 3 and "".join(pieces) == whole
+    assert [c.choices[0].finish_reason for c in live if c.choices][-1] == "stop"
+    assert live[-1].usage is not None and live[-1].usage.completion_tokens > 0
     with pytest.raises(openai.NotFoundError):
         client.completions.create(model="gpt-nope", prompt="x")
     with pytest.raises(openai.UnprocessableEntityError):

@@ -68,6 +68,12 @@ class Generator(ABC):
         yield completion.text
         yield completion
 
+    async def stream_complete(self, prompt: str, params: SamplingParams) -> AsyncIterator[str | Completion]:
+        """``stream`` for raw text (autocomplete): pieces, then the ``Completion``."""
+        (completion,) = (await self.complete(prompt, params.model_copy(update={"n": 1})))[:1]
+        yield completion.text
+        yield completion
+
     async def close(self) -> None:  # noqa: B027 - most backends hold nothing to release
         """Release the model."""
 

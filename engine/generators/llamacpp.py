@@ -82,7 +82,12 @@ class LlamaCppGenerator(Generator):
         self, messages: list[ChatMessage], params: SamplingParams
     ) -> AsyncIterator[str | Completion]:
         chat: Any = [m.model_dump() for m in messages]
-        prompt = self._chat_template(messages=chat).prompt + params.prefill
+        async for piece in self.stream_complete(
+            self._chat_template(messages=chat).prompt + params.prefill, params
+        ):
+            yield piece
+
+    async def stream_complete(self, prompt: str, params: SamplingParams) -> AsyncIterator[str | Completion]:
         tokens = self.llama.tokenize(prompt.encode(), add_bos=True, special=True)
         one = params.model_copy(update={"n": 1})
 

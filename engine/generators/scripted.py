@@ -87,7 +87,13 @@ class ScriptedGenerator(Generator):
     ) -> AsyncIterator[str | Completion]:
         """The scripted answer word by word, as a streaming backend writes it."""
         (completion,) = await self.sample(messages, params.model_copy(update={"n": 1}))
-        for piece in re.findall(r"\s*\S+", completion.text) or [completion.text]:
+        for piece in _words(completion.text):
+            yield piece
+        yield completion
+
+    async def stream_complete(self, prompt: str, params: SamplingParams) -> AsyncIterator[str | Completion]:
+        (completion,) = await self.complete(prompt, params.model_copy(update={"n": 1}))
+        for piece in _words(completion.text):
             yield piece
         yield completion
 
@@ -115,3 +121,8 @@ def _turns(value: Any) -> Script:
     if not isinstance(value, list) or not all(isinstance(turn, list) for turn in value):
         raise ValueError("a script is a list of turns, each a list of answer strings")
     return [[str(answer) for answer in turn] for turn in value]
+
+
+def _words(text: str) -> list[str]:
+    """A text as a streaming backend would send it: word by word, whitespace included."""
+    return re.findall(r"\s*\S+\s*$|\s*\S+", text) or [text]

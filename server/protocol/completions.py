@@ -39,7 +39,7 @@ class CompletionChoice(BaseModel):
     index: int
     text: str
     logprobs: None = None
-    finish_reason: str = "stop"
+    finish_reason: str | None = Field("stop", description="None in a streamed chunk that is not the last.")
 
 
 class Completion(BaseModel):

@@ -39,9 +39,9 @@ class CompletionService:
         self.check(request)
         return await self._generate(request)
 
-    async def _generate(self, request: CompletionRequest) -> Completion:
-        generator = self.generator
-        params = SamplingParams(
+    @staticmethod
+    def _params(request: CompletionRequest) -> SamplingParams:
+        return SamplingParams(
             n=request.n,
             temperature=1.0 if request.temperature is None else request.temperature,
             top_p=request.top_p or 1.0,
@@ -49,6 +49,10 @@ class CompletionService:
             seed=request.seed,
             stop=request.stop_list(),
         )
+
+    async def _generate(self, request: CompletionRequest) -> Completion:
+        generator = self.generator
+        params = self._params(request)
         prompts = request.prompts()
         if request.suffix is not None and generator.fim is not None:
             fim = generator.fim
@@ -83,6 +87,11 @@ class CompletionService:
         return self._stream(request)
 
     async def _stream(self, request: CompletionRequest) -> AsyncIterator[str]:
+        prompts = request.prompts()
+        if len(prompts) == 1 and request.n == 1 and not request.echo:
+            async for event in self._stream_tokens(request, prompts[0]):
+                yield event
+            return
         try:
             done = await self._generate(request)  # checked by stream()
         except STREAMED_ERRORS as exc:
@@ -101,4 +110,49 @@ class CompletionService:
             yield chunk([choice])
         if request.stream_options and request.stream_options.include_usage:
             yield chunk([], done.usage)
+        yield sse.DONE
+
+    async def _stream_tokens(self, request: CompletionRequest, prompt: str) -> AsyncIterator[str]:
+        """One prompt, one choice (an editor's autocomplete): the text as the generator writes it."""
+        generator, shell = (
+            self.generator,
+            Completion(
+                model=request.model,
+                choices=[],
+                usage=UsageOut(prompt_tokens=0, completion_tokens=0, total_tokens=0),
+            ),
+        )
+
+        def chunk(choices: list[CompletionChoice], usage: UsageOut | None = None) -> str:
+            return sse.data(
+                CompletionChunk(
+                    id=shell.id, created=shell.created, model=shell.model, choices=choices, usage=usage
+                )
+            )
+
+        text = (
+            prompt
+            if request.suffix is None or generator.fim is None
+            else generator.fim.prompt(prompt, request.suffix)
+        )
+        usage: UsageOut | None = None
+        try:
+            async with self.gate.slot():
+                async for piece in generator.stream_complete(text, self._params(request)):
+                    if isinstance(piece, str):
+                        yield chunk([CompletionChoice(index=0, text=piece, finish_reason=None)])
+                    else:
+                        yield chunk([CompletionChoice(index=0, text="", finish_reason=piece.finish_reason)])
+                        prompt_tokens, written = piece.prompt_tokens, piece.completion_tokens
+                        usage = UsageOut(
+                            prompt_tokens=prompt_tokens,
+                            completion_tokens=written,
+                            total_tokens=prompt_tokens + written,
+                        )
+        except STREAMED_ERRORS as exc:
+            yield sse.data(stream_error(exc))
+            yield sse.DONE
+            return
+        if request.stream_options and request.stream_options.include_usage:
+            yield chunk([], usage)
         yield sse.DONE
