@@ -266,10 +266,17 @@ class SandboxPool:
     """Runs ``ExecutionRequest``s in warm sandboxed workers. Use as ``async with SandboxPool() as pool``."""
 
     def __init__(
-        self, settings: SandboxSettings | None = None, *, isolation: Isolation | None = None
+        self,
+        settings: SandboxSettings | None = None,
+        *,
+        isolation: Isolation | None = None,
+        lazy: bool = False,
     ) -> None:
         self.settings = settings or SandboxSettings()
         self._isolation = isolation
+        # Lazy: a worker starts when its first execution comes (one-shot pools, the CLI), so a
+        # program that needs no preloaded module never waits for them to load.
+        self._lazy = lazy
         self._workers: list[_Worker] = []
         self._lanes: tuple[_Lane, _Lane | None] | None = None  # (plain, preloaded); None: not running
         self._heavy: re.Pattern[str] | None = None  # an import of a preloaded module
@@ -300,7 +307,7 @@ class SandboxPool:
             )
         self._workers = plain + preloaded
         try:
-            await asyncio.gather(*(w.ensure_started() for w in self._workers))
+            await asyncio.gather(*(w.ensure_started() for w in ([] if self._lazy else self._workers)))
         except BaseException:
             await asyncio.gather(*(w.kill() for w in self._workers))
             raise
@@ -417,7 +424,7 @@ def execute_sync(request: ExecutionRequest, settings: SandboxSettings | None = N
     base = settings or SandboxSettings()
 
     async def _run() -> ExecutionResult:
-        async with SandboxPool(base.model_copy(update={"workers": 1})) as pool:
+        async with SandboxPool(base.model_copy(update={"workers": 1}), lazy=True) as pool:
             return await pool.execute(request)
 
     return asyncio.run(_run())
