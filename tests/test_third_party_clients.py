@@ -1,9 +1,15 @@
 """The clients people already use, unmodified, against a live server (scripted generator):
-LiteLLM and LangChain pick a search preset by model name alone, no extra_body. The script's first
+LiteLLM and LangChain pick a search preset by model name alone, no extra_body; Codex CLI speaks
+the Responses API. The script's first
 answer is wrong and its repair right, so the verdict shows which search ran: `mucode-fast` (one
 candidate, one turn) reports the wrong one honestly, `mucode:turns=2` repairs it."""
 
 from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -43,3 +49,36 @@ def test_langchain_chat_openai_picks_a_preset_by_name(live_server: LiveServer) -
     tuned = chat_openai(model="mucode:n=1,turns=2", base_url=url, api_key="unused", max_retries=0)
     streamed = "".join(str(chunk.content) for chunk in tuned.stream(ASK))
     assert "return 2 * x" in streamed and REPAIRED in streamed
+
+
+def test_codex_exec_gets_a_tested_answer_through_the_responses_api(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
+    """Codex CLI (`codex exec`, a custom provider on the Responses API) against the server: its
+    long developer messages and tools ride along, the tests in the prompt's block of asserts run,
+    and the repaired answer comes back with its verdict."""
+    codex = shutil.which("codex")
+    if codex is None:
+        pytest.skip("Codex CLI is not installed (npm install -g @openai/codex; .ci/run installs it)")
+    provider = {
+        "name": '"mucode"',
+        "base_url": f'"{live_server.url}/v1"',
+        "wire_api": '"responses"',
+        "env_key": '"MUCODE_API_KEY"',
+        "request_max_retries": "0",
+        "stream_max_retries": "0",
+    }
+    (tmp_path / "home").mkdir()
+    settings = ['model="mucode:n=1,turns=2"', "model_provider=mucode"]
+    settings += [f"model_providers.mucode.{key}={value}" for key, value in provider.items()]
+    done = subprocess.run(
+        [codex, "exec", "--skip-git-repo-check", *(arg for s in settings for arg in ("-c", s)), "-"],
+        input=f"{ASK}\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**os.environ, "CODEX_HOME": str(tmp_path / "home"), "MUCODE_API_KEY": "unused"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "return 2 * x" in done.stdout and REPAIRED in done.stdout

@@ -60,18 +60,15 @@ def split_problem(text: str) -> tuple[str, list[str]]:
 
 
 def fit_context(messages: list[ContextMessage], budget: int) -> tuple[list[ContextMessage], int]:
-    """The conversation within ``budget`` characters: system notes kept, then the newest turns;
-    returns what is kept (in order) and how many of the oldest turns were left out."""
-    used = sum(len(m.content) for m in messages if m.role == "system")
-    keep = [m.role == "system" for m in messages]
-    for index in reversed(range(len(messages))):
-        if not keep[index]:
-            if used + len(messages[index].content) > budget:
-                break
-            used += len(messages[index].content)
-            keep[index] = True
-    kept = [m for m, k in zip(messages, keep, strict=True) if k]
-    return kept, len(messages) - len(kept)
+    """The newest messages of the conversation that fit in ``budget`` characters, system notes
+    counted like the rest (an agent's 17,000-character tool manual would fill a small model's
+    context); returns what is kept, in order, and how many of the oldest were left out."""
+    used, kept = 0, 0
+    for message in reversed(messages):
+        if used + len(message.content) > budget:
+            break
+        used, kept = used + len(message.content), kept + 1
+    return messages[len(messages) - kept :], len(messages) - kept
 
 
 def verdict(result: SolveResult) -> str:
