@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from mucode.problems import Problem
 from mucode.sandbox import ExecutionRequest, ExecutionResult, SandboxPool, TestResult, TestStatus
@@ -33,12 +33,19 @@ from .verifier import Verifier
 
 
 class SearchEvent(BaseModel):
-    """Progress of a solve, for live displays and streaming."""
+    """Progress of a solve, for live displays and streaming: a turn starts; its candidates are
+    written (how many, how many distinct programs will run); each program's public-test result as
+    it lands; the turn's record."""
 
-    kind: Literal["turn_started", "turn_finished"]
+    kind: Literal["turn_started", "candidates_written", "candidate_ran", "turn_finished"]
     turn: int
     turns: int
     record: TurnRecord | None = None
+    candidates: int | None = Field(None, description="candidates_written: candidates this turn.")
+    programs: int | None = Field(None, description="candidates_written: distinct programs to run.")
+    candidate: int | None = Field(None, description="candidate_ran: the candidate's index.")
+    passed: int | None = Field(None, description="candidate_ran: public tests it passes.")
+    total: int | None = Field(None, description="candidate_ran: public tests.")
 
 
 EventCallback = Callable[[SearchEvent], None]
@@ -133,7 +140,7 @@ class SearchEngine:
         for turn in range(1, options.turns + 1):
             if on_event:
                 on_event(SearchEvent(kind="turn_started", turn=turn, turns=options.turns))
-            record = await self._turn(problem, messages, first, options, turn, tried)
+            record = await self._turn(problem, messages, first, options, turn, tried, on_event)
             tried.add(turn, record.candidates)
             records.append(record)
             if on_event:
@@ -172,9 +179,18 @@ class SearchEngine:
             context_dropped=problem.context_dropped,
         )
 
-    async def execute(self, problem: Problem, candidates: list[Candidate]) -> list[Candidate]:
+    @staticmethod
+    def _reporter(on_event: EventCallback | None, turn: int, turns: int) -> EventCallback | None:
+        if on_event is None:
+            return None
+        return lambda event: on_event(event.model_copy(update={"turn": turn, "turns": turns}))
+
+    async def execute(
+        self, problem: Problem, candidates: list[Candidate], on_event: EventCallback | None = None
+    ) -> list[Candidate]:
         """Runs every distinct program on the public tests, in parallel; identical code runs once
-        (the others get ``duplicate_of``). Returns the candidates that ran."""
+        (the others get ``duplicate_of``). Returns the candidates that ran. ``on_event`` hears
+        how many will run, then each result as it lands (``turn`` left for the caller to fill)."""
         first_of: dict[str, int] = {}
         for candidate in candidates:
             if candidate.code is None or candidate.execution is not None:  # no code, or a repeat
@@ -184,16 +200,36 @@ class SearchEngine:
             else:
                 first_of[candidate.code] = candidate.index
         distinct = [candidates[i] for i in first_of.values()]
-        results = await asyncio.gather(
-            *(
-                self.sandbox.execute(
-                    ExecutionRequest(
-                        code=c.code or "", tests=problem.public_tests, io_tests=problem.public_io_tests
+        if on_event is not None:
+            on_event(
+                SearchEvent(
+                    kind="candidates_written",
+                    turn=0,
+                    turns=0,
+                    candidates=len(candidates),
+                    programs=len(distinct),
+                )
+            )
+
+        async def run(candidate: Candidate) -> ExecutionResult:
+            request = ExecutionRequest(
+                code=candidate.code or "", tests=problem.public_tests, io_tests=problem.public_io_tests
+            )
+            result = await self.sandbox.execute(request)
+            if on_event is not None:
+                on_event(
+                    SearchEvent(
+                        kind="candidate_ran",
+                        turn=0,
+                        turns=0,
+                        candidate=candidate.index,
+                        passed=result.passed_count,
+                        total=result.total,
                     )
                 )
-                for c in distinct
-            )
-        )
+            return result
+
+        results = await asyncio.gather(*(run(c) for c in distinct))
         for candidate, result in zip(distinct, results, strict=True):
             if candidate.extraction == "truncated" and not result.passed:
                 result = result.model_copy(
@@ -274,6 +310,7 @@ class SearchEngine:
         options: SolveOptions,
         turn: int,
         tried: Tried,
+        on_event: EventCallback | None = None,
     ) -> TurnRecord:
         t0 = time.perf_counter()
         params = SamplingParams(
@@ -292,7 +329,7 @@ class SearchEngine:
         if replaced:
             await self._refill(problem, first, candidates, replaced, params, tried)
         t1 = time.perf_counter()
-        distinct = await self.execute(problem, candidates)
+        distinct = await self.execute(problem, candidates, self._reporter(on_event, turn, options.turns))
         t2 = time.perf_counter()
         await self.score(problem, distinct)
         t3 = time.perf_counter()

@@ -115,6 +115,9 @@ def test_streaming_reasoning_then_content_then_usage(client: openai.OpenAI) -> N
             kinds.append("content")
     assert kinds.index("content") > kinds.index("reasoning")
     assert kinds[-1] == "usage"
+    assert "Turn 1: 2 candidates written; testing 1 distinct programs..." in reasoning
+    assert "  candidate #1: passes 1/2 public tests" in reasoning  # as it lands, before the turn's summary
+    assert reasoning.index("candidate #1: passes 1/2") < reasoning.index("Turn 1: 2 candidates, best")
     assert "Turn 1: 2 candidates, best passes 1/2 public tests" in reasoning
     assert "Turn 2: 2 candidates, best passes 2/2 public tests" in reasoning
     assert "return 2 * x" in content

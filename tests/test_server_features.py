@@ -66,11 +66,29 @@ def test_solve_streams_progress_then_the_result(http: httpx.Client) -> None:
         assert response.headers["content-type"].startswith("text/event-stream")
         events = sse_events(response)
     names = [name for name, _ in events]
-    assert names == ["turn_started", "turn_finished", "turn_started", "turn_finished", "result", "done"]
-    first_turn = events[1][1]
+    turn = ["turn_started", "candidates_written", "candidate_ran", "turn_finished"]
+    assert names == [*turn, *turn, "result", "done"]
+    assert events[1][1] == {
+        "kind": "candidates_written",
+        "turn": 1,
+        "turns": 3,
+        "candidates": 2,
+        "programs": 1,
+    }
+    # each program's public-test result as it lands, before the turn's record
+    assert events[2][1] == {
+        "kind": "candidate_ran",
+        "turn": 1,
+        "turns": 3,
+        "candidate": 0,
+        "passed": 1,
+        "total": 2,
+    }
+    first_turn = events[3][1]
     assert first_turn["turn"] == 1
     assert first_turn["candidates"][0]["execution"]["passed"] is False
-    result = events[4][1]
+    assert events[6][1]["passed"] == 2
+    result = events[8][1]
     assert result["stop_reason"] == "passed"
     assert "2 * x" in result["final_code"]
 
@@ -103,7 +121,7 @@ def test_job_cancel_stops_its_sandbox_runs(slow_server: LiveServer) -> None:
     with httpx.Client(base_url=slow_server.url, timeout=30) as http:
         job = http.post("/v1/jobs", json=solve_body()).json()
         running = wait_job(http, job["id"], {"running"})
-        assert running["progress"]["phase"] in {"waiting", "sampling"}
+        assert running["progress"]["phase"] in {"waiting", "sampling", "testing"}
         deadline = time.monotonic() + 10
         while sandbox_busy_processes(slow_server) == 0:
             assert time.monotonic() < deadline, "the candidate never started"

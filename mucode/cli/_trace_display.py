@@ -24,10 +24,10 @@ class TraceDisplay:
         self.public_total = public_total
 
     def on_event(self, event: SearchEvent) -> None:
-        if event.record is None:
+        if event.kind == "turn_started":
             self.started(event.turn, event.turns)
-        else:
-            self.finished(event.record)
+        elif event.record is not None:
+            self.finished(event.record)  # the turn's table says what each candidate's run gave
 
     def started(self, turn: int, of: int) -> None:
         self.console.print(f"[bold]turn {turn}/{of}[/]: sampling {self.n} candidates ...")

@@ -20,7 +20,7 @@ FINISHED: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 class JobProgress(BaseModel):
     turn: int = Field(0, description="The turn running (or last finished); 0 before the first.")
     turns: int = Field(..., description="Most turns this search may take.")
-    phase: Literal["waiting", "sampling", "turn_finished", "done"] = "waiting"
+    phase: Literal["waiting", "sampling", "testing", "turn_finished", "done"] = "waiting"
 
 
 class JobError(BaseModel):

@@ -260,6 +260,13 @@ class ChatService:
 def progress_line(event: SearchEvent, problem: Problem) -> str:
     if event.kind == "turn_started":
         return f"Turn {event.turn}/{event.turns}: sampling candidates...\n"
+    if event.kind == "candidates_written":
+        written, programs = event.candidates, event.programs
+        return f"Turn {event.turn}: {written} candidates written; testing {programs} distinct programs...\n"
+    if event.kind == "candidate_ran":
+        return (
+            f"  candidate #{(event.candidate or 0) + 1}: passes {event.passed}/{event.total} public tests\n"
+        )
     record = event.record
     assert record is not None
     total = len(problem.public_tests) + len(problem.public_io_tests)

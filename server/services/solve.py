@@ -123,14 +123,17 @@ async def solve_events(
 
 
 async def solve_stream(solver: SolveService, problem: Problem, options: SolveOptions) -> AsyncIterator[str]:
-    """``/v1/solve`` with ``stream: true``: named events ``turn_started``, ``turn_finished`` (the
-    turn's record), then ``result`` or ``error``, and ``done``."""
+    """``/v1/solve`` with ``stream: true``: named events ``turn_started``, ``candidates_written``,
+    ``candidate_ran`` (one per program, as it lands), ``turn_finished`` (the turn's record), then
+    ``result`` or ``error``, and ``done``."""
     try:
         async for item in solve_events(solver, problem, options):
             if isinstance(item, SolveResult):
                 yield sse.event("result", item)
-            elif item.record is None:
+            elif item.kind == "turn_started":
                 yield sse.event(item.kind, TurnStarted(turn=item.turn, turns=item.turns))
+            elif item.record is None:
+                yield sse.event(item.kind, item.model_dump(exclude_none=True))
             else:
                 yield sse.event(item.kind, item.record)
     except STREAMED_ERRORS as exc:
