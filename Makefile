@@ -35,8 +35,8 @@ serve: $(VENV)/.llama sandbox-env
 test: $(STAMP) lint typecheck pytest
 
 # The sandbox's scientific environment (numpy, pandas, polars, scikit-learn, ...: ~800 MB from the
-# package index, about a minute, once), where MUCODE_SANDBOX_ENV=auto finds it. Built again (an
-# update: fast) when its profile changes or the project's venv is new.
+# package index, about a minute, once), where MUCODE_SANDBOX_ENV=auto finds it; a complete one is
+# left alone (a running server may use it): `mucode sandbox setup --update` upgrades it.
 SANDBOX_ENV := $(VENV)/.sandbox-env-$(shell cat sandbox/environment.py 2>/dev/null | cksum | cut -d' ' -f1)
 $(SANDBOX_ENV): $(STAMP)
 	rm -f $(VENV)/.sandbox-env-*

@@ -98,14 +98,24 @@ def resolve_environment(choice: str) -> SandboxEnvironment | None:
 
 
 def setup_environment(
-    profile: str, path: Path, python: str, say: Callable[[str], None] = lambda _: None
+    profile: str, path: Path, python: str, say: Callable[[str], None] = lambda _: None, update: bool = False
 ) -> SandboxEnvironment:
-    """Create (or update) the environment: a venv of ``python`` (the interpreter the sandbox runs),
-    the profile's packages installed by this process's pip, matplotlib's font cache built, the
-    manifest written last so a half-built environment is never taken for a ready one."""
+    """Create the environment: a venv of ``python`` (the interpreter the sandbox runs), the
+    profile's packages installed by this process's pip, matplotlib's font cache built, the
+    manifest written last so a half-built environment is never taken for a ready one. One that is
+    complete already is left alone (a running server may be using it) unless ``update``."""
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}: choose from {', '.join(PROFILES)}")
     packages, preload = PROFILES[profile]
+    if not update and (path / MANIFEST).exists():
+        current = read_environment(path)
+        if (
+            current.profile == profile
+            and set(packages) <= set(current.packages)
+            and current.preload == preload
+        ):
+            say(f"{path} is complete already (--update to upgrade it)")
+            return current
     (path / MANIFEST).unlink(missing_ok=True)
     say(f"creating the environment at {path} with {python}")
     _run([python, "-m", "venv", "--without-pip", str(path)])

@@ -21,9 +21,12 @@ def setup(
     path: Annotated[
         Path | None, typer.Option(help="Where to build it (default: where MUCODE_SANDBOX_ENV=auto looks).")
     ] = None,
+    update: Annotated[
+        bool, typer.Option(help="Upgrade the packages of an environment built before.")
+    ] = False,
 ) -> None:
     """Build the environment once (a venv of the sandbox's interpreter, bound read-only into every
-    worker); running it again updates it. Uses the package index pip is configured with."""
+    worker); a complete one is left as it is unless --update. Uses pip's configured index."""
     from mucode.sandbox import SandboxSettings, SandboxUnavailable
     from mucode.sandbox.environment import default_path, setup_environment
     from mucode.sandbox.isolation import resolve_python
@@ -33,7 +36,11 @@ def setup(
         # The interpreter the sandbox's user can run: the environment is a venv of it.
         python = resolve_python(settings.python, settings.run_as_uid if os.geteuid() == 0 else os.geteuid())
         environment = setup_environment(
-            profile, path or default_path(profile), python, say=lambda line: console.print(line, style="dim")
+            profile,
+            path or default_path(profile),
+            python,
+            say=lambda line: console.print(line, style="dim"),
+            update=update,
         )
     console.print(
         f"{environment.path}: {environment.profile}, Python {environment.python}, "
