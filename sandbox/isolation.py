@@ -46,12 +46,26 @@ HARNESS_SOURCE = (Path(__file__).parent / "harness.py").read_text(encoding="utf-
 
 class Isolation(ABC):
     name: str
+    python: str  # the interpreter the harness runs on
     environment: SandboxEnvironment | None = None
 
     @abstractmethod
     def command(self, preload: bool) -> list[str]:
         """argv that starts one warm harness process (``preload``: with the environment's heavy
         modules imported)."""
+
+    def harness(self, mode: str, workroot: str, preload: bool) -> list[str]:
+        """The harness's own argv (inside the sandbox, or not)."""
+        return [
+            self.python,
+            "-s",
+            "-B",
+            "-c",
+            HARNESS_SOURCE,
+            mode,
+            workroot,
+            "preload" if preload else "no-preload",
+        ]
 
     def spawn_kwargs(self) -> dict[str, Any]:
         # Nothing of the server's environment: bubblewrap's own init stays visible in the sandbox
@@ -126,8 +140,7 @@ class Bubblewrap(Isolation):
             argv.append("--disable-userns")
         for key, value in SANDBOX_ENV.items():
             argv += ["--setenv", key, value]
-        argv += ["--chdir", "/tmp", self.python, "-s", "-B", "-c", HARNESS_SOURCE, "isolated", "/tmp/work"]
-        argv.append("preload" if preload else "no-preload")
+        argv += ["--chdir", "/tmp", *self.harness("isolated", "/tmp/work", preload)]
         return self._drop_privileges() + argv
 
     def _drop_privileges(self) -> list[str]:
@@ -160,16 +173,7 @@ class Unsafe(Isolation):
         )
 
     def command(self, preload: bool) -> list[str]:
-        return [
-            self.python,
-            "-s",
-            "-B",
-            "-c",
-            HARNESS_SOURCE,
-            "unsafe",
-            self.workroot,
-            "preload" if preload else "no-preload",
-        ]
+        return self.harness("unsafe", self.workroot, preload)
 
 
 def select_isolation(settings: SandboxSettings) -> Isolation:

@@ -256,7 +256,6 @@ class _Lane:
     still waiting that the pool closed."""
 
     def __init__(self, workers: list[_Worker]) -> None:
-        self.workers = workers
         self.idle: asyncio.Queue[_Worker | None] = asyncio.Queue()
         for worker in workers:
             self.idle.put_nowait(worker)
@@ -357,11 +356,11 @@ class SandboxPool:
             lane.idle.put_nowait(worker)
 
     def _lane(self, lanes: tuple[_Lane, _Lane | None], request: ExecutionRequest) -> _Lane:
-        plain, preloaded = lanes
-        if preloaded is None or self._heavy is None:
+        plain, preloaded = lanes  # the second lane exists exactly when _heavy is set
+        heavy = self._heavy
+        if preloaded is None or heavy is None:
             return plain
-        sources = [request.code, *request.tests]
-        return preloaded if any(self._heavy.search(source) for source in sources) else plain
+        return preloaded if any(heavy.search(source) for source in [request.code, *request.tests]) else plain
 
     async def execute(self, request: ExecutionRequest) -> ExecutionResult:
         """Run the code and its tests. Raises ``LimitExceeded`` for limits above the maxima and

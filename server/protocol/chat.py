@@ -138,6 +138,14 @@ class UsageOut(BaseModel):
     completion_tokens: int
     total_tokens: int
 
+    @classmethod
+    def counted(cls, prompt_tokens: int, completion_tokens: int) -> UsageOut:
+        return cls(
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            total_tokens=prompt_tokens + completion_tokens,
+        )
+
 
 class ChatCompletion(BaseModel):
     id: str = Field(default_factory=lambda: f"chatcmpl-{uuid.uuid4().hex}")

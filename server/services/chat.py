@@ -191,9 +191,7 @@ class ChatService:
                 Choice(index=i, message=ResponseMessage(content=c.text), finish_reason=c.finish_reason)
                 for i, c in enumerate(completions)
             ],
-            usage=UsageOut(
-                prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
-            ),
+            usage=UsageOut.counted(prompt, completion),
         )
 
     def stream(self, request: ChatCompletionRequest) -> AsyncIterator[str]:
@@ -235,12 +233,7 @@ class ChatService:
                 if isinstance(piece, str):
                     yield chunk(Delta(content=piece))
                 else:
-                    tokens = piece.prompt_tokens + piece.completion_tokens
-                    usage = UsageOut(
-                        prompt_tokens=piece.prompt_tokens,
-                        completion_tokens=piece.completion_tokens,
-                        total_tokens=tokens,
-                    )
+                    usage = UsageOut.counted(piece.prompt_tokens, piece.completion_tokens)
         else:
             problem, options = prepared
             async for item in solve_events(self.solver, problem, options):

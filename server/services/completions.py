@@ -5,6 +5,9 @@ says so instead of completing as if the suffix were not there."""
 from __future__ import annotations
 
 import asyncio
+import functools
+import time
+import uuid
 from collections.abc import AsyncIterator
 
 from mucode.engine.generators.base import Generator, SamplingParams
@@ -50,17 +53,19 @@ class CompletionService:
             stop=request.stop_list(),
         )
 
+    def _input(self, request: CompletionRequest, prompt: str) -> str:
+        """What the generator continues: the prompt, or with ``suffix`` the model's FIM format."""
+        fim = self.generator.fim
+        return prompt if request.suffix is None or fim is None else fim.prompt(prompt, request.suffix)
+
     async def _generate(self, request: CompletionRequest) -> Completion:
         generator = self.generator
         params = self._params(request)
         prompts = request.prompts()
-        if request.suffix is not None and generator.fim is not None:
-            fim = generator.fim
-            inputs = [fim.prompt(p, request.suffix) for p in prompts]
-        else:
-            inputs = prompts
         async with self.gate.slot():
-            batches = await asyncio.gather(*(generator.complete(text, params) for text in inputs))
+            batches = await asyncio.gather(
+                *(generator.complete(self._input(request, p), params) for p in prompts)
+            )
         choices: list[CompletionChoice] = []
         prompt_tokens = completion_tokens = 0
         for prompt, batch in zip(prompts, batches, strict=True):
@@ -72,11 +77,7 @@ class CompletionService:
         return Completion(
             model=request.model,
             choices=choices,
-            usage=UsageOut(
-                prompt_tokens=prompt_tokens,
-                completion_tokens=completion_tokens,
-                total_tokens=prompt_tokens + completion_tokens,
-            ),
+            usage=UsageOut.counted(prompt_tokens, completion_tokens),
         )
 
     def stream(self, request: CompletionRequest) -> AsyncIterator[str]:
@@ -99,13 +100,7 @@ class CompletionService:
             yield sse.DONE
             return
 
-        def chunk(choices: list[CompletionChoice], usage: UsageOut | None = None) -> str:
-            return sse.data(
-                CompletionChunk(
-                    id=done.id, created=done.created, model=done.model, choices=choices, usage=usage
-                )
-            )
-
+        chunk = functools.partial(_chunk, done.id, done.created, done.model)
         for choice in done.choices:
             yield chunk([choice])
         if request.stream_options and request.stream_options.include_usage:
@@ -114,41 +109,18 @@ class CompletionService:
 
     async def _stream_tokens(self, request: CompletionRequest, prompt: str) -> AsyncIterator[str]:
         """One prompt, one choice (an editor's autocomplete): the text as the generator writes it."""
-        generator, shell = (
-            self.generator,
-            Completion(
-                model=request.model,
-                choices=[],
-                usage=UsageOut(prompt_tokens=0, completion_tokens=0, total_tokens=0),
-            ),
-        )
-
-        def chunk(choices: list[CompletionChoice], usage: UsageOut | None = None) -> str:
-            return sse.data(
-                CompletionChunk(
-                    id=shell.id, created=shell.created, model=shell.model, choices=choices, usage=usage
-                )
-            )
-
-        text = (
-            prompt
-            if request.suffix is None or generator.fim is None
-            else generator.fim.prompt(prompt, request.suffix)
-        )
+        chunk = functools.partial(_chunk, f"cmpl-{uuid.uuid4().hex}", int(time.time()), request.model)
         usage: UsageOut | None = None
         try:
             async with self.gate.slot():
-                async for piece in generator.stream_complete(text, self._params(request)):
+                async for piece in self.generator.stream_complete(
+                    self._input(request, prompt), self._params(request)
+                ):
                     if isinstance(piece, str):
                         yield chunk([CompletionChoice(index=0, text=piece, finish_reason=None)])
                     else:
                         yield chunk([CompletionChoice(index=0, text="", finish_reason=piece.finish_reason)])
-                        prompt_tokens, written = piece.prompt_tokens, piece.completion_tokens
-                        usage = UsageOut(
-                            prompt_tokens=prompt_tokens,
-                            completion_tokens=written,
-                            total_tokens=prompt_tokens + written,
-                        )
+                        usage = UsageOut.counted(piece.prompt_tokens, piece.completion_tokens)
         except STREAMED_ERRORS as exc:
             yield sse.data(stream_error(exc))
             yield sse.DONE
@@ -156,3 +128,9 @@ class CompletionService:
         if request.stream_options and request.stream_options.include_usage:
             yield chunk([], usage)
         yield sse.DONE
+
+
+def _chunk(
+    chunk_id: str, created: int, model: str, choices: list[CompletionChoice], usage: UsageOut | None = None
+) -> str:
+    return sse.data(CompletionChunk(id=chunk_id, created=created, model=model, choices=choices, usage=usage))
