@@ -1,6 +1,7 @@
 """DataFrameBench in the sandbox: every reference solution of a split against its full unittest
 suite, in the scientific environment, with the heavy modules preloaded in the zygote and without;
-HumanEval's canonical solutions in the same environment, same run, for scale.
+HumanEval's canonical solutions in the same environment and on the bare interpreter, same run:
+programs that import nothing heavy must not pay for the environment.
 
 Reports programs/second, worker start time, and every reference solution that does not pass,
 with the first failing test's message (the environment, the sandbox or the task is to blame).
@@ -82,13 +83,20 @@ async def main() -> None:
         "workers": args.workers,
         "dataframebench_preloaded": await run_all(base, dfb),
         "dataframebench_not_preloaded": await run_all(base.model_copy(update={"preload": False}), dfb),
-        "humaneval_preloaded": await run_all(base, load_humaneval()),
+        "humaneval_scientific": await run_all(base, load_humaneval()),
+        # The baseline for the line above: the same programs on the bare interpreter.
+        "humaneval_bare": await run_all(base.model_copy(update={"env": "none"}), load_humaneval()),
     }
     if args.json:
         print(json.dumps(report, indent=2))
         return
     print(f"{report['machine']}; {args.workers} workers; DataFrameBench {args.split} ({args.library})")
-    for name in ("dataframebench_preloaded", "dataframebench_not_preloaded", "humaneval_preloaded"):
+    for name in (
+        "dataframebench_preloaded",
+        "dataframebench_not_preloaded",
+        "humaneval_scientific",
+        "humaneval_bare",
+    ):
         row = report[name]
         assert isinstance(row, dict)
         print(
