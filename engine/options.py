@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Selection = Literal["pt+lv", "pt", "lv", "random"]
+Selection = Literal["auto", "pt+lv", "pt", "lv", "random", "agree"]
 
 
 class SolveOptions(BaseModel):
@@ -15,9 +15,12 @@ class SolveOptions(BaseModel):
     n: int = Field(5, ge=1, le=64, description="Candidates sampled per turn (Best-of-N).")
     turns: int = Field(3, ge=1, le=10, description="Most turns of fix-and-rerank.")
     selection: Selection = Field(
-        "pt+lv",
-        description="`pt+lv`: most public tests passed, verifier breaks ties; `pt`: public tests, random "
-        "tie-break; `lv`: verifier only; `random`.",
+        "auto",
+        description="`auto`: `pt+lv` when the problem has public tests, `agree` when it has none; "
+        "`pt+lv`: most public tests passed, verifier breaks ties; `pt`: public tests, random "
+        "tie-break; `lv`: verifier only; `random`; `agree`: the generator writes calls of the "
+        "function, every candidate runs them, and the largest group of candidates that behave alike "
+        "wins (after the public tests, when there are any).",
     )
     temperature: float = Field(0.7, ge=0.0, le=2.0)
     greedy_candidate: bool = Field(

@@ -22,13 +22,23 @@ from pydantic import BaseModel, Field
 from mucode.problems import Problem
 from mucode.sandbox import ExecutionRequest, ExecutionResult, SandboxPool, TestResult, TestStatus
 
-from . import prompts
+from . import agreement, prompts
 from .extract import extract_code
 from .generators.base import Completion, Generator, SamplingParams
 from .options import SolveOptions
 from .selection import select
 from .shape import shape
-from .trace import Candidate, ChatMessage, SolveResult, StopReason, Timings, TurnRecord, Usage
+from .trace import (
+    Agreement,
+    AgreementGroup,
+    Candidate,
+    ChatMessage,
+    SolveResult,
+    StopReason,
+    Timings,
+    TurnRecord,
+    Usage,
+)
 from .verifier import Verifier
 
 
@@ -80,6 +90,7 @@ def turn_seed(seed: int, turn: int) -> int:
 
 
 REFILL_SEED_OFFSET = 500  # refills of turn t sample with turn_seed + 500: no turn's own seeds
+TESTS_TURN = 900  # the written test calls sample with turn_seed(seed, 900): no turn's seed
 REFILL_TEMPERATURE = 0.7  # refills of a greedy search: a greedy refill would be turn 1's answer
 
 
@@ -137,24 +148,37 @@ class SearchEngine:
         final: Candidate | None = None
         stop: StopReason = "max_turns"
         has_tests = bool(problem.public_tests or problem.public_io_tests)
-        for turn in range(1, options.turns + 1):
-            if on_event:
-                on_event(SearchEvent(kind="turn_started", turn=turn, turns=options.turns))
-            record = await self._turn(problem, messages, first, options, turn, tried, on_event)
-            tried.add(turn, record.candidates)
-            records.append(record)
-            if on_event:
-                on_event(SearchEvent(kind="turn_finished", turn=turn, turns=options.turns, record=record))
-            chosen = record.chosen
-            final = chosen
-            # Without tests a clean run proves nothing and there is no feedback to repair from.
-            if not has_tests:
-                stop = "no_tests"
-                break
-            if chosen.public_all_passed:
-                stop = "passed"
-                break
-            messages = self.prompt.next_turn(problem, messages, chosen)
+        writer = None
+        if options.selection == "agree" or (options.selection == "auto" and not has_tests):
+            writer = agreement.TestWriter(
+                self.generator, problem.prompt, turn_seed(options.seed, TESTS_TURN), self.prefilled
+            )
+            if problem.entry_point:
+                writer.start(problem.entry_point)
+        try:
+            for turn in range(1, options.turns + 1):
+                if on_event:
+                    on_event(SearchEvent(kind="turn_started", turn=turn, turns=options.turns))
+                record = await self._turn(problem, messages, first, options, turn, tried, writer, on_event)
+                tried.add(turn, record.candidates)
+                records.append(record)
+                if on_event:
+                    on_event(SearchEvent(kind="turn_finished", turn=turn, turns=options.turns, record=record))
+                chosen = record.chosen
+                final = chosen
+                if not has_tests:
+                    stop = "no_tests"
+                    # Without tests a clean run proves nothing: only a crash on written calls that
+                    # other candidates handle is feedback worth a turn.
+                    if not _crashes(record):
+                        break
+                elif chosen.public_all_passed:
+                    stop = "passed"
+                    break
+                messages = self.prompt.next_turn(problem, messages, chosen)
+        finally:
+            if writer is not None:
+                writer.cancel()
         assert final is not None
         execution = final.execution
         usage, timings = Usage(), Timings()
@@ -248,6 +272,48 @@ class SearchEngine:
             for candidate, value in zip(candidates, scores, strict=True):
                 candidate.verifier_score = value
 
+    async def agree(
+        self, problem: Problem, candidates: list[Candidate], writer: agreement.TestWriter
+    ) -> tuple[Agreement, Usage]:
+        """Every distinct program runs the written calls; candidates are grouped by what they do."""
+        if writer.function is None:
+            found = agreement.function_of(candidates)
+            if found is None:
+                return Agreement(note="no candidate defines a function to call"), Usage()
+            writer.start(*found)
+        tests, usage = await writer.tests()
+        function = writer.function
+        if not tests:
+            note = f"the generator wrote no usable calls of `{function}`"
+            return Agreement(function=function, note=note), usage
+        mark = agreement.new_mark()
+        codes = list(dict.fromkeys(c.code for c in candidates if c.code is not None))
+        runs = await asyncio.gather(
+            *(
+                self.sandbox.execute(ExecutionRequest(code=agreement.probe_program(code, tests, mark)))
+                for code in codes
+            )
+        )
+        seen = {
+            code: agreement.read_probe(run.stdout, mark, len(tests))
+            for code, run in zip(codes, runs, strict=True)
+        }
+        behaviours = {c.index: seen[c.code] for c in candidates if c.code is not None}
+        scores = {c.index: c.verifier_score for c in candidates if c.verifier_score is not None}
+        valid, groups = agreement.group(behaviours, tests, scores)
+        note = "" if any(valid) else "every candidate raised on every written call"
+        return (
+            Agreement(
+                function=function,
+                tests=tests,
+                valid=valid,
+                groups=groups,
+                rule=agreement.DEFAULT_RULE,
+                note=note,
+            ),
+            usage,
+        )
+
     async def _sample(
         self, messages: list[ChatMessage], params: SamplingParams, greedy_candidate: bool
     ) -> list[Completion]:
@@ -310,6 +376,7 @@ class SearchEngine:
         options: SolveOptions,
         turn: int,
         tried: Tried,
+        writer: agreement.TestWriter | None,
         on_event: EventCallback | None = None,
     ) -> TurnRecord:
         t0 = time.perf_counter()
@@ -334,8 +401,26 @@ class SearchEngine:
         await self.score(problem, distinct)
         t3 = time.perf_counter()
         share_duplicates(candidates)
-
-        selected = select(candidates, options.selection, random.Random(turn_seed(options.seed, turn)))
+        agreed, agreed_usage = (
+            (None, Usage()) if writer is None else await self.agree(problem, candidates, writer)
+        )
+        t4 = time.perf_counter()
+        if agreed is not None:
+            agreed.summary = agreed.describe(len(candidates))
+        has_tests = bool(problem.public_tests or problem.public_io_tests)
+        if agreed is not None and agreed.used:
+            selected = _by_agreement(candidates, agreed, has_tests)
+            if not has_tests and _crashes_of(agreed, selected):
+                chosen = candidates[selected]
+                assert chosen.execution is not None  # it has code, so it ran
+                outputs = _group_of(agreed, selected).outputs  # type: ignore[union-attr]
+                feedback = agreement.crash_feedback(
+                    agreed.function or "", agreed.tests, outputs, agreed.valid
+                )
+                chosen.execution = chosen.execution.model_copy(update={"feedback": feedback})
+        else:
+            rule = options.selection if options.selection not in ("auto", "agree") else "pt+lv"
+            selected = select(candidates, rule, random.Random(turn_seed(options.seed, turn)))
         # The n samples share one prompt: it counts once per turn (as OpenAI counts it for n > 1),
         # and the refills' prompt once more.
         sampled = [*replaced, *(c for c in candidates if not c.refill)]
@@ -345,7 +430,7 @@ class SearchEngine:
                 max((c.usage.prompt_tokens for c in cs), default=0) for cs in (sampled, refills)
             ),
             completion_tokens=sum(c.usage.completion_tokens for c in [*replaced, *candidates]),
-        )
+        ).add(agreed_usage)
         return TurnRecord(
             turn=turn,
             messages=list(messages),
@@ -357,6 +442,33 @@ class SearchEngine:
                 generation_ms=(t1 - t0) * 1000,
                 sandbox_ms=(t2 - t1) * 1000,
                 verifier_ms=(t3 - t2) * 1000,
+                agreement_ms=(t4 - t3) * 1000,
                 total_ms=(time.perf_counter() - t0) * 1000,
             ),
+            agreement=agreed,
         )
+
+
+def _group_of(agreed: Agreement, index: int) -> AgreementGroup | None:
+    return next((g for g in agreed.groups if index in g.members), None)
+
+
+def _crashes_of(agreed: Agreement, index: int) -> int:
+    found = _group_of(agreed, index)
+    return found.crashes if found is not None else 0
+
+
+def _crashes(record: TurnRecord) -> bool:
+    return record.agreement is not None and bool(_crashes_of(record.agreement, record.selected))
+
+
+def _by_agreement(candidates: list[Candidate], agreed: Agreement, has_tests: bool) -> int:
+    """The earliest member of the best group; with public tests, only among the candidates that
+    pass the most of them (written calls never outvote a user's tests)."""
+    best = max(c.public_passed_count for c in candidates) if has_tests else 0
+    allowed = {c.index for c in candidates if c.public_passed_count == best or not has_tests}
+    for g in agreed.groups:
+        members = [i for i in g.members if i in allowed]
+        if members:
+            return members[0]
+    return select(candidates, "pt+lv", random.Random(0))

@@ -41,6 +41,9 @@ class Timings(BaseModel):
     generation_ms: float = 0.0
     sandbox_ms: float = 0.0
     verifier_ms: float = 0.0
+    agreement_ms: float = Field(
+        0.0, description="Waiting for the written test calls and running them (selection `agree`)."
+    )
     total_ms: float = 0.0
 
     def add(self, other: Timings) -> Timings:
@@ -48,6 +51,7 @@ class Timings(BaseModel):
             generation_ms=self.generation_ms + other.generation_ms,
             sandbox_ms=self.sandbox_ms + other.sandbox_ms,
             verifier_ms=self.verifier_ms + other.verifier_ms,
+            agreement_ms=self.agreement_ms + other.agreement_ms,
             total_ms=self.total_ms + other.total_ms,
         )
 
@@ -86,6 +90,58 @@ class Candidate(BaseModel):
         return bool(self.execution and self.execution.passed and self.code is not None)
 
 
+TESTS_VERSION = "mucode-tests-1"  # the prompt that writes test calls (engine/agreement.py)
+
+
+class WrittenTest(BaseModel):
+    call: str = Field(..., description="A call of the function, as Python source.")
+    expected: str | None = Field(None, description="The result the generator expects, as Python source.")
+
+
+class AgreementGroup(BaseModel):
+    members: list[int] = Field(..., description="Candidate indices that behave alike.")
+    outputs: list[str] = Field(..., description="Per written call: `= value`, `raises E` or `timeout`.")
+    matched: int = Field(0, description="Written expectations these outputs meet.")
+    crashes: int = Field(0, description="Calls where this group raises or hangs while another returns.")
+    score: float | None = Field(None, description="The verifier's best score in the group, if loaded.")
+
+
+class Agreement(BaseModel):
+    """How an answer was chosen without user tests (one per turn that used it)."""
+
+    tests_version: str = Field(TESTS_VERSION, description="The prompt that wrote the calls.")
+    function: str | None = Field(None, description="The function the written calls call.")
+    tests: list[WrittenTest] = Field(default_factory=list, description="The calls the generator wrote.")
+    valid: list[bool] = Field(
+        default_factory=list, description="Per call: some candidate returned without raising."
+    )
+    groups: list[AgreementGroup] = Field(default_factory=list, description="Best first, by `rule`.")
+    rule: str = ""
+    note: str = Field("", description="Why agreement could not decide, when it could not.")
+    summary: str = Field("", description="How the answer was chosen, in words (the chat verdict).")
+
+    @property
+    def used(self) -> bool:
+        return bool(self.groups) and any(self.valid)
+
+    def describe(self, candidates: int) -> str:
+        """The verdict in words, for a chat answer."""
+        if not self.used:
+            return f"no tests given, and agreement could not be used ({self.note})"
+        best = self.groups[0]
+        valid = sum(self.valid)
+        text = (
+            f"no tests given: chosen by agreement of {len(best.members)} of {candidates} candidates "
+            f"on {valid} generated input{'s' if valid != 1 else ''}"
+        )
+        written = sum(t.expected is not None for t, v in zip(self.tests, self.valid, strict=True) if v)
+        if written:
+            text += f", {best.matched} of {written} written expectations met"
+        if best.crashes:
+            text += f"; it still raises on {best.crashes} of them"
+        return text
+
+
 class TurnRecord(BaseModel):
     turn: int = Field(..., description="1-based turn number.")
     messages: list[ChatMessage] = Field(..., description="The conversation the generator saw this turn.")
@@ -99,6 +155,9 @@ class TurnRecord(BaseModel):
     usage: Usage
     timings: Timings
     cached: bool = Field(False, description="Served from the cache of deterministic solves.")
+    agreement: Agreement | None = Field(
+        None, description="Selection `agree`: the written calls, the groups and how the choice was made."
+    )
 
     @property
     def chosen(self) -> Candidate:
@@ -129,7 +188,8 @@ class SolveResult(BaseModel):
         ...,
         description="Why the search ended: `passed` (the answer passes every public test), "
         "`max_turns` (no turn's choice passed; the answer is the last choice) or `no_tests` (no "
-        "public tests were given, so nothing was checked and one turn was run).",
+        "public tests were given: nothing the user wrote was checked; with selection `agree` the "
+        "turn's `agreement` says how the answer was chosen).",
     )
     usage: Usage
     timings: Timings

@@ -104,7 +104,10 @@ class ServerSettings(BaseSettings):
 
     default_n: int = Field(5, ge=1, le=64, description="Candidates per turn when a request does not say.")
     default_turns: int = Field(3, ge=1, le=10, description="Most turns when a request does not say.")
-    default_selection: Selection = Field("pt+lv", description="Selection rule when a request does not say.")
+    default_selection: Selection = Field(
+        "auto",
+        description="Selection rule when a request does not say (`auto`: `pt+lv` with tests, `agree` without).",
+    )
 
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings, description="See MUCODE_SANDBOX_*.")
     engine: EngineSettings = Field(default_factory=EngineSettings, description="Generator and verifier.")

@@ -117,13 +117,17 @@ DEFAULT_SCRIPT = [
 ]
 
 
+WRITTEN_TESTS = "```python\nassert double(2) == 4\nassert double(5) == 10\nassert double(-1) == -2\n```"
+
+
 def server_settings(
     tmp: Path, script: list[list[str]] | None = None, server: dict[str, Any] | None = None, **sandbox: Any
 ) -> ServerSettings:
     """Settings for a test server: the scripted generator (no model download) and a small pool;
     ``server`` sets other ServerSettings fields."""
     path = tmp / "script.json"
-    path.write_text(json.dumps(script or DEFAULT_SCRIPT))
+    # The default script also answers requests for test calls (selection `agree`, no tests given).
+    path.write_text(json.dumps(script or {"script": DEFAULT_SCRIPT, "tests": WRITTEN_TESTS}))
     return ServerSettings(
         **(server or {}),
         sandbox=SandboxSettings(**{"workers": 2, "timeout_s": 5, **sandbox}),

@@ -42,6 +42,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
     # The paper's sampling: all five candidates at temperature 0.7, none of them greedy.
     "bon5-pt-sampled": {"n": 5, "turns": 3, "temperature": 0.7, "selection": "pt", "greedy_candidate": False},
     "bon5-pt+lv": {"n": 5, "turns": 3, "temperature": 0.7, "selection": "pt+lv"},
+    # Execution agreement on calls the generator writes (for problems without tests).
+    "bon5-agree": {"n": 5, "turns": 3, "temperature": 0.7, "selection": "agree"},
 }
 
 

@@ -58,11 +58,20 @@ def load_mbpp(split: str = "test", data_files: str | None = None) -> list[Proble
     return [from_mbpp(dict(row)) for row in rows]
 
 
+NO_TESTS = ":no-tests"
+
+
 def load_problem_set(spec: str) -> list[Problem]:
     """``humaneval``, ``humaneval:fold0``, ``humaneval:fold1``, ``dataframebench:train|val|test``
     (then optionally ``:polars`` instead of ``:pandas``, and ``:K`` test methods shown instead of
     1: ``dataframebench:val:pandas:2``), ``mbpp:train`` / ``mbpp:test``
-    (hub, online), ``mbpp-file:PATH`` (local MBPP-schema JSON/JSONL) or a JSONL file of problems."""
+    (hub, online), ``mbpp-file:PATH`` (local MBPP-schema JSON/JSONL) or a JSONL file of problems.
+    Any of these ending in ``:no-tests`` withholds the public tests from the model and the search
+    (the private tests still grade); ``humaneval:no-tests`` is all 164 HumanEval problems."""
+    if spec.endswith(NO_TESTS):
+        inner = spec.removesuffix(NO_TESTS)
+        problems = load_humaneval() if inner == "humaneval" else load_problem_set(inner)
+        return [p.model_copy(update={"public_tests": [], "public_io_tests": []}) for p in problems]
     if spec.startswith("dataframebench:"):
         split, library, public = [*spec.split(":")[1:], "", ""][:3]
         if public and not public.isdigit():

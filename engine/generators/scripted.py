@@ -8,7 +8,9 @@ list; a conversation gets the entry whose ``def name(`` its first user message s
 over a problem set). ``{"seeded": true, "script": ...}`` draws each answer at random with the
 request's seed instead of round-robin, like sampling: a rollout policy mixing right and wrong.
 With ``prefill=True`` it answers as a model continuing a prefilled answer does: an answer that
-starts with the prefill comes back without it, cut at the first stop string.
+starts with the prefill comes back without it, cut at the first stop string. ``tests`` answers the
+request for test calls (selection ``agree``, recognised by its system message); without it that
+request gets a program, which holds no usable calls.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from ..agreement import SYSTEM as TESTS_SYSTEM
 from ..fim import KNOWN
 from ..trace import ChatMessage
 from .base import Completion, Generator, GeneratorError, SamplingParams, cut_at_stop
@@ -40,12 +43,14 @@ class ScriptedGenerator(Generator):
         *,
         seeded: bool = False,
         prefill: bool = False,
+        tests: str | None = None,
     ) -> None:
         scripts = turns if isinstance(turns, dict) else {"": turns}
         if not scripts or not all(script and all(script) for script in scripts.values()):
             raise ValueError("a script needs at least one answer per turn")
         self.scripts = scripts
         self.seeded = seeded
+        self.tests = tests
         self.supports_prefill = prefill
         self.model = model
         # The latest conversations seen, for tests; bounded so a long-running server does not grow.
@@ -55,16 +60,16 @@ class ScriptedGenerator(Generator):
     @classmethod
     def from_file(cls, path: str | Path) -> ScriptedGenerator:
         """A JSON file: a list of turns, an object of them by function name, or either wrapped
-        as ``{"seeded": true, "script": ...}``."""
+        as ``{"seeded": true, "script": ..., "tests": "assert f(1) == 2\\n..."}``."""
         data: Any = json.loads(Path(path).read_text(encoding="utf-8"))
-        seeded = False
+        seeded, tests = False, None
         if isinstance(data, dict) and "script" in data:
-            seeded, data = bool(data.get("seeded")), data["script"]
+            seeded, tests, data = bool(data.get("seeded")), data.get("tests"), data["script"]
         if isinstance(data, dict):
             script: Script | dict[str, Script] = {str(k): _turns(v) for k, v in data.items()}
         else:
             script = _turns(data)
-        return cls(script, model=Path(path).name, seeded=seeded)
+        return cls(script, model=Path(path).name, seeded=seeded, tests=None if tests is None else str(tests))
 
     def _script(self, messages: list[ChatMessage]) -> Script:
         if "" in self.scripts:
@@ -77,6 +82,8 @@ class ScriptedGenerator(Generator):
 
     async def sample(self, messages: list[ChatMessage], params: SamplingParams) -> list[Completion]:
         self.calls.append(list(messages))
+        if self.tests is not None and messages and messages[0].content == TESTS_SYSTEM:
+            return self._answer([self.tests], sum(len(m.content.split()) for m in messages), params)
         turns = self._script(messages)
         turn = sum(m.role == "assistant" for m in messages)
         answers = turns[min(turn, len(turns) - 1)]

@@ -53,7 +53,10 @@ class TraceDisplay:
         )
 
     def verdict(self, result: SolveResult) -> None:
-        if result.stop_reason == "no_tests":
+        agreed = result.turns[-1].agreement
+        if result.stop_reason == "no_tests" and agreed is not None:
+            verdict = f"[bold yellow]NO TESTS[/] ({agreed.summary})"
+        elif result.stop_reason == "no_tests":
             verdict = "[bold yellow]NO TESTS[/] (nothing was run to check the answer)"
         elif result.public_all_passed:
             verdict = f"[bold green]PASSED[/] {result.public_passed_count}/{result.public_total} public tests"

@@ -114,7 +114,9 @@ def solve(
     ] = None,
     n: Annotated[int, typer.Option(help="Candidates per turn.")] = 5,
     turns: Annotated[int, typer.Option(help="Most turns.")] = 3,
-    selection: Annotated[str, typer.Option(help="pt+lv, pt, lv or random.")] = "pt+lv",
+    selection: Annotated[
+        str, typer.Option(help="auto (pt+lv with tests, agree without), pt+lv, pt, lv, random or agree.")
+    ] = "auto",
     temperature: Annotated[float, typer.Option()] = 0.7,
     greedy_candidate: Annotated[
         bool,

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="Training: µCode expert iteration and its stages.", no_args_is_help=True)
 
-PROBLEMS_HELP = "humaneval:fold0, humaneval:fold1, humaneval or a JSONL file."
+PROBLEMS_HELP = "humaneval:fold0, humaneval:fold1, humaneval, dataframebench:SPLIT or a JSONL file; add :no-tests to withhold the public tests."
 
 
 def _policy(policy_script: Path | None) -> Callable[[str], Generator]:

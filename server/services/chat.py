@@ -75,6 +75,9 @@ def verdict(result: SolveResult) -> str:
     turns = f"{len(result.turns)} turn{'s' if len(result.turns) != 1 else ''}"
     if result.public_total:
         return f"Passed {result.public_passed_count}/{result.public_total} public tests after {turns}."
+    agreed = result.turns[-1].agreement
+    if agreed is not None:
+        return f"{agreed.summary[0].upper()}{agreed.summary[1:]} ({turns}); no test of yours was run."
     return (
         f"No tests were given, so none were run: this is the pick of {result.options.n} candidates "
         f"(verifier: {result.verifier}), unchecked."

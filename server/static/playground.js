@@ -208,15 +208,19 @@ function ms(value) { return value >= 1000 ? (value / 1000).toFixed(1) + " s" : M
 function drawResult(result) {
   state.trace = result;
   $("final").hidden = false;
-  $("verdict").textContent = (result.public_all_passed ? "Passed" : "Failed") +
-    ` ${result.public_passed_count}/${result.public_total} public tests after ${result.turns.length} turn(s)` +
-    (result.cached ? " (from the cache)" : "") + `; stop: ${result.stop_reason}.`;
-  $("verdict").className = "verdict " + (result.public_all_passed ? "ok" : "bad");
+  const agreement = result.turns[result.turns.length - 1].agreement;
+  const untested = result.stop_reason === "no_tests";
+  $("verdict").textContent = (untested
+    ? "No tests given: " + (agreement ? agreement.summary.replace(/^no tests given: /, "") : "nothing was run to check the answer")
+    : (result.public_all_passed ? "Passed" : "Failed") + ` ${result.public_passed_count}/${result.public_total} public tests`) +
+    ` after ${result.turns.length} turn(s)` + (result.cached ? " (from the cache)" : "") + `; stop: ${result.stop_reason}.`;
+  $("verdict").className = "verdict " + (result.public_all_passed ? "ok" : untested ? "unchecked" : "bad");
   $("final-code").replaceChildren(highlight(result.final_code || "(no code)"));
   const u = result.usage, t = result.timings;
   const rows = [
     ["tokens", `${u.prompt_tokens} prompt + ${u.completion_tokens} completion = ${u.total_tokens}`],
     ["generation", ms(t.generation_ms)], ["sandbox", ms(t.sandbox_ms)], ["verifier", ms(t.verifier_ms)],
+    ["agreement", ms(t.agreement_ms)],
     ["total", ms(t.total_ms)], ["generator", result.generator], ["verifier model", result.verifier],
   ];
   $("totals").replaceChildren(...rows.map(([k, v]) => el("tr", {}, el("th", { scope: "row", text: k }), el("td", { text: v }))));
