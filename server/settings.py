@@ -106,7 +106,8 @@ class ServerSettings(BaseSettings):
     default_turns: int = Field(3, ge=1, le=10, description="Most turns when a request does not say.")
     default_selection: Selection = Field(
         "auto",
-        description="Selection rule when a request does not say (`auto`: `pt+lv` with tests, `agree` without).",
+        description="Selection rule when a request does not say (`auto`: `pt+lv` with tests, `agree` "
+        "without).",
     )
 
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings, description="See MUCODE_SANDBOX_*.")

@@ -16,7 +16,10 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="Training: µCode expert iteration and its stages.", no_args_is_help=True)
 
-PROBLEMS_HELP = "humaneval:fold0, humaneval:fold1, humaneval, dataframebench:SPLIT or a JSONL file; add :no-tests to withhold the public tests."
+PROBLEMS_HELP = (
+    "humaneval:fold0, humaneval:fold1, humaneval, dataframebench:SPLIT or a JSONL file; add :no-tests "
+    "to withhold the public tests."
+)
 
 
 def _policy(policy_script: Path | None) -> Callable[[str], Generator]:
@@ -254,7 +257,8 @@ def eval_command(
     configs: Annotated[
         str,
         typer.Option(
-            help="Comma-separated: greedy-1, greedy-3, bon5-random, bon5-lv, bon5-pt, bon5-pt+lv; "
+            help="Comma-separated: greedy-1, greedy-3, bon5-random, bon5-lv, bon5-pt, bon5-pt+lv, "
+            "bon5-agree (execution agreement, for problems without tests); "
             "greedy-3-repeats and bon5-pt-repeats without refills, bon5-pt-sampled without the greedy "
             "candidate (the paper's loop)."
         ),
