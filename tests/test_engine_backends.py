@@ -20,7 +20,7 @@ from mucode.engine.loading import compute_dtype, load_generator, resolve_backend
 from mucode.engine.settings import EngineSettings
 from mucode.engine.trace import ChatMessage
 
-from .helpers import free_port, run_cli
+from .helpers import LiveServer, free_port, run_cli
 
 MESSAGES = [ChatMessage(role="user", content="Write f.")]
 
@@ -179,3 +179,39 @@ def test_prompt_lookup_drafts_what_followed_the_latest_earlier_occurrence() -> N
     # A longer match wins over a more recent shorter one.
     history = array("i", [1, 2, 3, 4, 50, 3, 4, 60, 1, 2, 3, 4])
     assert draft(history, 1) == [50]
+
+
+def test_openai_backend_streams_the_upstreams_tokens(live_server: LiveServer) -> None:
+    """The upstream here is a mucode server whose plain model streams word by word: the pieces
+    arrive one by one and join to the non-streamed answer, and the usage comes from the stream."""
+
+    async def run() -> tuple[list[Any], list[Any], list[Any]]:
+        generator = OpenAIGenerator(live_server.url + "/v1", "script.json")
+        params = SamplingParams(temperature=0.0, max_tokens=64)
+        try:
+            chat = [piece async for piece in generator.stream(MESSAGES, params)]
+            whole = await generator.sample(MESSAGES, params)
+            raw = [piece async for piece in generator.stream_complete("def f(x):", params)]
+        finally:
+            await generator.close()
+        return chat, whole, raw
+
+    chat, (whole,), raw = asyncio.run(run())
+    *texts, completion = chat
+    assert len(texts) > 3 and "".join(texts) == completion.text == whole.text
+    assert completion.completion_tokens == whole.completion_tokens > 0
+    *raw_texts, raw_completion = raw
+    assert len(raw_texts) > 1 and "".join(raw_texts) == raw_completion.text
+
+
+def test_openai_backend_stream_reports_an_upstream_error(live_server: LiveServer) -> None:
+    async def run() -> None:
+        generator = OpenAIGenerator(live_server.url + "/v1", "no-such-model")
+        try:
+            async for _ in generator.stream(MESSAGES, SamplingParams()):
+                pass
+        finally:
+            await generator.close()
+
+    with pytest.raises(GeneratorError, match="upstream answered 404"):
+        asyncio.run(run())

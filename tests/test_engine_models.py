@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,6 +54,25 @@ def test_seed_reproduces_and_greedy_is_deterministic(generator: TransformersGene
     greedy = SamplingParams(n=2, temperature=0.0, max_tokens=10, seed=None)
     a, b = asyncio.run(generator.sample(MESSAGES, greedy))
     assert a.text == b.text
+
+
+def test_a_stream_is_the_same_answer_token_by_token(generator: TransformersGenerator) -> None:
+    """Pieces arrive as tokens are decoded and join to exactly the non-streamed greedy answer;
+    text that could begin a stop string is held back until the answer ends."""
+    for stop in ([], ["x"]):
+        params = SamplingParams(temperature=0.0, max_tokens=12, stop=stop)
+
+        async def run(params: SamplingParams = params) -> tuple[list[Any], Any]:
+            (whole,) = await generator.sample(MESSAGES, params.model_copy(update={"n": 1}))
+            return [piece async for piece in generator.stream(MESSAGES, params)], whole
+
+        pieces, whole = asyncio.run(run())
+        *texts, completion = pieces
+        assert all(isinstance(t, str) for t in texts)
+        assert "".join(texts) == whole.text == completion.text
+        assert completion.completion_tokens == whole.completion_tokens
+        if not stop:
+            assert len(texts) > 3, texts
 
 
 def test_verifier_scores_batches_consistently(tmp_path: Path) -> None:

@@ -62,7 +62,7 @@ def test_each_installed_backend_generates_code(backend: str) -> None:
     fmt = prompts.DEFAULT
     chat = fmt.first_turn(problem)
 
-    async def run() -> tuple[list[str], Completion]:
+    async def run() -> tuple[list[str], Completion, list[str | Completion]]:
         generator = load_generator(EngineSettings(generator=backend))
         try:
             params = SamplingParams(n=2, temperature=0.7, max_tokens=256, seed=3)
@@ -72,11 +72,16 @@ def test_each_installed_backend_generates_code(backend: str) -> None:
                 n=1, temperature=0.0, max_tokens=256, prefill=fmt.prefill, stop=fmt.stop
             )
             (continued,) = await generator.sample(chat, prefilled)
-            return free, continued
+            streamed = [piece async for piece in generator.stream(chat, prefilled)]
+            return free, continued, streamed
         finally:
             await generator.close()
 
-    texts, continued = asyncio.run(run())
+    texts, continued, streamed = asyncio.run(run())
+    # Every backend streams tokens: many pieces, the same greedy answer.
+    *pieces, last = streamed
+    assert len(pieces) > 5 and "".join(str(p) for p in pieces) == continued.text
+    assert isinstance(last, Completion) and last.text == continued.text
     assert len(texts) == 2
     assert all(extract_code(t, "truncate_number").code for t in texts)
     assert not continued.text.lstrip().startswith("```") and "```" not in continued.text

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 from ..fim import detect_in_tokenizer
 from ..trace import ChatMessage
-from .base import Completion, Generator, SamplingParams, cut_at_stop, render_chat
+from .base import Completion, Generator, SamplingParams, cut_at_stop, render_chat, stream_text
 
 
 class TransformersGenerator(Generator):
@@ -43,10 +44,33 @@ class TransformersGenerator(Generator):
     async def complete(self, prompt: str, params: SamplingParams) -> list[Completion]:
         return await asyncio.to_thread(self.generate_sync, prompt, params)
 
+    async def stream(
+        self, messages: list[ChatMessage], params: SamplingParams
+    ) -> AsyncIterator[str | Completion]:
+        async for piece in self.stream_complete(
+            render_chat(self.tokenizer, messages, params.prefill), params
+        ):
+            yield piece
+
+    async def stream_complete(self, prompt: str, params: SamplingParams) -> AsyncIterator[str | Completion]:
+        one = params.model_copy(update={"n": 1})
+
+        def start(on_text: Callable[[str], None]) -> asyncio.Future[list[Completion]]:
+            streamer = _Streamer(self.tokenizer, on_text)
+            done = asyncio.ensure_future(asyncio.to_thread(self.generate_sync, prompt, one, streamer))
+            # A reader that goes away stops the decode at its next token instead of at max_tokens.
+            done.add_done_callback(lambda future: streamer.stop() if future.cancelled() else None)
+            return done
+
+        async for piece in stream_text(start, one.stop):
+            yield piece
+
     def sample_sync(self, messages: list[ChatMessage], params: SamplingParams) -> list[Completion]:
         return self.generate_sync(render_chat(self.tokenizer, messages, params.prefill), params)
 
-    def generate_sync(self, prompt: str, params: SamplingParams) -> list[Completion]:
+    def generate_sync(
+        self, prompt: str, params: SamplingParams, streamer: _Streamer | None = None
+    ) -> list[Completion]:
         import torch
 
         tok = self.tokenizer
@@ -66,6 +90,8 @@ class TransformersGenerator(Generator):
             kwargs.update(stop_strings=params.stop, tokenizer=tok)
         if params.ignore_eos:
             kwargs["min_new_tokens"] = params.max_tokens
+        if streamer is not None:
+            kwargs["streamer"] = streamer
         with self._lock, torch.inference_mode():
             if params.seed is not None:
                 torch.manual_seed(params.seed)
@@ -84,6 +110,35 @@ class TransformersGenerator(Generator):
                 )
             )
         return completions if sampling else completions * params.n
+
+
+class _Stopped(Exception):
+    pass
+
+
+class _Streamer:
+    """transformers' streamer interface (``put`` gets the prompt, then each new token): the text so
+    far goes to ``on_text`` after every token."""
+
+    def __init__(self, tokenizer: Any, on_text: Callable[[str], None]) -> None:
+        self.tokenizer, self.on_text = tokenizer, on_text
+        self.tokens: list[int] | None = None  # None until the prompt has gone by
+        self.stopped = False
+
+    def put(self, value: Any) -> None:
+        if self.stopped:
+            raise _Stopped
+        if self.tokens is None:
+            self.tokens = []
+            return
+        self.tokens += value.reshape(-1).tolist()
+        self.on_text(self.tokenizer.decode(self.tokens, skip_special_tokens=True))
+
+    def end(self) -> None:
+        """Nothing to flush: every token was passed on as it came."""
+
+    def stop(self) -> None:
+        self.stopped = True
 
 
 def _as_list(value: int | list[int] | None) -> list[int]:

@@ -5,6 +5,8 @@ returns fewer choices (many ignore ``n``), the rest come from parallel single re
 from __future__ import annotations
 
 import asyncio
+import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -33,11 +35,10 @@ class OpenAIGenerator(Generator):
         )
         self._parallel = asyncio.Semaphore(max_parallel)
 
-    async def _request(
+    def _body(
         self, payload: dict[str, Any], params: SamplingParams, n: int, seed: int | None
-    ) -> Any:
-        """One upstream call: ``payload`` holds ``messages`` (chat) or ``prompt`` (completions)."""
-        path = "/chat/completions" if "messages" in payload else "/completions"
+    ) -> dict[str, Any]:
+        """``payload`` holds ``messages`` (chat) or ``prompt`` (completions)."""
         body: dict[str, Any] = {
             "model": self.model,
             **payload,
@@ -50,6 +51,14 @@ class OpenAIGenerator(Generator):
             body["seed"] = seed
         if params.stop:
             body["stop"] = params.stop
+        return body
+
+    async def _request(
+        self, payload: dict[str, Any], params: SamplingParams, n: int, seed: int | None
+    ) -> Any:
+        """One upstream call."""
+        path = "/chat/completions" if "messages" in payload else "/completions"
+        body = self._body(payload, params, n, seed)
         async with self._parallel:
             try:
                 response = await self.client.post(path, json=body)
@@ -81,6 +90,59 @@ class OpenAIGenerator(Generator):
 
     async def complete(self, prompt: str, params: SamplingParams) -> list[Completion]:
         return await self._sample({"prompt": prompt}, params)
+
+    async def stream(
+        self, messages: list[ChatMessage], params: SamplingParams
+    ) -> AsyncIterator[str | Completion]:
+        async for piece in self._stream({"messages": [m.model_dump() for m in messages]}, params):
+            yield piece
+
+    async def stream_complete(self, prompt: str, params: SamplingParams) -> AsyncIterator[str | Completion]:
+        async for piece in self._stream({"prompt": prompt}, params):
+            yield piece
+
+    async def _stream(
+        self, payload: dict[str, Any], params: SamplingParams
+    ) -> AsyncIterator[str | Completion]:
+        """The upstream's own stream (``stream: true``), piece by piece; usage from its last chunk
+        when it sends one (``stream_options.include_usage``)."""
+        path = "/chat/completions" if "messages" in payload else "/completions"
+        body = self._body(payload, params, 1, params.seed) | {
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        pieces: list[str] = []
+        finish = "stop"
+        usage: dict[str, Any] = {}
+        async with self._parallel:
+            try:
+                async with self.client.stream("POST", path, json=body) as response:
+                    if response.status_code != 200:
+                        await response.aread()
+                        raise GeneratorError(
+                            f"upstream answered {response.status_code}: {response.text[:300]}"
+                        )
+                    async for line in response.aiter_lines():
+                        data = line.removeprefix("data:").strip()
+                        if not line.startswith("data:") or data == "[DONE]":
+                            continue
+                        chunk = json.loads(data)
+                        usage = chunk.get("usage") or usage
+                        for choice in chunk.get("choices") or []:
+                            delta = choice.get("delta")
+                            piece = delta.get("content") if isinstance(delta, dict) else choice.get("text")
+                            if piece:
+                                pieces.append(piece)
+                                yield piece
+                            finish = choice.get("finish_reason") or finish
+            except (httpx.HTTPError, ValueError) as exc:
+                raise GeneratorError(f"upstream {self.client.base_url} stream failed: {exc}") from exc
+        yield Completion(
+            text="".join(pieces),
+            prompt_tokens=int(usage.get("prompt_tokens", 0)),
+            completion_tokens=int(usage.get("completion_tokens", 0)),
+            finish_reason=finish,
+        )
 
     async def _sample(self, payload: dict[str, Any], params: SamplingParams) -> list[Completion]:
         completions = self._completions(await self._request(payload, params, params.n, params.seed))

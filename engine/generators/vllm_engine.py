@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -60,11 +61,13 @@ class VLLMGenerator(Generator):
     async def sample(self, messages: list[ChatMessage], params: SamplingParams) -> list[Completion]:
         return await self.complete(render_chat(self.tokenizer, messages, params.prefill), params)
 
-    async def complete(self, prompt: str, params: SamplingParams) -> list[Completion]:
+    @staticmethod
+    def _sampling(params: SamplingParams, delta: bool) -> Any:
+        """vLLM's sampling parameters; ``delta``: each output holds only the new text and tokens."""
         from vllm import SamplingParams as VSamplingParams
         from vllm.sampling_params import RequestOutputKind
 
-        sampling = VSamplingParams(
+        return VSamplingParams(
             n=params.n,
             temperature=params.temperature,
             top_p=params.top_p,
@@ -72,16 +75,48 @@ class VLLMGenerator(Generator):
             seed=params.seed,
             stop=params.stop or None,
             ignore_eos=params.ignore_eos,
-            output_kind=RequestOutputKind.FINAL_ONLY,
+            output_kind=RequestOutputKind.DELTA if delta else RequestOutputKind.FINAL_ONLY,
         )
+
+    async def _outputs(self, prompt: str, sampling: Any) -> AsyncIterator[Any]:
         request_id = uuid.uuid4().hex
-        final = None
         try:
             async for output in self.engine.generate(prompt, sampling, request_id):
-                final = output
+                yield output
         except BaseException:
             await self.engine.abort(request_id)  # the caller went away: free the sequences now
             raise
+
+    async def stream(
+        self, messages: list[ChatMessage], params: SamplingParams
+    ) -> AsyncIterator[str | Completion]:
+        async for piece in self.stream_complete(
+            render_chat(self.tokenizer, messages, params.prefill), params
+        ):
+            yield piece
+
+    async def stream_complete(self, prompt: str, params: SamplingParams) -> AsyncIterator[str | Completion]:
+        pieces: list[str] = []
+        prompt_tokens = tokens = 0
+        finish = "stop"
+        async for output in self._outputs(
+            prompt, self._sampling(params.model_copy(update={"n": 1}), delta=True)
+        ):
+            prompt_tokens = prompt_tokens or len(output.prompt_token_ids or [])
+            choice = output.outputs[0]
+            tokens += len(choice.token_ids)
+            finish = choice.finish_reason or finish
+            if choice.text:
+                pieces.append(choice.text)
+                yield choice.text
+        yield Completion(
+            text="".join(pieces), prompt_tokens=prompt_tokens, completion_tokens=tokens, finish_reason=finish
+        )
+
+    async def complete(self, prompt: str, params: SamplingParams) -> list[Completion]:
+        final = None
+        async for output in self._outputs(prompt, self._sampling(params, delta=False)):
+            final = output
         if final is None:
             raise GeneratorError("vLLM returned no output")
         prompt_tokens = len(final.prompt_token_ids or [])
