@@ -142,6 +142,10 @@ def test_api_key_entry_and_cancel(page: Any, slow_keyed_server: LiveServer) -> N
     page.fill("#opt-n", "1")
     page.click("#run")
     page.wait_for_selector("#turn-1 .sampling")
+    # Progress shows live: the candidate is written and its program is being tested.
+    page.wait_for_function(
+        "document.querySelector('#turn-1 .sampling').textContent.includes('testing 1 distinct program…')"
+    )
     deadline = time.monotonic() + 15
     while sandbox_busy_processes(slow_keyed_server) == 0:
         assert time.monotonic() < deadline, "the candidate never started"

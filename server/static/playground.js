@@ -140,10 +140,19 @@ function turnColumn(turn, turns) {
       text: `prompt: the problem + turn ${turn - 1}'s chosen code and its feedback` });
     column.append(link);
   }
-  column.append(el("p", { className: "sampling", text: "sampling candidates…" }));
+  column.append(el("p", { className: "sampling" }, document.createTextNode("sampling candidates…")));
   $("search").append(column);
   column.scrollIntoView({ block: "nearest", inline: "end" });
   return column;
+}
+
+// Live progress of a turn that is still running: what the search is doing, then each program's
+// public-test result as it lands (the candidate cards replace it when the turn ends).
+function progress(turn, text, append = false) {
+  const line = document.querySelector(`#turn-${turn} .sampling`);
+  if (!line) return;
+  if (append) line.append(el("span", { className: "ran", text: text }));
+  else line.firstChild.textContent = text;
 }
 
 function testList(execution) {
@@ -254,6 +263,9 @@ async function run(event) {
     if (!response.ok) throw new Error(await errorMessage(response));
     for await (const { event, data } of readEvents(response)) {
       if (event === "turn_started") { state.turns = data.turns; turnColumn(data.turn, data.turns); }
+      else if (event === "candidates_written") progress(data.turn,
+        `${data.candidates} candidates written; testing ${data.programs} distinct program${data.programs === 1 ? "" : "s"}…`);
+      else if (event === "candidate_ran") progress(data.turn, `#${data.candidate + 1}: passes ${data.passed}/${data.total}`, true);
       else if (event === "turn_finished") drawTurn(data, total);
       else if (event === "result") { drawResult(data); setStatus("done"); }
       else if (event === "error") throw new Error(data.error.message);
