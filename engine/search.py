@@ -149,7 +149,10 @@ class SearchEngine:
         stop: StopReason = "max_turns"
         has_tests = bool(problem.public_tests or problem.public_io_tests)
         writer = None
-        if options.selection == "agree" or (options.selection == "auto" and not has_tests):
+        # One candidate a turn has nothing to agree with.
+        if options.n > 1 and (
+            options.selection == "agree" or (options.selection == "auto" and not has_tests)
+        ):
             writer = agreement.TestWriter(
                 self.generator, problem.prompt, turn_seed(options.seed, TESTS_TURN), self.prefilled
             )
@@ -281,13 +284,15 @@ class SearchEngine:
             if found is None:
                 return Agreement(note="no candidate defines a function to call"), Usage()
             writer.start(*found)
+        codes = list(dict.fromkeys(c.code for c in candidates if c.code is not None))
+        if len(codes) < 2:
+            return Agreement(function=writer.function, note="the candidates wrote one program"), Usage()
         tests, usage = await writer.tests()
         function = writer.function
         if not tests:
             note = f"the generator wrote no usable calls of `{function}`"
             return Agreement(function=function, note=note), usage
         mark = agreement.new_mark()
-        codes = list(dict.fromkeys(c.code for c in candidates if c.code is not None))
         runs = await asyncio.gather(
             *(
                 self.sandbox.execute(ExecutionRequest(code=agreement.probe_program(code, tests, mark)))

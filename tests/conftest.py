@@ -14,7 +14,7 @@ import pytest
 
 from mucode.sandbox import SandboxSettings
 
-from .helpers import LiveServer, Sandbox, processes_of, server_settings
+from .helpers import DEFAULT_SCRIPT, WRITTEN_TESTS, LiveServer, Sandbox, processes_of, server_settings
 
 # Workers start in milliseconds on the bare interpreter and in seconds with the scientific
 # environment: tests that need numpy and friends ask for it (the `science` fixture).
@@ -31,6 +31,17 @@ def sandbox() -> Iterator[Sandbox]:
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     server = LiveServer(server_settings(tmp_path_factory.mktemp("server")))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def agreeing_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """Turn 1 writes two different programs (the greedy candidate and the first sample the wrong
+    `x + 2`, the next sample the right `2 * x`), and the generator writes three test calls."""
+    wrong, right = DEFAULT_SCRIPT[0][0], DEFAULT_SCRIPT[1][0]
+    script = {"script": [[wrong, right]], "tests": WRITTEN_TESTS}
+    server = LiveServer(server_settings(tmp_path_factory.mktemp("agree"), script=script))
     yield server
     server.stop()
 

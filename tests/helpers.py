@@ -121,9 +121,13 @@ WRITTEN_TESTS = "```python\nassert double(2) == 4\nassert double(5) == 10\nasser
 
 
 def server_settings(
-    tmp: Path, script: list[list[str]] | None = None, server: dict[str, Any] | None = None, **sandbox: Any
+    tmp: Path,
+    script: list[list[str]] | dict[str, Any] | None = None,
+    server: dict[str, Any] | None = None,
+    **sandbox: Any,
 ) -> ServerSettings:
-    """Settings for a test server: the scripted generator (no model download) and a small pool;
+    """Settings for a test server: the scripted generator (no model download; ``script`` as
+    ScriptedGenerator.from_file reads it) and a small pool;
     ``server`` sets other ServerSettings fields."""
     path = tmp / "script.json"
     # The default script also answers requests for test calls (selection `agree`, no tests given).

@@ -67,34 +67,42 @@ def test_fix_and_rerank_answers_the_passing_candidate(client: openai.OpenAI) -> 
     assert usage.completion_tokens == trace["usage"]["completion_tokens"] > 0
 
 
-def test_without_tests_the_answer_says_how_it_was_chosen_and_never_passed(client: openai.OpenAI) -> None:
+def test_without_tests_the_answer_says_how_it_was_chosen_and_never_passed(
+    agreeing_server: LiveServer,
+) -> None:
     """No tests: the generator writes calls, the candidates run them, and the verdict names the
-    agreement. Turn 1's `return x + 2` runs cleanly but is wrong: never reported as passed."""
-    response = client.chat.completions.create(
-        model="mucode", messages=[{"role": "user", "content": PROBLEM}], extra_body={"n": 2}
-    )
-    content = response.choices[0].message.content or ""
-    assert "return x + 2" in content
-    assert content.rstrip().endswith(
-        "No tests given: chosen by agreement of 2 of 2 candidates on 3 generated inputs, 1 of 3 "
-        "written expectations met (1 turn); no test of yours was run."
-    )
-    assert "Passed" not in content
-    trace: dict[str, Any] = response.model_extra["mucode"]  # type: ignore[index]
-    assert trace["stop_reason"] == "no_tests"
-    assert trace["public_all_passed"] is False
-    agreed = trace["turns"][0]["agreement"]
-    assert [t["call"] for t in agreed["tests"]] == ["double(2)", "double(5)", "double(-1)"]
-    assert agreed["groups"] == [
-        {"members": [0, 1], "outputs": ["= 4", "= 7", "= 1"], "matched": 1, "crashes": 0, "score": None}
-    ]
-    # Asked for explicitly, the old rule: nothing was run that could check the answer.
-    response = client.chat.completions.create(
-        model="mucode",
-        messages=[{"role": "user", "content": PROBLEM}],
-        extra_body={"n": 1, "selection": "pt+lv"},
-    )
-    assert "No tests were given, so none were run" in (response.choices[0].message.content or "")
+    agreement. Two agreeing `return x + 2` outvote one `return 2 * x` by the documented rule
+    (2 x (1 + 1) against 1 x (1 + 3)): an unchecked answer, never reported as passed."""
+    with openai.OpenAI(base_url=agreeing_server.url + "/v1", api_key="unused", max_retries=0) as client:
+        messages = [{"role": "user", "content": PROBLEM}]
+        response = client.chat.completions.create(
+            model="mucode",
+            messages=messages,  # type: ignore[arg-type]
+            extra_body={"n": 3},
+        )
+        content = response.choices[0].message.content or ""
+        assert "return x + 2" in content
+        assert content.rstrip().endswith(
+            "No tests given: chosen by agreement of 2 of 3 candidates on 3 generated inputs, 1 of 3 "
+            "written expectations met (1 turn); no test of yours was run."
+        )
+        assert "Passed" not in content
+        trace: dict[str, Any] = response.model_extra["mucode"]  # type: ignore[index]
+        assert trace["stop_reason"] == "no_tests"
+        assert trace["public_all_passed"] is False
+        agreed = trace["turns"][0]["agreement"]
+        assert [t["call"] for t in agreed["tests"]] == ["double(2)", "double(5)", "double(-1)"]
+        assert [(g["members"], g["outputs"], g["matched"]) for g in agreed["groups"]] == [
+            ([0, 1], ["= 4", "= 7", "= 1"], 1),  # the greedy candidate, then two samples
+            ([2], ["= 4", "= 10", "= -2"], 3),
+        ]
+        # Asked for explicitly, the old rule: nothing was run that could check the answer.
+        response = client.chat.completions.create(
+            model="mucode",
+            messages=messages,  # type: ignore[arg-type]
+            extra_body={"n": 3, "selection": "pt+lv"},
+        )
+        assert "No tests were given, so none were run" in (response.choices[0].message.content or "")
 
 
 def test_tests_are_taken_from_the_message(client: openai.OpenAI) -> None:

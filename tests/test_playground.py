@@ -80,16 +80,18 @@ def test_run_draws_two_turns_and_the_chosen_answer(page: Any, live_server: LiveS
     page.screenshot(path=str(SHOTS / "playground-solved.png"), full_page=True)
 
 
-def test_without_tests_the_verdict_says_how_the_answer_was_chosen(page: Any, live_server: LiveServer) -> None:
-    page.goto(live_server.url + "/")
+def test_without_tests_the_verdict_says_how_the_answer_was_chosen(
+    page: Any, agreeing_server: LiveServer
+) -> None:
+    page.goto(agreeing_server.url + "/")
     page.fill("#problem", 'def double(x):\n    """Return twice x."""\n')
     page.fill("#tests", "")  # the form keeps what an earlier run typed
-    page.fill("#opt-n", "2")
+    page.fill("#opt-n", "3")
     page.click("#run")
     page.wait_for_selector("#final:not([hidden])", timeout=30000)
     verdict = page.inner_text("#verdict")
     assert verdict.startswith(
-        "No tests given: chosen by agreement of 2 of 2 candidates on 3 generated inputs"
+        "No tests given: chosen by agreement of 2 of 3 candidates on 3 generated inputs"
     )
     assert "Passed" not in verdict and "Failed" not in verdict
     assert page.locator("#verdict.unchecked").count() == 1

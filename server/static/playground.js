@@ -220,7 +220,7 @@ function drawResult(result) {
   const agreement = result.turns[result.turns.length - 1].agreement;
   const untested = result.stop_reason === "no_tests";
   $("verdict").textContent = (untested
-    ? "No tests given: " + (agreement ? agreement.summary.replace(/^no tests given: /, "") : "nothing was run to check the answer")
+    ? (agreement ? agreement.summary.charAt(0).toUpperCase() + agreement.summary.slice(1) : "No tests given: nothing was run to check the answer")
     : (result.public_all_passed ? "Passed" : "Failed") + ` ${result.public_passed_count}/${result.public_total} public tests`) +
     ` after ${result.turns.length} turn(s)` + (result.cached ? " (from the cache)" : "") + `; stop: ${result.stop_reason}.`;
   $("verdict").className = "verdict " + (result.public_all_passed ? "ok" : untested ? "unchecked" : "bad");
