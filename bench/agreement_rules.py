@@ -40,7 +40,13 @@ async def verdicts(results: list[SolveResult]) -> dict[tuple[str, str], bool]:
         pairs = sorted(
             {(r.problem_id, c.code) for r in results for c in r.turns[0].candidates if c.code is not None}
         )
-        graded = await asyncio.gather(*(grade(pool, problems[p], code) for p, code in pairs))
+        slots = asyncio.Semaphore(64)  # under the pool's queue limit
+
+        async def one(problem: str, code: str) -> bool:
+            async with slots:
+                return await grade(pool, problems[problem], code)
+
+        graded = await asyncio.gather(*(one(p, code) for p, code in pairs))
     finally:
         await pool.close()
     return dict(zip(pairs, graded, strict=True))
