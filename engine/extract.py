@@ -9,6 +9,7 @@ candidate whose feedback says so.
 from __future__ import annotations
 
 import ast
+import builtins
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -16,7 +17,8 @@ from typing import Literal
 from .toplevel import strip_test_code
 
 # Changes whenever the same answer could give other code (cached searches must not outlive it).
-EXTRACTION_VERSION = "2"  # 2: a function answer's own top-level test code is stripped
+# 2: a function answer's own top-level test code is stripped; 3: imports it uses but lacks are added
+EXTRACTION_VERSION = "3"
 
 FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})[ \t]*([\w+#.-]*)[^\n]*$", re.MULTILINE)
 PYTHON_TAGS = {"", "python", "py", "python3", "py3", "python2"}
@@ -96,12 +98,78 @@ def _is_program(text: str) -> bool:
     return any(isinstance(node, substantive) for node in tree.body)
 
 
-def extract_code(text: str, entry_point: str | None = None) -> Extracted:
+def extract_code(text: str, entry_point: str | None = None, stub: str = "") -> Extracted:
     """The answer's program; for a function problem (``entry_point``), without the top-level test
-    code the model added (``toplevel.strip_test_code``)."""
+    code the model added (``toplevel.strip_test_code``), and with the imports of the problem's own
+    code (``stub``) and the common ones it uses but never wrote (``with_missing_imports``)."""
     found = _extract(text, entry_point)
     if found.code is not None and entry_point:
-        return Extracted(strip_test_code(found.code, entry_point), found.how, found.note)
+        code = with_missing_imports(strip_test_code(found.code, entry_point), stub)
+        return Extracted(code, found.how, found.note)
+    return found
+
+
+# Names small models use without importing them, and the import each one needs.
+COMMON_IMPORTS = {
+    **{n: f"from collections import {n}" for n in ("Counter", "defaultdict", "deque", "OrderedDict")},
+    **{
+        n: f"from itertools import {n}"
+        for n in ("product", "permutations", "combinations", "accumulate", "chain")
+    },
+    **{n: f"from functools import {n}" for n in ("reduce", "lru_cache", "cache")},
+    **{n: f"from typing import {n}" for n in ("List", "Dict", "Tuple", "Optional", "Any", "Set", "Union")},
+    **{
+        n: f"import {n}"
+        for n in ("math", "re", "random", "itertools", "collections", "heapq", "string", "json")
+    },
+    "np": "import numpy as np",
+    "pd": "import pandas as pd",
+    "plt": "import matplotlib.pyplot as plt",
+}
+
+
+def with_missing_imports(code: str, stub: str = "") -> str:
+    """``code`` with the imports it uses but never wrote: those of the problem's given code
+    (``stub``: a program, or prose with python code blocks) first, then ``COMMON_IMPORTS``.
+    Answers often rewrite the given function without the imports above it, or reach for
+    `Counter` or `np` without importing them, and die on a NameError that says nothing about
+    their logic. A name the code binds anywhere itself is never imported over."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return code
+    bound = {a.arg for a in ast.walk(tree) if isinstance(a, ast.arg)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            bound |= {a.asname or a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            bound.add(node.name)
+        elif isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+            bound.add(node.id)
+    wanted = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)} - bound
+    wanted -= set(dir(builtins))
+    missing: list[str] = []
+    for node in _given_imports(stub):
+        names = {a.asname or a.name.split(".")[0] for a in node.names if a.name != "*"}
+        if names & wanted:
+            missing.append(ast.unparse(node))
+            wanted -= names
+    missing += sorted(COMMON_IMPORTS[n] for n in wanted if n in COMMON_IMPORTS)
+    return "\n".join([*missing, code]) if missing else code
+
+
+def _given_imports(stub: str) -> list[ast.Import | ast.ImportFrom]:
+    sources = [stub] if stub else []
+    try:
+        ast.parse(stub)
+    except (SyntaxError, ValueError):
+        sources = [b.code for b in _blocks(stub) if b.closed]
+    found: list[ast.Import | ast.ImportFrom] = []
+    for source in sources:
+        try:
+            found += [n for n in ast.parse(source).body if isinstance(n, ast.Import | ast.ImportFrom)]
+        except (SyntaxError, ValueError):
+            continue
     return found
 
 

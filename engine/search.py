@@ -335,7 +335,7 @@ class SearchEngine:
 
     def _candidate(self, problem: Problem, index: int, completion: Completion) -> Candidate:
         text = self.prompt.answer_text(completion.text, completion.finish_reason, self.prefilled)
-        extracted = extract_code(text, problem.entry_point)
+        extracted = extract_code(text, problem.entry_point, problem.prompt)
         candidate = Candidate(
             index=index,
             text=text,

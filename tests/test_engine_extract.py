@@ -115,3 +115,27 @@ def test_stdin_programs_keep_their_top_level_code() -> None:
     """Without an entry point the program is its top-level code (stdin/stdout problems)."""
     program = "n = int(input())\nprint(n * 2)\n"
     assert extract_code(f"```python\n{program}```").code == program
+
+
+def test_imports_an_answer_uses_but_never_wrote_are_added() -> None:
+    """The given code's own imports first (an answer that rewrote the function without them),
+    then the common names small models forget; nothing the answer binds itself is imported over,
+    and an answer that needs nothing is left as it was."""
+    stub = "Complete this.\n\n```python\nimport matplotlib.pyplot as plt\nfrom itertools import product\n\ndef f(xs):\n    pass\n```"
+    answer = "```python\ndef f(xs, random=None):\n    np = None\n    ax = plt.gca()\n    return Counter(product(xs, xs)), math.pi, List, np, random\n```"
+    code = extract_code(answer, "f", stub).code
+    assert code == (
+        "import matplotlib.pyplot as plt\nfrom itertools import product\nfrom collections import Counter\n"
+        "from typing import List\nimport math\ndef f(xs, random=None):\n    np = None\n    ax = plt.gca()\n"
+        "    return Counter(product(xs, xs)), math.pi, List, np, random\n"
+    )
+    assert extract_code(f"```python\n{CODE}```", "f", stub).code == CODE
+    # A given program (HumanEval's prompt is code) works the same; prose without code adds only common ones.
+    assert extract_code(
+        "```python\ndef f(xs: List[int]):\n    return xs\n```",
+        "f",
+        "from typing import List\n\ndef f(xs):\n    pass\n",
+    ).code == ("from typing import List\ndef f(xs: List[int]):\n    return xs\n")
+    assert extract_code(
+        "```python\ndef f(x):\n    return re.sub('a', '', x)\n```", "f", "Remove every a."
+    ).code == ("import re\ndef f(x):\n    return re.sub('a', '', x)\n")
