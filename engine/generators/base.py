@@ -82,6 +82,24 @@ class Generator(ABC):
         return f"{self.backend}:{self.model}"
 
 
+class TemplatedGenerator(Generator):
+    """A backend that renders the model's chat template itself (transformers, vLLM): a chat is
+    its rendered prompt, completed or streamed as raw text."""
+
+    tokenizer: Any
+
+    async def sample(self, messages: list[ChatMessage], params: SamplingParams) -> list[Completion]:
+        return await self.complete(render_chat(self.tokenizer, messages, params.prefill), params)
+
+    async def stream(
+        self, messages: list[ChatMessage], params: SamplingParams
+    ) -> AsyncIterator[str | Completion]:
+        async for piece in self.stream_complete(
+            render_chat(self.tokenizer, messages, params.prefill), params
+        ):
+            yield piece
+
+
 def render_chat(tokenizer: Any, messages: list[ChatMessage], prefill: str = "") -> str:
     """The raw prompt for a chat through a Hugging Face tokenizer's template, the assistant turn
     opened and started with ``prefill``."""

@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from ..fim import detect_in_tokenizer
-from ..trace import ChatMessage
-from .base import Completion, Generator, SamplingParams, cut_at_stop, render_chat, stream_text
+from .base import Completion, SamplingParams, TemplatedGenerator, cut_at_stop, stream_text
 
 
-class TransformersGenerator(Generator):
+class TransformersGenerator(TemplatedGenerator):
     backend = "transformers"
     supports_prefill = True
 
@@ -38,19 +37,8 @@ class TransformersGenerator(Generator):
             tokenizer.pad_token = tokenizer.eos_token
         return cls(model, tokenizer, name=str(path))
 
-    async def sample(self, messages: list[ChatMessage], params: SamplingParams) -> list[Completion]:
-        return await asyncio.to_thread(self.sample_sync, messages, params)
-
     async def complete(self, prompt: str, params: SamplingParams) -> list[Completion]:
         return await asyncio.to_thread(self.generate_sync, prompt, params)
-
-    async def stream(
-        self, messages: list[ChatMessage], params: SamplingParams
-    ) -> AsyncIterator[str | Completion]:
-        async for piece in self.stream_complete(
-            render_chat(self.tokenizer, messages, params.prefill), params
-        ):
-            yield piece
 
     async def stream_complete(self, prompt: str, params: SamplingParams) -> AsyncIterator[str | Completion]:
         one = params.model_copy(update={"n": 1})
@@ -64,9 +52,6 @@ class TransformersGenerator(Generator):
 
         async for piece in stream_text(start, one.stop):
             yield piece
-
-    def sample_sync(self, messages: list[ChatMessage], params: SamplingParams) -> list[Completion]:
-        return self.generate_sync(render_chat(self.tokenizer, messages, params.prefill), params)
 
     def generate_sync(
         self, prompt: str, params: SamplingParams, streamer: _Streamer | None = None

@@ -12,15 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from ..fim import detect_in_tokenizer
-from ..trace import ChatMessage
-from .base import Completion, Generator, GeneratorError, SamplingParams, render_chat
+from .base import Completion, GeneratorError, SamplingParams, TemplatedGenerator
 
 # Measured on the 2-core development VM (engine issue): binding both cores is ~30 % faster than
 # `auto`, which leaves one compute thread. Operators can still set their own values.
 CPU_DEFAULTS = {"VLLM_CPU_OMP_THREADS_BIND": "0-{last}", "VLLM_CPU_KVCACHE_SPACE": "4"}
 
 
-class VLLMGenerator(Generator):
+class VLLMGenerator(TemplatedGenerator):
     backend = "vllm"
     supports_prefill = True
 
@@ -58,9 +57,6 @@ class VLLMGenerator(Generator):
         engine = AsyncLLM.from_engine_args(args)
         return cls(engine, AutoTokenizer.from_pretrained(path), name=Path(path).name)
 
-    async def sample(self, messages: list[ChatMessage], params: SamplingParams) -> list[Completion]:
-        return await self.complete(render_chat(self.tokenizer, messages, params.prefill), params)
-
     @staticmethod
     def _sampling(params: SamplingParams, delta: bool) -> Any:
         """vLLM's sampling parameters; ``delta``: each output holds only the new text and tokens."""
@@ -86,14 +82,6 @@ class VLLMGenerator(Generator):
         except BaseException:
             await self.engine.abort(request_id)  # the caller went away: free the sequences now
             raise
-
-    async def stream(
-        self, messages: list[ChatMessage], params: SamplingParams
-    ) -> AsyncIterator[str | Completion]:
-        async for piece in self.stream_complete(
-            render_chat(self.tokenizer, messages, params.prefill), params
-        ):
-            yield piece
 
     async def stream_complete(self, prompt: str, params: SamplingParams) -> AsyncIterator[str | Completion]:
         pieces: list[str] = []
