@@ -1,12 +1,12 @@
 """What execution agreement costs in wall time: Best-of-5 with random choice against Best-of-5
-with selection `agree` (written calls, probe runs, `agree_more`), on the same HumanEval problems
+with selection `agree` (written calls and their runs), on the same HumanEval problems
 with the public tests withheld, one problem at a time, each configuration with its own empty
 sample cache (nothing replayed: both generate everything). Target: agree at most 2x random.
 
     .venv/bin/python bench/agreement_cost.py [--limit 12] [--seed 7] [--out runs/agreement-cost]
 
-Prints minutes for each, the ratio, and where agree's extra time went (writing the calls,
-running them, the extra samples).
+Prints minutes for each, the ratio, and agree's own time (waiting for the written calls and
+running them) next to the generation time.
 """
 
 from __future__ import annotations
@@ -46,7 +46,6 @@ async def main() -> None:
     traces = args.out / "bon5-agree" / "report.bon5-agree.traces.jsonl"
     results = [SolveResult.model_validate_json(line) for line in traces.read_text().splitlines()]
     turns = [t for r in results for t in r.turns]
-    extra = sum(c.extra for t in turns for c in t.candidates)
     print(
         json.dumps(
             {
@@ -55,8 +54,12 @@ async def main() -> None:
                 "ratio": round(minutes["bon5-agree"] / minutes["bon5-random"], 2),
                 "agreement_s": round(sum(t.timings.agreement_ms for t in turns) / 1000, 1),
                 "generation_s": round(sum(t.timings.generation_ms for t in turns) / 1000, 1),
-                "extra_samples": extra,
-                "problems_with_extra_samples": sum(any(c.extra for c in t.candidates) for t in turns),
+                # Turn 1's tokens beyond its candidates' own (turn 1 has no refills): the written calls.
+                "written_call_tokens": sum(
+                    r.turns[0].usage.completion_tokens
+                    - sum(c.usage.completion_tokens for c in r.turns[0].candidates)
+                    for r in results
+                ),
             },
             indent=2,
         )

@@ -37,12 +37,6 @@ class SolveOptions(BaseModel):
         "prompt (at `temperature`, or 0.7 when that is 0), so that every turn tries something new. "
         "Off: repeats are kept, as in the paper.",
     )
-    agree_more: bool = Field(
-        True,
-        description="Selection `agree` without tests: when no group holds more than half of the "
-        "candidates, sample `n` more once (at `temperature`, or 0.7 when that is 0) and group all of "
-        "them: an undecided vote gets more voters, a clear one costs nothing extra.",
-    )
     top_p: float = Field(0.95, gt=0.0, le=1.0)
     max_tokens: int = Field(768, ge=16, le=32768, description="Tokens per candidate.")
     seed: int = Field(0, description="Seeds sampling and tie-breaks: the same seed gives the same trace.")

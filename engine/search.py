@@ -90,7 +90,6 @@ def turn_seed(seed: int, turn: int) -> int:
 
 
 REFILL_SEED_OFFSET = 500  # refills of turn t sample with turn_seed + 500: no turn's own seeds
-MORE_SEED_OFFSET = 700  # agree_more samples with turn_seed + 700
 TESTS_TURN = 900  # the written test calls sample with turn_seed(seed, 900): no turn's seed
 REFILL_TEMPERATURE = 0.7  # refills of a greedy search: a greedy refill would be turn 1's answer
 
@@ -350,31 +349,6 @@ class SearchEngine:
             candidate.execution = no_code_result(problem, extracted.note)
         return candidate
 
-    async def _more(
-        self,
-        problem: Problem,
-        first: list[ChatMessage],
-        candidates: list[Candidate],
-        params: SamplingParams,
-        on_event: EventCallback | None,
-    ) -> None:
-        """``agree_more``: n more samples of the first turn's prompt join the turn's candidates,
-        run, and are scored."""
-        more = params.model_copy(
-            update={
-                "temperature": params.temperature or REFILL_TEMPERATURE,
-                "seed": (params.seed or 0) + MORE_SEED_OFFSET,
-            }
-        )
-        start = len(candidates)
-        for k, completion in enumerate(await self.generator.sample(first, more)):
-            candidate = self._candidate(problem, start + k, completion)
-            candidate.extra = True
-            candidates.append(candidate)
-        distinct = await self.execute(problem, candidates, on_event)
-        await self.score(problem, distinct)
-        share_duplicates(candidates)
-
     async def _refill(
         self,
         problem: Problem,
@@ -435,22 +409,10 @@ class SearchEngine:
         agreed, agreed_usage = (
             (None, Usage()) if writer is None else await self.agree(problem, candidates, writer)
         )
-        has_tests = bool(problem.public_tests or problem.public_io_tests)
-        if (
-            writer is not None
-            and agreed is not None
-            and not has_tests
-            and options.agree_more
-            and _undecided(agreed)
-        ):
-            await self._more(
-                problem, first, candidates, params, self._reporter(on_event, turn, options.turns)
-            )
-            agreed, more_usage = await self.agree(problem, candidates, writer)
-            agreed_usage = agreed_usage.add(more_usage)
         t4 = time.perf_counter()
         if agreed is not None:
             agreed.summary = agreed.describe(len(candidates))
+        has_tests = bool(problem.public_tests or problem.public_io_tests)
         if agreed is not None and agreed.used:
             selected = _by_agreement(candidates, agreed, has_tests)
             if not has_tests and _crashes_of(agreed, selected):
@@ -463,15 +425,14 @@ class SearchEngine:
                 chosen.execution = chosen.execution.model_copy(update={"feedback": feedback})
         else:
             rule = options.selection if options.selection not in ("auto", "agree") else "pt+lv"
-            selected = select(candidates, rule, random.Random(turn_seed(options.seed, turn)))
+            selected = select(candidates, rule, _tie_break(problem, options, turn))
         # The n samples share one prompt: it counts once per turn (as OpenAI counts it for n > 1),
         # and the refills' prompt once more.
-        sampled = [*replaced, *(c for c in candidates if not c.refill and not c.extra)]
+        sampled = [*replaced, *(c for c in candidates if not c.refill)]
         refills = [c for c in candidates if c.refill]
-        extras = [c for c in candidates if c.extra]
         usage = Usage(
             prompt_tokens=sum(
-                max((c.usage.prompt_tokens for c in cs), default=0) for cs in (sampled, refills, extras)
+                max((c.usage.prompt_tokens for c in cs), default=0) for cs in (sampled, refills)
             ),
             completion_tokens=sum(c.usage.completion_tokens for c in [*replaced, *candidates]),
         ).add(agreed_usage)
@@ -506,10 +467,11 @@ def _crashes(record: TurnRecord) -> bool:
     return record.agreement is not None and bool(_crashes_of(record.agreement, record.selected))
 
 
-def _undecided(agreed: Agreement) -> bool:
-    """No group holds more than half of the candidates that wrote a program."""
-    voters = sum(len(g.members) for g in agreed.groups)
-    return agreed.used and 2 * len(agreed.groups[0].members) <= voters
+def _tie_break(problem: Problem, options: SolveOptions, turn: int) -> random.Random:
+    """The seeded chance of `random` and of `pt`'s ties: the same for the same problem, seed and
+    turn (traces reproduce), different across problems (a seed alone would pick the same slot in
+    every problem of an evaluation)."""
+    return random.Random(f"{problem.id}/{options.seed}/{turn}")
 
 
 def _by_agreement(candidates: list[Candidate], agreed: Agreement, has_tests: bool) -> int:

@@ -78,9 +78,6 @@ class Candidate(BaseModel):
     refill: bool = Field(
         False, description="Sampled from the first-turn prompt in place of a candidate that repeated."
     )
-    extra: bool = Field(
-        False, description="Sampled because the first n candidates did not agree (`agree_more`)."
-    )
 
     @property
     def public_passed_count(self) -> int:

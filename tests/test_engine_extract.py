@@ -121,8 +121,14 @@ def test_imports_an_answer_uses_but_never_wrote_are_added() -> None:
     """The given code's own imports first (an answer that rewrote the function without them),
     then the common names small models forget; nothing the answer binds itself is imported over,
     and an answer that needs nothing is left as it was."""
-    stub = "Complete this.\n\n```python\nimport matplotlib.pyplot as plt\nfrom itertools import product\n\ndef f(xs):\n    pass\n```"
-    answer = "```python\ndef f(xs, random=None):\n    np = None\n    ax = plt.gca()\n    return Counter(product(xs, xs)), math.pi, List, np, random\n```"
+    stub = (
+        "Complete this.\n\n```python\nimport matplotlib.pyplot as plt\nfrom itertools import product\n\n"
+        "def f(xs):\n    pass\n```"
+    )
+    answer = (
+        "```python\ndef f(xs, random=None):\n    np = None\n    ax = plt.gca()\n"
+        "    return Counter(product(xs, xs)), math.pi, List, np, random\n```"
+    )
     code = extract_code(answer, "f", stub).code
     assert code == (
         "import matplotlib.pyplot as plt\nfrom itertools import product\nfrom collections import Counter\n"

@@ -44,8 +44,6 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "bon5-pt+lv": {"n": 5, "turns": 3, "temperature": 0.7, "selection": "pt+lv"},
     # Execution agreement on calls the generator writes (for problems without tests).
     "bon5-agree": {"n": 5, "turns": 3, "temperature": 0.7, "selection": "agree"},
-    # The same, never sampling more when the vote is undecided (always N candidates).
-    "bon5-agree-fixed": {"n": 5, "turns": 3, "temperature": 0.7, "selection": "agree", "agree_more": False},
 }
 
 

@@ -258,8 +258,7 @@ def eval_command(
         str,
         typer.Option(
             help="Comma-separated: greedy-1, greedy-3, bon5-random, bon5-lv, bon5-pt, bon5-pt+lv, "
-            "bon5-agree (execution agreement, for problems without tests; bon5-agree-fixed never samples "
-            "more); "
+            "bon5-agree (execution agreement, for problems without tests); "
             "greedy-3-repeats and bon5-pt-repeats without refills, bon5-pt-sampled without the greedy "
             "candidate (the paper's loop)."
         ),
