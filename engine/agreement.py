@@ -36,8 +36,8 @@ SYSTEM = "You are an expert Python programmer who writes precise unit tests."
 
 # A group's rank: the first key that differs decides; ties go to the verifier's best score in the
 # group, then to the group holding the earliest candidate (with ``greedy_candidate``, candidate 0
-# is the greedy answer). Chosen on HumanEval
-# fold 0 and confirmed on fold 1 (docs/benchmarks.md, bench/agreement_rules.py).
+# is the greedy answer). Compared on HumanEval fold 0 and confirmed on fold 1 (docs/benchmarks.md,
+# bench/agreement_rules.py).
 RULES: dict[str, Callable[[AgreementGroup], tuple[float, ...]]] = {
     "size": lambda g: (len(g.members), g.matched),
     "codet": lambda g: (len(g.members) * g.matched, len(g.members)),
@@ -286,7 +286,6 @@ def group(
     behaviours: dict[int, tuple[list[str], list[bool | None]]],
     tests: list[WrittenTest],
     scores: dict[int, float],
-    rule: str = DEFAULT_RULE,
 ) -> tuple[list[bool], list[AgreementGroup]]:
     """Candidates grouped by identical outputs, ranked best first. ``behaviours`` maps a
     candidate index to its outputs and matches; ``scores`` holds verifier scores, if any."""
@@ -309,7 +308,7 @@ def group(
             found.members.append(index)
     for g in by_outputs.values():
         g.score = max((scores[i] for i in g.members if i in scores), default=None)
-    return valid, rank_groups(list(by_outputs.values()), rule)
+    return valid, rank_groups(list(by_outputs.values()))
 
 
 def _preview(output: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -148,29 +149,42 @@ def with_missing_imports(code: str, stub: str = "") -> str:
             bound.add(node.id)
     wanted = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)} - bound
     wanted -= set(dir(builtins))
+    if not wanted:  # nearly every answer: no need to read the stub
+        return code
     missing: list[str] = []
-    for node in _given_imports(stub):
-        names = {a.asname or a.name.split(".")[0] for a in node.names if a.name != "*"}
+    for names, line in _given_imports(stub):
         if names & wanted:
-            missing.append(ast.unparse(node))
+            missing.append(line)
             wanted -= names
     missing += sorted(COMMON_IMPORTS[n] for n in wanted if n in COMMON_IMPORTS)
     return "\n".join([*missing, code]) if missing else code
 
 
-def _given_imports(stub: str) -> list[ast.Import | ast.ImportFrom]:
-    sources = [stub] if stub else []
+@functools.lru_cache(maxsize=256)  # one stub serves every candidate of a search
+def _given_imports(stub: str) -> tuple[tuple[frozenset[str], str], ...]:
+    """The top-level imports of the given code, as (names bound, source line): the stub itself
+    when it is a program, else its closed python blocks."""
+    found = []
+    for node in (n for tree in _programs(stub) for n in tree.body):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            names = frozenset(a.asname or a.name.split(".")[0] for a in node.names if a.name != "*")
+            found.append((names, ast.unparse(node)))
+    return tuple(found)
+
+
+def _programs(text: str) -> list[ast.Module]:
+    """``text`` parsed, or when it is not Python (prose around code), its closed python blocks."""
     try:
-        ast.parse(stub)
+        return [ast.parse(text)]
     except (SyntaxError, ValueError):
-        sources = [b.code for b in _blocks(stub) if b.closed]
-    found: list[ast.Import | ast.ImportFrom] = []
-    for source in sources:
+        pass
+    trees = []
+    for block in (b for b in _blocks(text) if b.closed):
         try:
-            found += [n for n in ast.parse(source).body if isinstance(n, ast.Import | ast.ImportFrom)]
+            trees.append(ast.parse(block.code))
         except (SyntaxError, ValueError):
             continue
-    return found
+    return trees
 
 
 def _extract(text: str, entry_point: str | None) -> Extracted:

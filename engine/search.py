@@ -173,7 +173,8 @@ class SearchEngine:
                     stop = "no_tests"
                     # Without tests a clean run proves nothing: only a crash on written calls that
                     # other candidates handle is feedback worth a turn.
-                    if not _crashes(record):
+                    crashed = record.agreement and _group_of(record.agreement, record.selected)
+                    if not (crashed and crashed.crashes):
                         break
                 elif chosen.public_all_passed:
                     stop = "passed"
@@ -410,17 +411,17 @@ class SearchEngine:
             (None, Usage()) if writer is None else await self.agree(problem, candidates, writer)
         )
         t4 = time.perf_counter()
-        if agreed is not None:
-            agreed.summary = agreed.describe(len(candidates))
         has_tests = bool(problem.public_tests or problem.public_io_tests)
+        if agreed is not None and not has_tests:
+            agreed.summary = agreed.describe(len(candidates))
         if agreed is not None and agreed.used:
             selected = _by_agreement(candidates, agreed, has_tests)
-            if not has_tests and _crashes_of(agreed, selected):
+            crashed = _group_of(agreed, selected)
+            if not has_tests and crashed is not None and crashed.crashes:
                 chosen = candidates[selected]
                 assert chosen.execution is not None  # it has code, so it ran
-                outputs = _group_of(agreed, selected).outputs  # type: ignore[union-attr]
                 feedback = agreement.crash_feedback(
-                    agreed.function or "", agreed.tests, outputs, agreed.valid
+                    agreed.function or "", agreed.tests, crashed.outputs, agreed.valid
                 )
                 chosen.execution = chosen.execution.model_copy(update={"feedback": feedback})
         else:
@@ -456,15 +457,6 @@ class SearchEngine:
 
 def _group_of(agreed: Agreement, index: int) -> AgreementGroup | None:
     return next((g for g in agreed.groups if index in g.members), None)
-
-
-def _crashes_of(agreed: Agreement, index: int) -> int:
-    found = _group_of(agreed, index)
-    return found.crashes if found is not None else 0
-
-
-def _crashes(record: TurnRecord) -> bool:
-    return record.agreement is not None and bool(_crashes_of(record.agreement, record.selected))
 
 
 def _tie_break(problem: Problem, options: SolveOptions, turn: int) -> random.Random:

@@ -118,7 +118,9 @@ class Agreement(BaseModel):
     groups: list[AgreementGroup] = Field(default_factory=list, description="Best first, by `rule`.")
     rule: str = ""
     note: str = Field("", description="Why agreement could not decide, when it could not.")
-    summary: str = Field("", description="How the answer was chosen, in words (the chat verdict).")
+    summary: str = Field(
+        "", description="How the answer was chosen, in words (the verdict when no tests were given)."
+    )
 
     @property
     def used(self) -> bool:
