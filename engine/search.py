@@ -24,7 +24,7 @@ from mucode.sandbox import ExecutionRequest, ExecutionResult, SandboxPool, TestR
 
 from . import agreement, prompts
 from .extract import extract_code
-from .generators.base import Completion, Generator, SamplingParams
+from .generators.base import Completion, Generator, SamplingParams, TokenProgress
 from .options import SolveOptions
 from .selection import select
 from .shape import shape
@@ -44,13 +44,17 @@ from .verifier import Verifier
 
 class SearchEvent(BaseModel):
     """Progress of a solve, for live displays and streaming: a turn starts; its candidates are
-    written (how many, how many distinct programs will run); each program's public-test result as
-    it lands; the turn's record."""
+    being written (tokens so far, every ``PROGRESS_INTERVAL_S`` at most); they are written (how
+    many, how many distinct programs will run); each program's public-test result as it lands;
+    the turn's record."""
 
-    kind: Literal["turn_started", "candidates_written", "candidate_ran", "turn_finished"]
+    kind: Literal["turn_started", "generating", "candidates_written", "candidate_ran", "turn_finished"]
     turn: int
     turns: int
     record: TurnRecord | None = None
+    tokens: list[int] | None = Field(
+        None, description="generating: tokens each candidate has written so far (backends that tell)."
+    )
     candidates: int | None = Field(None, description="candidates_written: candidates this turn.")
     programs: int | None = Field(None, description="candidates_written: distinct programs to run.")
     candidate: int | None = Field(None, description="candidate_ran: the candidate's index.")
@@ -92,6 +96,7 @@ def turn_seed(seed: int, turn: int) -> int:
 REFILL_SEED_OFFSET = 500  # refills of turn t sample with turn_seed + 500: no turn's own seeds
 TESTS_TURN = 900  # the written test calls sample with turn_seed(seed, 900): no turn's seed
 REFILL_TEMPERATURE = 0.7  # refills of a greedy search: a greedy refill would be turn 1's answer
+PROGRESS_INTERVAL_S = 2.0  # between two `generating` events of a turn: a line each in a chat pane
 
 
 class Tried:
@@ -321,15 +326,35 @@ class SearchEngine:
         )
 
     async def _sample(
-        self, messages: list[ChatMessage], params: SamplingParams, greedy_candidate: bool
+        self,
+        messages: list[ChatMessage],
+        params: SamplingParams,
+        greedy_candidate: bool,
+        on_event: EventCallback | None,
     ) -> list[Completion]:
         """The turn's n completions; with ``greedy_candidate`` the first is the greedy answer. Both
-        requests go out together, so a batching backend decodes them as one batch."""
+        requests go out together, so a batching backend decodes them as one batch. ``on_event``
+        hears `generating` while they are written."""
+        written = [0] * params.n
+        last = float("-inf")  # the first report goes out at once
+
+        def watch(offset: int) -> TokenProgress:
+            def report(tokens: list[int]) -> None:
+                nonlocal last
+                written[offset : offset + len(tokens)] = tokens
+                if on_event is not None and time.monotonic() - last >= PROGRESS_INTERVAL_S:
+                    last = time.monotonic()
+                    on_event(SearchEvent(kind="generating", turn=0, turns=0, tokens=list(written)))
+
+            return report
+
         if not greedy_candidate or params.n == 1 or params.temperature == 0:
-            return await self.generator.sample(messages, params)
+            return await self.generator.sample_watched(messages, params, watch(0))
         greedy, sampled = await asyncio.gather(
-            self.generator.sample(messages, params.model_copy(update={"n": 1, "temperature": 0.0})),
-            self.generator.sample(messages, params.model_copy(update={"n": params.n - 1})),
+            self.generator.sample_watched(
+                messages, params.model_copy(update={"n": 1, "temperature": 0.0}), watch(0)
+            ),
+            self.generator.sample_watched(messages, params.model_copy(update={"n": params.n - 1}), watch(1)),
         )
         return [*greedy, *sampled]
 
@@ -395,14 +420,15 @@ class SearchEngine:
             stop=[*options.stop, *self.prompt.stop] if self.prefilled else options.stop,
             prefill=self.prompt.prefill if self.prefilled else "",
         )
-        completions = await self._sample(messages, params, options.greedy_candidate)
+        reporter = self._reporter(on_event, turn, options.turns)
+        completions = await self._sample(messages, params, options.greedy_candidate, reporter)
         candidates = [self._candidate(problem, i, c) for i, c in enumerate(completions)]
         repeats = [c for c in candidates if tried.mark_repeat(c)]
         replaced = repeats if options.refill_repeats else []
         if replaced:
             await self._refill(problem, first, candidates, replaced, params, tried)
         t1 = time.perf_counter()
-        distinct = await self.execute(problem, candidates, self._reporter(on_event, turn, options.turns))
+        distinct = await self.execute(problem, candidates, reporter)
         t2 = time.perf_counter()
         await self.score(problem, distinct)
         t3 = time.perf_counter()

@@ -75,7 +75,7 @@ async def run_job(job: Job, solver: SolveService, save: SaveJob, metrics: Metric
     def on_event(event: SearchEvent) -> None:
         if event.record is not None:
             job.turns.append(event.record)
-        phases = {"turn_started": "sampling", "turn_finished": "turn_finished"}
+        phases = {"turn_started": "sampling", "generating": "sampling", "turn_finished": "turn_finished"}
         phase = phases.get(event.kind, "testing")
         job.progress = JobProgress(turn=event.turn, turns=event.turns, phase=phase)
         task = asyncio.create_task(ordered_save(job.model_copy(deep=True)))

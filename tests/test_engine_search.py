@@ -198,16 +198,21 @@ def test_events_and_lv_needs_a_verifier(sandbox: Sandbox) -> None:
     sandbox.loop.run(engine.solve(PROBLEM, SolveOptions(n=1, turns=3), on_event=events.append))
     assert [(e.kind, e.turn) for e in events] == [
         ("turn_started", 1),
+        ("generating", 1),
         ("candidates_written", 1),
         ("candidate_ran", 1),
         ("turn_finished", 1),
         ("turn_started", 2),
+        ("generating", 2),
         ("candidates_written", 2),
         ("candidate_ran", 2),
         ("turn_finished", 2),
     ]
     ran = [e for e in events if e.kind == "candidate_ran"]
     assert [(e.candidate, e.passed, e.total, e.turns) for e in ran] == [(0, 1, 2, 3), (0, 2, 2, 3)]
+    # The scripted backend reports half its 8 "tokens" (words), then all 8 at once: the second
+    # report comes within PROGRESS_INTERVAL_S, so only the first goes out.
+    assert [e.tokens for e in events if e.kind == "generating"] == [[4], [4]]
     with pytest.raises(ValueError, match="needs a verifier"):
         sandbox.loop.run(engine.solve(PROBLEM, SolveOptions(selection="lv")))
 

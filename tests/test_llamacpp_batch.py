@@ -146,3 +146,22 @@ def test_a_streamed_chat_is_the_same_answer_piece_by_piece(generator: Any) -> No
         assert len(texts) > 5 and all(isinstance(t, str) for t in texts)
         assert "".join(texts) == whole.text == completion.text
         assert completion.completion_tokens == whole.completion_tokens
+
+
+def test_a_watched_sample_reports_each_samples_tokens_as_they_are_written(generator: Any) -> None:
+    messages = [ChatMessage(role="user", content="Write a Python function that reverses a string.")]
+    params = SamplingParams(n=3, temperature=0.8, max_tokens=40, seed=3)
+    reports: list[list[int]] = []
+
+    async def run() -> list[Any]:
+        completions: list[Any] = await generator.sample_watched(messages, params, reports.append)
+        return completions
+
+    completions = asyncio.run(run())
+    assert len(reports) > 5 and all(len(r) == 3 for r in reports)
+    for k in range(3):  # each sample's count only grows, and ends at its completion's length
+        counts = [r[k] for r in reports]
+        assert counts == sorted(counts)
+        assert counts[-1] == completions[k].completion_tokens
+    # The same answers as an unwatched sample with the same seed.
+    assert [c.text for c in completions] == [c.text for c in asyncio.run(generator.sample(messages, params))]

@@ -139,6 +139,8 @@ def test_streaming_reasoning_then_content_then_usage(client: openai.OpenAI) -> N
     assert kinds.index("content") > kinds.index("reasoning")
     assert kinds[-1] == "usage"
     assert "Turn 1: 2 candidates written; testing 1 distinct programs..." in reasoning
+    # tokens as they are written, before the candidates are tested
+    assert reasoning.index("  writing: #1 4, #2 0 tokens") < reasoning.index("Turn 1: 2 candidates written")
     assert "  candidate #1: passes 1/2 public tests" in reasoning  # as it lands, before the turn's summary
     assert reasoning.index("candidate #1: passes 1/2") < reasoning.index("Turn 1: 2 candidates, best")
     assert "Turn 1: 2 candidates, best passes 1/2 public tests" in reasoning

@@ -66,9 +66,12 @@ def test_solve_streams_progress_then_the_result(http: httpx.Client) -> None:
         assert response.headers["content-type"].startswith("text/event-stream")
         events = sse_events(response)
     names = [name for name, _ in events]
-    turn = ["turn_started", "candidates_written", "candidate_ran", "turn_finished"]
+    turn = ["turn_started", "generating", "candidates_written", "candidate_ran", "turn_finished"]
     assert names == [*turn, *turn, "result", "done"]
-    assert events[1][1] == {
+    # Tokens each candidate has written so far: the scripted backend reports half its words, and
+    # the greedy candidate's request (#1) reports before the sampled one's.
+    assert events[1][1] == {"kind": "generating", "turn": 1, "turns": 3, "tokens": [4, 0]}
+    assert events[2][1] == {
         "kind": "candidates_written",
         "turn": 1,
         "turns": 3,
@@ -76,7 +79,7 @@ def test_solve_streams_progress_then_the_result(http: httpx.Client) -> None:
         "programs": 1,
     }
     # each program's public-test result as it lands, before the turn's record
-    assert events[2][1] == {
+    assert events[3][1] == {
         "kind": "candidate_ran",
         "turn": 1,
         "turns": 3,
@@ -84,11 +87,11 @@ def test_solve_streams_progress_then_the_result(http: httpx.Client) -> None:
         "passed": 1,
         "total": 2,
     }
-    first_turn = events[3][1]
+    first_turn = events[4][1]
     assert first_turn["turn"] == 1
     assert first_turn["candidates"][0]["execution"]["passed"] is False
-    assert events[6][1]["passed"] == 2
-    result = events[8][1]
+    assert events[8][1]["passed"] == 2
+    result = events[10][1]
     assert result["stop_reason"] == "passed"
     assert "2 * x" in result["final_code"]
 

@@ -17,7 +17,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from mucode.engine.generators.base import Completion, Generator, SamplingParams
+from mucode.engine.generators.base import Completion, Generator, SamplingParams, TokenProgress
 from mucode.engine.trace import ChatMessage
 
 
@@ -49,8 +49,14 @@ class SampleCache(Generator):
         self._pending: dict[str, asyncio.Future[list[Completion]]] = {}
 
     async def sample(self, messages: list[ChatMessage], params: SamplingParams) -> list[Completion]:
+        return await self.sample_watched(messages, params, lambda written: None)
+
+    async def sample_watched(
+        self, messages: list[ChatMessage], params: SamplingParams, on_tokens: TokenProgress
+    ) -> list[Completion]:
+        """A replayed sample reports no progress; a generated one reports the inner backend's."""
         if params.seed is None:
-            return await self.inner.sample(messages, params)
+            return await self.inner.sample_watched(messages, params, on_tokens)
         key = sample_key(self.model, messages, params)
         if key in self.samples:
             self.hits += 1
@@ -61,7 +67,7 @@ class SampleCache(Generator):
         future: asyncio.Future[list[Completion]] = asyncio.get_running_loop().create_future()
         self._pending[key] = future
         try:
-            completions = await self.inner.sample(messages, params)
+            completions = await self.inner.sample_watched(messages, params, on_tokens)
             self.samples[key] = completions
             future.set_result(completions)
         except Exception as exc:

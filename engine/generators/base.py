@@ -16,6 +16,9 @@ from pydantic import BaseModel, Field
 from ..fim import FimFormat
 from ..trace import ChatMessage
 
+# Tokens written so far by each sample of one request (see ``Generator.sample_watched``).
+TokenProgress = Callable[[list[int]], None]
+
 
 class GeneratorError(Exception):
     """The generator could not produce completions (upstream down, model failed to load, ...)."""
@@ -58,6 +61,14 @@ class Generator(ABC):
     @abstractmethod
     async def complete(self, prompt: str, params: SamplingParams) -> list[Completion]:
         """``params.n`` continuations of raw text (no chat template): autocomplete and FIM."""
+
+    async def sample_watched(
+        self, messages: list[ChatMessage], params: SamplingParams, on_tokens: TokenProgress
+    ) -> list[Completion]:
+        """``sample``, telling ``on_tokens`` (on the event loop) how many tokens each of the
+        ``params.n`` samples has written so far, as they are written: what a live display shows
+        while a turn's candidates are written. Backends that cannot tell report nothing."""
+        return await self.sample(messages, params)
 
     async def stream(
         self, messages: list[ChatMessage], params: SamplingParams

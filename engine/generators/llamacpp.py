@@ -12,7 +12,7 @@ from typing import Any
 
 from ..fim import detect
 from ..trace import ChatMessage
-from .base import Completion, Generator, GeneratorError, SamplingParams, stream_text
+from .base import Completion, Generator, GeneratorError, SamplingParams, TokenProgress, stream_text
 from .llamacpp_batch import BatchDecoder
 
 
@@ -69,22 +69,35 @@ class LlamaCppGenerator(Generator):
         )
         return cls(llama, name=Path(gguf).name, decoder=decoder)
 
-    async def sample(self, messages: list[ChatMessage], params: SamplingParams) -> list[Completion]:
+    def _opened(self, messages: list[ChatMessage]) -> str:
+        """The chat through the GGUF's template, the assistant's turn opened."""
         chat: Any = [m.model_dump() for m in messages]  # llama_cpp's TypedDicts, in shape
-        opened = self._chat_template(messages=chat).prompt
-        return await self.complete(opened + params.prefill, params)
+        return str(self._chat_template(messages=chat).prompt)
 
-    async def complete(self, prompt: str, params: SamplingParams) -> list[Completion]:
+    async def sample(self, messages: list[ChatMessage], params: SamplingParams) -> list[Completion]:
+        return await self.complete(self._opened(messages) + params.prefill, params)
+
+    async def sample_watched(
+        self, messages: list[ChatMessage], params: SamplingParams, on_tokens: TokenProgress
+    ) -> list[Completion]:
+        loop = asyncio.get_running_loop()
+
+        def from_decoder(written: list[int]) -> None:
+            if not loop.is_closed():  # a caller gone with its loop: nobody to tell
+                loop.call_soon_threadsafe(on_tokens, written)
+
+        return await self.complete(self._opened(messages) + params.prefill, params, from_decoder)
+
+    async def complete(
+        self, prompt: str, params: SamplingParams, on_tokens: TokenProgress | None = None
+    ) -> list[Completion]:
         tokens = self.llama.tokenize(prompt.encode(), add_bos=True, special=True)
-        return await asyncio.wrap_future(self.decoder.submit(tokens, params))
+        return await asyncio.wrap_future(self.decoder.submit(tokens, params, on_tokens=on_tokens))
 
     async def stream(
         self, messages: list[ChatMessage], params: SamplingParams
     ) -> AsyncIterator[str | Completion]:
-        chat: Any = [m.model_dump() for m in messages]
-        async for piece in self.stream_complete(
-            self._chat_template(messages=chat).prompt + params.prefill, params
-        ):
+        async for piece in self.stream_complete(self._opened(messages) + params.prefill, params):
             yield piece
 
     async def stream_complete(self, prompt: str, params: SamplingParams) -> AsyncIterator[str | Completion]:

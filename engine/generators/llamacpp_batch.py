@@ -62,6 +62,7 @@ class _Request:
     params: SamplingParams
     future: concurrent.futures.Future[list[Completion]]
     on_text: Callable[[str], None] | None = None  # the text so far, after each token (one sample)
+    on_tokens: Callable[[list[int]], None] | None = None  # tokens per sample, after each step
     sequences: list[_Sequence] = field(default_factory=list)
     fed: int = 0  # prompt tokens already in the KV cache
     cells: int = 0  # KV cells reserved: the prompt plus max_tokens per sequence
@@ -121,11 +122,18 @@ class BatchDecoder:
         self._thread.start()
 
     def submit(
-        self, prompt: list[int], params: SamplingParams, on_text: Callable[[str], None] | None = None
+        self,
+        prompt: list[int],
+        params: SamplingParams,
+        on_text: Callable[[str], None] | None = None,
+        on_tokens: Callable[[list[int]], None] | None = None,
     ) -> concurrent.futures.Future[list[Completion]]:
-        """Queue a request; the future holds its ``params.n`` completions. ``on_text`` (one sample
-        only) is called from the decode thread with the text so far after every token."""
-        request = _Request(prompt, params, concurrent.futures.Future(), on_text if params.n == 1 else None)
+        """Queue a request; the future holds its ``params.n`` completions. Called from the decode
+        thread: ``on_text`` (one sample only) with the text so far after every token,
+        ``on_tokens`` with the tokens each sample has written after every step that added some."""
+        request = _Request(
+            prompt, params, concurrent.futures.Future(), on_text if params.n == 1 else None, on_tokens
+        )
         samples = request.samples
         request.cells = len(prompt) + samples * params.max_tokens
         if not prompt:
@@ -281,6 +289,11 @@ class BatchDecoder:
                 self._advance(request, seq, lc.llama_sampler_sample(seq.sampler, self._ctx, index))
         for index, request, seq, guess in drafts:
             self._verify(index, request, seq, guess)
+        reported = {id(r): r for _, r, _ in readers} | {id(r): r for _, r, _, _ in drafts}
+        for request in reported.values():
+            if request.on_tokens is not None:
+                written = [len(seq.tokens) for seq in request.sequences]
+                request.on_tokens(written * request.params.n if request.samples == 1 else written)
         for request in list(self._running):
             if all(seq.finish_reason for seq in request.sequences):
                 self._finish(request)

@@ -26,7 +26,7 @@ from typing import Any
 from ..agreement import SYSTEM as TESTS_SYSTEM
 from ..fim import KNOWN
 from ..trace import ChatMessage
-from .base import Completion, Generator, GeneratorError, SamplingParams, cut_at_stop
+from .base import Completion, Generator, GeneratorError, SamplingParams, TokenProgress, cut_at_stop
 
 Script = list[list[str]]
 DEF = re.compile(r"def\s+(\w+)\s*\(")
@@ -88,6 +88,16 @@ class ScriptedGenerator(Generator):
         turn = sum(m.role == "assistant" for m in messages)
         answers = turns[min(turn, len(turns) - 1)]
         return self._answer(answers, sum(len(m.content.split()) for m in messages), params)
+
+    async def sample_watched(
+        self, messages: list[ChatMessage], params: SamplingParams, on_tokens: TokenProgress
+    ) -> list[Completion]:
+        """Reports half of each answer's tokens, then all of them, as a decoding backend would."""
+        completions = await self.sample(messages, params)
+        written = [c.completion_tokens for c in completions]
+        on_tokens([w // 2 for w in written])
+        on_tokens(written)
+        return completions
 
     async def stream(
         self, messages: list[ChatMessage], params: SamplingParams

@@ -15,10 +15,11 @@ from ..services.solve import solve_stream
 router = v1_router("solve")
 
 STREAM_DOC = """With `stream: true` the answer is Server-Sent Events: `turn_started` ({turn, turns}),
-`candidates_written` ({turn, turns, candidates, programs}), `candidate_ran` per program as its
-public-test result lands ({turn, turns, candidate, passed, total}),
-`turn_finished` (the turn's record: candidates, results, scores, selection), then `result` (the
-SolveResult) or `error` ({error: {...}}), and a final `done`."""
+`generating` while the candidates are written ({turn, turns, tokens: tokens each has written so
+far}; every 2 s at most, from backends that report it: llama.cpp), `candidates_written` ({turn,
+turns, candidates, programs}), `candidate_ran` per program as its public-test result lands ({turn,
+turns, candidate, passed, total}), `turn_finished` (the turn's record: candidates, results, scores,
+selection), then `result` (the SolveResult) or `error` ({error: {...}}), and a final `done`."""
 
 
 @router.post(

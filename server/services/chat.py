@@ -256,6 +256,9 @@ class ChatService:
 def progress_line(event: SearchEvent, problem: Problem) -> str:
     if event.kind == "turn_started":
         return f"Turn {event.turn}/{event.turns}: sampling candidates...\n"
+    if event.kind == "generating":
+        counts = ", ".join(f"#{k + 1} {tokens}" for k, tokens in enumerate(event.tokens or []))
+        return f"  writing: {counts} tokens\n"
     if event.kind == "candidates_written":
         written, programs = event.candidates, event.programs
         return f"Turn {event.turn}: {written} candidates written; testing {programs} distinct programs...\n"

@@ -123,7 +123,8 @@ async def solve_events(
 
 
 async def solve_stream(solver: SolveService, problem: Problem, options: SolveOptions) -> AsyncIterator[str]:
-    """``/v1/solve`` with ``stream: true``: named events ``turn_started``, ``candidates_written``,
+    """``/v1/solve`` with ``stream: true``: named events ``turn_started``, ``generating`` (tokens
+    written so far), ``candidates_written``,
     ``candidate_ran`` (one per program, as it lands), ``turn_finished`` (the turn's record), then
     ``result`` or ``error``, and ``done``."""
     try:

@@ -263,6 +263,8 @@ async function run(event) {
     if (!response.ok) throw new Error(await errorMessage(response));
     for await (const { event, data } of readEvents(response)) {
       if (event === "turn_started") { state.turns = data.turns; turnColumn(data.turn, data.turns); }
+      else if (event === "generating") progress(data.turn,
+        `writing ${data.tokens.length} candidate${data.tokens.length === 1 ? "" : "s"}: ${data.tokens.map((t, k) => `#${k + 1} ${t}`).join(", ")} tokens…`);
       else if (event === "candidates_written") progress(data.turn,
         `${data.candidates} candidates written; testing ${data.programs} distinct program${data.programs === 1 ? "" : "s"}…`);
       else if (event === "candidate_ran") progress(data.turn, `#${data.candidate + 1}: passes ${data.passed}/${data.total}`, true);
