@@ -264,16 +264,16 @@ def test_one_model_by_id(client: openai.OpenAI) -> None:
 @pytest.mark.parametrize(
     ("extra", "param"),
     [
-        ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, "tools"),
         ({"tool_choice": "required"}, "tool_choice"),
+        ({"tool_choice": {"type": "function", "function": {"name": "f"}}}, "tool_choice"),
         ({"response_format": {"type": "json_object"}}, "response_format"),
     ],
 )
 def test_what_the_models_cannot_do_is_refused_not_ignored(
     client: openai.OpenAI, extra: dict[str, Any], param: str
 ) -> None:
-    """Tool calls and JSON mode would silently come back as prose: both models refuse them, naming
-    the parameter; `tool_choice: none` and `response_format: text` are fine."""
+    """A demanded tool call and JSON mode would silently come back as prose: both models refuse
+    them, naming the parameter; `tool_choice: none` and `response_format: text` are fine."""
     for model in ("mucode", "script.json"):
         with pytest.raises(openai.UnprocessableEntityError) as refused:
             client.chat.completions.create(
@@ -286,6 +286,23 @@ def test_what_the_models_cannot_do_is_refused_not_ignored(
         extra_body={"tool_choice": "none", "response_format": {"type": "text"}},
     )
     assert fine.choices[0].message.content
+
+
+def test_offered_tools_are_accepted_and_answered_in_text(client: openai.OpenAI) -> None:
+    """Agents (Continue, Cline) send their tools with every request; with `tool_choice` left to
+    the model (`auto`), a text answer is a valid one: the search runs, no tool is called."""
+    tools: Any = [{"type": "function", "function": {"name": "read_file", "parameters": {"type": "object"}}}]
+    for choice in ({}, {"tool_choice": "auto"}):
+        answer = client.chat.completions.create(
+            model="mucode",
+            messages=[{"role": "user", "content": PROBLEM}],
+            tools=tools,
+            extra_body={"tests": TESTS, "n": 1, **choice},
+        )
+        message = answer.choices[0].message
+        assert message.tool_calls is None
+        assert answer.choices[0].finish_reason == "stop"
+        assert "return 2 * x" in (message.content or "")
 
 
 def test_the_whole_conversation_reaches_the_first_turn(client: openai.OpenAI) -> None:

@@ -1,11 +1,14 @@
 """The clients people already use, unmodified, against a live server (scripted generator):
 LiteLLM and LangChain pick a search preset by model name alone, no extra_body; Codex CLI speaks
-the Responses API. The script's first
-answer is wrong and its repair right, so the verdict shows which search ran: `mucode-fast` (one
-candidate, one turn) reports the wrong one honestly, `mucode:turns=2` repairs it."""
+the Responses API; Continue's and Cline's CLIs (agents that send their tools), aider (edits a
+file) and `llm` (a follow-up in the same conversation) with the configs docs/clients.md gives.
+The script's first answer is wrong and its repair right, so the verdict shows which search ran:
+`mucode-fast` (one candidate, one turn) reports the wrong one honestly, `mucode:turns=2` repairs it.
+A client that is not installed skips, saying how to install it (.ci/run installs them all)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -82,3 +85,104 @@ def test_codex_exec_gets_a_tested_answer_through_the_responses_api(
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "return 2 * x" in done.stdout and REPAIRED in done.stdout
+
+
+def installed(command: str, how: str) -> str:
+    found = shutil.which(command)
+    if found is None:
+        pytest.skip(f"{command} is not installed ({how}; .ci/run installs it)")
+    return found
+
+
+def run_client(argv: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        argv, capture_output=True, text=True, timeout=180, cwd=cwd, env={**os.environ, **env}
+    )
+    assert done.returncode == 0, (done.stdout[-2000:], done.stderr[-2000:])
+    return done
+
+
+def test_continue_cli_gets_a_tested_answer(live_server: LiveServer, tmp_path: Path) -> None:
+    """`cn -p` with docs/clients.md's config.yaml: Continue's agent offers its tools, the search
+    runs on the block of asserts and answers in text."""
+    cn = installed("cn", "npm install -g @continuedev/cli")
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "name: mucode\nversion: 0.0.1\nschema: v1\nmodels:\n"
+        "  - name: mucode (tested answers)\n    provider: openai\n    model: mucode:n=1,turns=2\n"
+        f"    apiBase: {live_server.url}/v1\n    apiKey: unused\n    roles: [chat, edit]\n"
+    )
+    done = run_client([cn, "--config", str(config), "-p", ASK], tmp_path, HOME=str(tmp_path))
+    assert "return 2 * x" in done.stdout and REPAIRED in done.stdout
+
+
+def test_cline_cli_gets_a_tested_answer_and_shows_the_search_as_thinking(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
+    cline = installed("cline", "npm install -g cline")
+    home = {"HOME": str(tmp_path)}
+    url = f"{live_server.url}/v1"
+    run_client(
+        [cline, "auth", "-p", "openai", "-k", "unused", "-m", "mucode:n=1,turns=2", "-b", url],
+        tmp_path,
+        **home,
+    )
+    done = run_client([cline, "--json", "-t", "150", "-c", str(tmp_path), ASK], tmp_path, **home)
+    events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    result = next(e for e in events if e.get("type") == "run_result")
+    assert result["finishReason"] == "completed"
+    assert "return 2 * x" in result["text"] and REPAIRED in result["text"]
+    thinking = [
+        e["event"]["reasoning"]
+        for e in events
+        if e.get("event", {}).get("type") == "content_end" and e["event"].get("contentType") == "reasoning"
+    ]
+    assert thinking and "candidate #1: passes 1/2 public tests" in thinking[0]
+
+
+def test_aider_edits_a_file_with_a_tested_answer(live_server: LiveServer, tmp_path: Path) -> None:
+    aider = installed("aider", "pip install aider-chat, in a venv of its own")
+    source = tmp_path / "double.py"
+    source.write_text('def double(x):\n    """Return twice x."""\n    pass\n')
+    done = run_client(
+        [
+            aider,
+            "--model",
+            "openai/mucode:n=1",
+            "--no-git",
+            "--yes-always",
+            "--no-check-update",
+            "--analytics-disable",
+            "--no-show-model-warnings",
+            "--message",
+            ASK,
+            "double.py",
+        ],
+        tmp_path,
+        HOME=str(tmp_path),
+        OPENAI_API_BASE=f"{live_server.url}/v1",
+        OPENAI_API_KEY="unused",
+        LITELLM_LOCAL_MODEL_COST_MAP="True",
+    )
+    assert "Applied edit to double.py" in done.stdout
+    assert "return 2 * x" in source.read_text()
+
+
+def test_llm_follow_up_keeps_the_conversation(live_server: LiveServer, tmp_path: Path) -> None:
+    """`llm -c` sends the earlier exchange: the follow-up's first turn sees the code and tests of
+    the first request, and the tests still apply."""
+    llm = installed("llm", "pip install llm, in a venv of its own")
+    (tmp_path / "extra-openai-models.yaml").write_text(
+        f'- model_id: mucode\n  model_name: mucode:n=1,turns=2\n  api_base: "{live_server.url}/v1"\n'
+        "  api_key_name: mucode\n"
+    )
+    env = {"LLM_USER_PATH": str(tmp_path)}
+    run_client([llm, "keys", "set", "mucode", "--value", "unused"], tmp_path, **env)
+    first = run_client([llm, "-m", "mucode", ASK], tmp_path, **env)
+    assert REPAIRED in first.stdout
+    generator = live_server.runtime.generator
+    follow_up = run_client([llm, "-c", "Now make it handle negative numbers too."], tmp_path, **env)
+    assert "return 2 * x" in follow_up.stdout and "public tests" in follow_up.stdout
+    (first_turn,) = [c for c in generator.calls if "handle negative" in c[-1].content]  # type: ignore[attr-defined]
+    prompt = "\n".join(m.content for m in first_turn)
+    assert "assert double(2) == 4" in prompt and "return 2 * x" in prompt  # the tests, the answer

@@ -79,9 +79,13 @@ class ChatCompletionRequest(OpenAIBaseModel):
     stream: bool = False
     stream_options: StreamOptions | None = None
     temperature: float | None = Field(None, ge=0, le=2)
-    tool_choice: str | dict[str, Any] | None = Field(None, description="Only `none` or `auto` (no tools).")
+    tool_choice: str | dict[str, Any] | None = Field(
+        None, description="`none` or `auto` (the default): the answer is text, which `auto` allows."
+    )
     tools: list[dict[str, Any]] | None = Field(
-        None, description="Not supported: the models here call no tools."
+        None,
+        description="Accepted and never called: agents (Continue, Cline) always send their tools, and "
+        "with `tool_choice` `auto` a text answer is a valid one.",
     )
     top_p: float | None = Field(None, gt=0, le=1)
     user: str | None = Field(None, description="Recorded in the log line; no other effect.")
@@ -92,19 +96,12 @@ class ChatCompletionRequest(OpenAIBaseModel):
     turns: int | None = Field(None, ge=1, le=10, description="Most turns of fix-and-rerank.")
     selection: Selection | None = None
 
-    # Refused rather than ignored: a client that asks for JSON or tool calls must not get prose.
+    # Refused rather than ignored: a client that demands JSON or a tool call must not get prose.
     @field_validator("response_format")
     @classmethod
     def _text_only(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is not None and value.get("type", "text") != "text":
             raise ValueError(f"response_format `{value.get('type')}` is not supported here; only `text`")
-        return value
-
-    @field_validator("tools")
-    @classmethod
-    def _no_tools(cls, value: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
-        if value:
-            raise ValueError("tools are not supported: the models here do not call tools; send none")
         return value
 
     @field_validator("tool_choice")
