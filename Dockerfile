@@ -29,8 +29,9 @@ RUN /opt/venv/bin/pip install --no-cache-dir --upgrade pip==26.3 \
     && /opt/venv/bin/pip install --no-cache-dir ".[llama]"
 
 FROM python:${PYTHON}-slim-bookworm
+# libgomp1: llama.cpp's OpenMP runtime, which the build stage has with its compiler.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends bubblewrap \
+    && apt-get install -y --no-install-recommends bubblewrap libgomp1 \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /opt/venv /opt/venv
 # The sandbox's scientific environment (numpy, pandas, polars, scikit-learn, ...: ~800 MB), a venv

@@ -48,7 +48,7 @@ sandbox-env: $(SANDBOX_ENV)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/hadolint Dockerfile Dockerfile.cuda
+	$(BIN)/hadolint Dockerfile Dockerfile.cuda docker/redis-standin.Dockerfile
 
 # mypy cannot follow setuptools' folder -> package mapping (setup.py), so it checks a tree of links
 # that mirrors the installed layout (mucode/engine -> engine, ...), with the tests and benchmarks.
@@ -67,7 +67,8 @@ pytest: $(STAMP) sandbox-env
 test-model: $(VENV)/.llama
 	$(BIN)/pytest -m model
 
-# The Dockerfile without Docker: its build commands and entrypoint, run for real (~10 min).
+# The image built from the Dockerfile and run with podman, then the compose stack (~40 min; needs
+# podman, runc and debootstrap: .ci/run installs them). Removes everything it made.
 test-docker: $(STAMP)
 	$(BIN)/pytest -m docker
 
