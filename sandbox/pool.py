@@ -61,6 +61,26 @@ def _children(pid: int) -> list[int]:
         return []
 
 
+# Launcher failures with a known cause, and what to do about it.
+_SECCOMP = (
+    " (the container's seccomp profile refuses what bubblewrap needs: run it with `--security-opt "
+    "seccomp=docker/seccomp-bwrap.json`; docs/docker.md)"
+)
+_HINTS = {
+    "Can't mount proc": " (inside a container the engine masks parts of /proc, so bubblewrap cannot "
+    "mount a fresh one: run it with podman `--security-opt unmask=/proc/*` or Docker `--security-opt "
+    "systempaths=unconfined`; docs/docker.md)",
+    "Creating new namespace failed": _SECCOMP,
+    "Can't set hostname": _SECCOMP,
+    "setting up uid map": " (user namespaces are restricted on this host, e.g. Ubuntu's "
+    "kernel.apparmor_restrict_unprivileged_userns: allow them for bwrap; docs/docker.md)",
+}
+
+
+def startup_hint(detail: str) -> str:
+    return next((hint for cause, hint in _HINTS.items() if cause in detail), "")
+
+
 class _Worker:
     """One warm harness process. Not safe for concurrent use: the pool gives it one job at a time.
 
@@ -118,9 +138,14 @@ class _Worker:
             async with asyncio.timeout(self.settings.startup_timeout_s):
                 hello = await self._read()
         except (TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
+            # An exited launcher's reason (bwrap's one line) may still be on its way through stderr.
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(self._stderr_task), 1.0)
             await self._kill_process()
             detail = " ".join(self.stderr_tail).strip() or type(exc).__name__
-            raise SandboxUnavailable(f"the {self.isolation.name} sandbox failed to start: {detail}") from exc
+            raise SandboxUnavailable(
+                f"the {self.isolation.name} sandbox failed to start: {detail}{startup_hint(detail)}"
+            ) from exc
         # bubblewrap's sandbox init (pid 1 inside): killing it ends every process in the sandbox,
         # whatever session or process group they moved to.
         self.sandbox_pids = _children(proc.pid)

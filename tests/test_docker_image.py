@@ -40,8 +40,13 @@ PODMAN = shlex.split(os.environ.get("MUCODE_PODMAN", "podman --runtime runc --cg
 LIMITS = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
 BASE = "python:3.11-slim-bookworm"
 IMAGE = "localhost/mucode:test-docker"
-# What bubblewrap needs inside the container (docs/docker.md says why each).
-SANDBOX_OPTIONS = ["--security-opt", "seccomp=unconfined", "--security-opt", "unmask=/proc/*"]
+# What bubblewrap needs in a podman container (docs/docker.md says why): podman's default seccomp
+# profile allows namespaces but not naming one (sethostname), and its masks over /proc stop the
+# kernel from mounting a fresh one.
+SANDBOX_OPTIONS = [
+    "--security-opt", f"seccomp={ROOT / 'docker' / 'seccomp-bwrap.json'}",
+    "--security-opt", "unmask=/proc/*",
+]  # fmt: skip
 REPORT = ROOT / "runs" / "test-docker.json"
 
 
@@ -60,6 +65,7 @@ class Made:
 
     containers: list[str] = field(default_factory=list)
     volumes: list[str] = field(default_factory=list)
+    networks: list[str] = field(default_factory=list)
     images: set[str] = field(default_factory=set)
     report: dict[str, object] = field(default_factory=dict)
 
@@ -68,6 +74,8 @@ class Made:
             podman("rm", "-f", "-t", "5", name, check=False)
         for name in self.volumes:
             podman("volume", "rm", "-f", name, check=False)
+        for name in self.networks:
+            podman("network", "rm", "-f", name, check=False)
         for image in self.images:
             podman("rmi", "-f", image, check=False)
 
@@ -168,12 +176,14 @@ def test_the_image_serves_with_the_documented_options(made: Made, image: str) ->
     assert right["passed"] is True, right
     wrong = execute("def f(x):\n    return x", ["assert f(21) == 42"])
     assert wrong["passed"] is False, wrong
-    # The server listens on port 8000 in the container's network; a candidate has none.
-    offline = execute(
-        "import socket\ntry:\n    socket.create_connection(('127.0.0.1', 8000), timeout=3)\n"
-        "    print('reached')\nexcept OSError as exc:\n    print('blocked', exc)\n"
-    )
-    assert str(offline["stdout"]).startswith("blocked"), offline
+    # Neither the server (port 8000 in the container's network) nor the host (podman's gateway)
+    # can be reached: a candidate has a network of its own, with nothing in it.
+    for host in ("127.0.0.1", "10.88.0.1"):
+        offline = execute(
+            f"import socket\ntry:\n    socket.create_connection(({host!r}, 8000), timeout=3)\n"
+            "    print('reached')\nexcept OSError as exc:\n    print('blocked', exc)\n"
+        )
+        assert str(offline["stdout"]).startswith("blocked"), offline
     chat = {
         "model": "mucode",
         "messages": [{"role": "user", "content": "def add(a, b):\n    '''Return a + b.'''\n"}],
@@ -208,6 +218,7 @@ def test_the_compose_stack_runs(made: Made, image: str) -> None:
     )
     assert compose, "podman-compose is installed with the dev extra"
     project = "mucodetest"
+    made.networks.append(f"{project}_default")
     model_volume(made, image, f"{project}_models")
     ports = free_port(), free_port()
     env = {
@@ -271,6 +282,8 @@ def test_the_compose_stack_runs(made: Made, image: str) -> None:
             executed = client.post("/v1/execute", json={"code": "print(6 * 7)"})
             assert executed.status_code == 200 and executed.json()["stdout"] == "42\n"
     finally:
+        # The `run` replica first: while it holds the project's network, `down` cannot remove it.
+        podman("rm", "-f", "-t", "5", f"{project}_mucode_2", check=False)
         subprocess.run(
             [compose, *options, "--profile", "workers", "down", "-v", "-t", "5"],
             cwd=ROOT,
@@ -278,4 +291,6 @@ def test_the_compose_stack_runs(made: Made, image: str) -> None:
             capture_output=True,
             timeout=300,
         )
-        made.containers.append(f"{project}_mucode_2")  # `run` containers outlive `down`
+        left = podman("ps", "-a", "--filter", f"name={project}_", "--format", "{{.Names}}").stdout.split()
+        made.containers += left
+        assert not left, f"compose down left {left}"

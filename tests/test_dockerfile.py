@@ -137,6 +137,16 @@ def test_compose_wires_the_server_to_redis() -> None:
     server = services["mucode"]
     assert server["environment"]["MUCODE_REDIS_URL"].startswith("redis://redis:")
     assert server["depends_on"]["redis"]["condition"] == "service_healthy"
-    assert "seccomp=unconfined" in server["security_opt"]  # bubblewrap needs namespaces
+    # bubblewrap needs namespaces (the shipped profile) and a fresh /proc (no masks over it)
+    assert "systempaths=unconfined" in server["security_opt"]
+    profile = next(o.split("=", 1)[1] for o in server["security_opt"] if o.startswith("seccomp="))
+    rules = json.loads((ROOT / profile).read_text())["syscalls"]
+    allowed = {
+        name
+        for rule in rules
+        if rule["action"] == "SCMP_ACT_ALLOW" and not rule.get("includes")
+        for name in rule["names"]
+    }
+    assert {"unshare", "clone", "mount", "pivot_root"} <= allowed
     assert services["worker"]["command"] == ["worker"]
     assert any(v.endswith(":/var/cache/mucode") for v in server["volumes"])

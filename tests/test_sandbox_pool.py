@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -113,6 +116,27 @@ def test_missing_bubblewrap_refuses_to_run() -> None:
     settings = SandboxSettings(bwrap="/nonexistent/bwrap")
     with pytest.raises(SandboxUnavailable, match="MUCODE_SANDBOX=unsafe"):
         execute_sync(ExecutionRequest(code="x = 1"), settings)
+
+
+def test_a_launcher_that_fails_says_why_and_what_to_do() -> None:
+    """bubblewrap in a container whose engine masks /proc exits at once with one line on stderr:
+    that line, and the option that fixes it, are the error (not "IncompleteReadError")."""
+    folder = Path(tempfile.mkdtemp(prefix="mucode-fake-bwrap-"))  # the sandbox user must reach it
+    folder.chmod(0o755)
+    fake = folder / "bwrap"
+    fake.write_text(
+        '#!/bin/sh\ncase "$1" in --help) echo usage; exit 0;; esac\n'
+        'echo "bwrap: Can\'t mount proc on /newroot/proc: Operation not permitted" >&2\nexit 1\n'
+    )
+    fake.chmod(0o755)
+    try:
+        with pytest.raises(SandboxUnavailable) as failed:
+            execute_sync(ExecutionRequest(code="x = 1"), SandboxSettings(bwrap=str(fake), workers=1))
+    finally:
+        shutil.rmtree(folder)
+    message = str(failed.value)
+    assert "bwrap: Can't mount proc on /newroot/proc: Operation not permitted" in message
+    assert "unmask=/proc/*" in message and "systempaths=unconfined" in message
 
 
 def test_unsafe_mode_is_explicit_and_loud(

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from mucode.engine.generators.scripted import ScriptedGenerator
+
 from .helpers import LiveServer
 
 # The problem with its tests in a fenced block of asserts: all a plain chat client can send.
@@ -181,8 +183,9 @@ def test_llm_follow_up_keeps_the_conversation(live_server: LiveServer, tmp_path:
     first = run_client([llm, "-m", "mucode", ASK], tmp_path, **env)
     assert REPAIRED in first.stdout
     generator = live_server.runtime.generator
+    assert isinstance(generator, ScriptedGenerator)
     follow_up = run_client([llm, "-c", "Now make it handle negative numbers too."], tmp_path, **env)
     assert "return 2 * x" in follow_up.stdout and "public tests" in follow_up.stdout
-    (first_turn,) = [c for c in generator.calls if "handle negative" in c[-1].content]  # type: ignore[attr-defined]
+    (first_turn,) = [c for c in generator.calls if "handle negative" in c[-1].content]
     prompt = "\n".join(m.content for m in first_turn)
     assert "assert double(2) == 4" in prompt and "return 2 * x" in prompt  # the tests, the answer
