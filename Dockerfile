@@ -1,10 +1,13 @@
 # syntax=docker/dockerfile:1
 # mucode on the CPU: the server, the bubblewrap sandbox and llama.cpp for the default model.
 #   docker build -t mucode .
-#   docker run -p 8000:8000 -v mucode-models:/var/cache/mucode --security-opt seccomp=unconfined mucode
-# (bubblewrap needs to create namespaces, which Docker's default seccomp profile forbids; see
-# docs/docker.md.) The GPU image with vLLM is Dockerfile.cuda. tests/test_dockerfile.py runs
-# every install command below on a Debian bookworm host; keep them one command per line.
+#   docker run -p 8000:8000 -v mucode-models:/var/cache/mucode \
+#     --security-opt seccomp=docker/seccomp-bwrap.json --security-opt systempaths=unconfined \
+#     --security-opt apparmor=unconfined mucode
+# (bubblewrap creates namespaces and mounts a fresh /proc in them; docs/docker.md says what each
+# option allows, and the podman form.) The GPU image with vLLM is Dockerfile.cuda.
+# tests/test_docker_image.py builds and runs this image with podman (make test-docker);
+# tests/test_dockerfile.py installs its apt packages on a Debian bookworm host.
 
 ARG PYTHON=3.11
 

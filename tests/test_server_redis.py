@@ -179,6 +179,30 @@ def own_redis(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     proc.wait()
 
 
+def test_health_says_whether_redis_answers_now(
+    tmp_path: Path, own_redis: tuple[str, subprocess.Popen[bytes]]
+) -> None:
+    """Not the outcome of the last request that used Redis: with no other traffic, /health sees
+    Redis go away and come back (what a container healthcheck or an operator polls)."""
+    url, proc = own_redis
+    server = redis_server(tmp_path, redis_url=url)
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            assert http.get("/health").json()["redis"]["reachable"] is True
+            proc.kill()
+            proc.wait()
+            gone = http.get("/health")
+            assert gone.status_code == 200 and gone.json()["redis"]["reachable"] is False
+            replacement = start_redis(int(url.rsplit(":", 1)[1].split("/")[0]), tmp_path)
+            try:
+                assert http.get("/health").json()["redis"]["reachable"] is True
+            finally:
+                replacement.kill()
+                replacement.wait()
+    finally:
+        server.stop()
+
+
 def test_redis_dying_mid_test_degrades_to_serving_without_it(
     tmp_path: Path, own_redis: tuple[str, subprocess.Popen[bytes]]
 ) -> None:

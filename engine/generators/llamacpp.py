@@ -5,6 +5,7 @@ concurrent requests, decode together (``llamacpp_batch.BatchDecoder``)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -83,7 +84,7 @@ class LlamaCppGenerator(Generator):
         loop = asyncio.get_running_loop()
 
         def from_decoder(written: list[int]) -> None:
-            if not loop.is_closed():  # a caller gone with its loop: nobody to tell
+            with contextlib.suppress(RuntimeError):  # the caller's loop is closed: nobody to tell
                 loop.call_soon_threadsafe(on_tokens, written)
 
         return await self.complete(self._opened(messages) + params.prefill, params, from_decoder)
