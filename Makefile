@@ -70,6 +70,7 @@ test-model: $(VENV)/.llama
 # The image built from the Dockerfile and run with podman, then the compose stack (~40 min; needs
 # podman, runc and debootstrap: .ci/run installs them). Removes everything it made.
 test-docker: $(STAMP)
+	$(BIN)/mucode models pull  # the container's model volume is seeded from this cache (once)
 	$(BIN)/pytest -m docker
 
 # vLLM on the CPU (the fastest backend for n samples): the community build, installed without the
