@@ -186,6 +186,8 @@ def test_llm_follow_up_keeps_the_conversation(live_server: LiveServer, tmp_path:
     assert isinstance(generator, ScriptedGenerator)
     follow_up = run_client([llm, "-c", "Now make it handle negative numbers too."], tmp_path, **env)
     assert "return 2 * x" in follow_up.stdout and "public tests" in follow_up.stdout
-    (first_turn,) = [c for c in generator.calls if "handle negative" in c[-1].content]
+    asked = [c for c in generator.calls if "handle negative" in c[-1].content]
+    assert asked, list(generator.calls)
+    first_turn = asked[0]
     prompt = "\n".join(m.content for m in first_turn)
     assert "assert double(2) == 4" in prompt and "return 2 * x" in prompt  # the tests, the answer
