@@ -1,6 +1,8 @@
-"""Evaluation rows side by side, on the problems they all have: passed counts, how many first
-answers copy tests under the function as top-level asserts, and how the failures' final answers
-ended (extraction, finish reason; from the traces beside the rows).
+"""Evaluation rows side by side, on the problems they all have: passed counts, the evaluation's
+own columns (solved after feedback, by refills, repeat share, tokens) over just those problems,
+how many first answers copy tests under the function as top-level asserts, and how the failures'
+final answers ended (extraction, finish reason; from the traces beside the rows). For partial
+runs too: a stopped evaluation's rows compare with a finished one's on the problems both have.
 
     .venv/bin/python bench/humaneval_rows.py ROWS.jsonl [ROWS.jsonl ...]
 
@@ -17,7 +19,9 @@ import re
 from collections import Counter
 from pathlib import Path
 
+from mucode.engine.options import SolveOptions
 from mucode.engine.trace import SolveResult
+from mucode.training.evaluate import summary
 
 TOP_LEVEL_ASSERT = re.compile(r"^assert ", re.MULTILINE)
 
@@ -50,7 +54,12 @@ def main() -> None:
             for p in common
             if not rows[p]["passed"]
         )
+        shared = [rows[p] for p in sorted(common)]
+        numbers = summary(path.name, SolveOptions.model_validate(shared[0]["options"]), shared)
+        keep = ("solved_after_feedback", "solved_by_refills", "repeat_share", "improve_share")
         print(f"{path}: passed {passed}, first answers with top-level asserts {copies}")
+        print("  " + ", ".join(f"{k} {numbers[k]}" for k in keep), end=", ")
+        print(f"tokens/problem {numbers['completion_tokens'] / len(shared):.0f}")
         print(f"  failures by how the answer ended (extraction/finish): {dict(endings)}")
 
 
