@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -338,23 +338,26 @@ class SearchEngine:
         written = [0] * params.n
         last = float("-inf")  # the first report goes out at once
 
-        def watch(offset: int) -> TokenProgress:
+        def watch(offset: int, tell: EventCallback) -> TokenProgress:
             def report(tokens: list[int]) -> None:
                 nonlocal last
                 written[offset : offset + len(tokens)] = tokens
-                if on_event is not None and time.monotonic() - last >= PROGRESS_INTERVAL_S:
+                if time.monotonic() - last >= PROGRESS_INTERVAL_S:
                     last = time.monotonic()
-                    on_event(SearchEvent(kind="generating", turn=0, turns=0, tokens=list(written)))
+                    tell(SearchEvent(kind="generating", turn=0, turns=0, tokens=list(written)))
 
             return report
 
+        def sample(params: SamplingParams, offset: int) -> Awaitable[list[Completion]]:
+            if on_event is None:  # nobody watches (rollouts, evaluations): no progress to relay
+                return self.generator.sample(messages, params)
+            return self.generator.sample_watched(messages, params, watch(offset, on_event))
+
         if not greedy_candidate or params.n == 1 or params.temperature == 0:
-            return await self.generator.sample_watched(messages, params, watch(0))
+            return await sample(params, 0)
         greedy, sampled = await asyncio.gather(
-            self.generator.sample_watched(
-                messages, params.model_copy(update={"n": 1, "temperature": 0.0}), watch(0)
-            ),
-            self.generator.sample_watched(messages, params.model_copy(update={"n": params.n - 1}), watch(1)),
+            sample(params.model_copy(update={"n": 1, "temperature": 0.0}), 0),
+            sample(params.model_copy(update={"n": params.n - 1}), 1),
         )
         return [*greedy, *sampled]
 

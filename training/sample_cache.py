@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from mucode.engine.generators.base import Completion, Generator, SamplingParams, TokenProgress
@@ -49,14 +50,24 @@ class SampleCache(Generator):
         self._pending: dict[str, asyncio.Future[list[Completion]]] = {}
 
     async def sample(self, messages: list[ChatMessage], params: SamplingParams) -> list[Completion]:
-        return await self.sample_watched(messages, params, lambda written: None)
+        return await self._cached(messages, params, lambda: self.inner.sample(messages, params))
 
     async def sample_watched(
         self, messages: list[ChatMessage], params: SamplingParams, on_tokens: TokenProgress
     ) -> list[Completion]:
         """A replayed sample reports no progress; a generated one reports the inner backend's."""
+        return await self._cached(
+            messages, params, lambda: self.inner.sample_watched(messages, params, on_tokens)
+        )
+
+    async def _cached(
+        self,
+        messages: list[ChatMessage],
+        params: SamplingParams,
+        generate: Callable[[], Awaitable[list[Completion]]],
+    ) -> list[Completion]:
         if params.seed is None:
-            return await self.inner.sample_watched(messages, params, on_tokens)
+            return await generate()
         key = sample_key(self.model, messages, params)
         if key in self.samples:
             self.hits += 1
@@ -67,7 +78,7 @@ class SampleCache(Generator):
         future: asyncio.Future[list[Completion]] = asyncio.get_running_loop().create_future()
         self._pending[key] = future
         try:
-            completions = await self.inner.sample_watched(messages, params, on_tokens)
+            completions = await generate()
             self.samples[key] = completions
             future.set_result(completions)
         except Exception as exc:
