@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -148,6 +149,17 @@ def wait_healthy(name: str, timeout: float) -> float:
     raise AssertionError(f"{name} not healthy after {timeout} s:\n{podman('logs', name).stderr[-3000:]}")
 
 
+def wait_model(url: str, timeout: float = 600) -> dict[str, Any]:
+    """/health once the model is loaded: healthy means the sandbox runs code, and the model may
+    still be loading then (status `loading`)."""
+    deadline = time.monotonic() + timeout
+    while (health := httpx.get(url + "/health", timeout=10).json())["status"] == "loading":
+        assert time.monotonic() < deadline, health
+        time.sleep(1)
+    result: dict[str, Any] = health
+    return result
+
+
 def test_the_image_serves_with_the_documented_options(made: Made, image: str) -> None:
     volume = model_volume(made, image, "mucode-test-docker-models")
     port = free_port()
@@ -157,9 +169,11 @@ def test_the_image_serves_with_the_documented_options(made: Made, image: str) ->
         "run", "-d", "--name", name, *LIMITS, *SANDBOX_OPTIONS, "-p", f"127.0.0.1:{port}:8000",
         "-v", f"{volume}:/var/cache/mucode", image,
     )  # fmt: skip
+    started = time.monotonic()
     made.report["start_to_healthy_seconds"] = round(wait_healthy(name, timeout=600), 1)
     url = f"http://127.0.0.1:{port}"
-    health = httpx.get(url + "/health", timeout=10).json()
+    health = wait_model(url)
+    made.report["start_to_model_ready_seconds"] = round(time.monotonic() - started, 1)
     assert health["status"] == "ok", health
     assert health["sandbox"]["isolation"] == "bubblewrap", health
     assert health["sandbox"]["environment"]["profile"] == "scientific", health
@@ -255,6 +269,8 @@ def test_the_compose_stack_runs(made: Made, image: str) -> None:
         # A second replica of the server service, on its own port.
         run("run", "-d", "--name", f"{project}_mucode_2", "-p", f"127.0.0.1:{ports[1]}:8000", "mucode")
         wait_healthy(f"{project}_mucode_2", timeout=600)
+        for port in ports:
+            wait_model(f"http://127.0.0.1:{port}")
         one, two = (httpx.Client(base_url=f"http://127.0.0.1:{p}", timeout=600) for p in ports)
         assert one.get("/health").json()["redis"]["reachable"] is True
 
