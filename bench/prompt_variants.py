@@ -17,6 +17,8 @@ Variants:
   chat-2-free  chat-2-listed with a free-form answer (no prefill, no stop)
   chat-2-attempt  chat-2 whose feedback turns show the failed attempt inside a fresh first-turn
                message instead of replaying it as the model's own answer
+  chat-2-hint  chat-2 whose refills (slots whose repair repeated a program) sample the task with
+               the failed answer's execution feedback but not its code, instead of the task alone
 
 Repair designs are compared with multi-turn configurations (greedy-3 against greedy-3-repeats,
 bon5-pt against bon5-pt-repeats: refills on and off), e.g.
@@ -58,6 +60,7 @@ VARIANTS = {
     "qwen-exact": _variant("qwen-exact", first_turn=partial(prompts.first_turn_2, listed=_no_tests)),
     "chat-2-free": _variant("chat-2-free", LISTED, fenced_answer=False),
     "chat-2-attempt": _variant("chat-2-attempt", next_turn=prompts.attempt_turn),
+    "chat-2-hint": _variant("chat-2-hint", refill_turn=prompts.hinted_start),
 }
 
 

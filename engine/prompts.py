@@ -22,6 +22,11 @@ FENCE_OPEN = "```python\n"
 FENCE_CLOSE = "```"
 
 
+def fresh_start(problem: Problem, first: list[ChatMessage], chosen: Candidate) -> list[ChatMessage]:
+    """A refill samples the first turn's prompt again."""
+    return first
+
+
 @dataclass(frozen=True)
 class PromptFormat:
     version: str
@@ -30,6 +35,9 @@ class PromptFormat:
     # The answer is opened with a code fence and cut at the closing one, as Qwen's own evaluation
     # does: no prose before or after the code, and no tokens spent on an explanation.
     fenced_answer: bool = False
+    # What a refill samples (a slot whose repair repeated an earlier program), from the first
+    # turn's messages and the candidate the turn before chose.
+    refill_turn: Callable[[Problem, list[ChatMessage], Candidate], list[ChatMessage]] = fresh_start
 
     @property
     def prefill(self) -> str:
@@ -207,6 +215,23 @@ def attempt_turn(problem: Problem, messages: list[ChatMessage], chosen: Candidat
                 f"{task.content}\n\nThis attempt is wrong:\n{attempt}\n\nExecution feedback:\n\n"
                 f"{feedback}\n\nFind the mistake the feedback points to and write a corrected "
                 "version of the whole solution."
+            ),
+        ),
+    ]
+
+
+def hinted_start(problem: Problem, first: list[ChatMessage], chosen: Candidate) -> list[ChatMessage]:
+    """A fresh start that knows what went wrong: the task, then the failed answer's execution
+    feedback without its code (shown the code, the default model copies it back nearly always)."""
+    feedback = chosen.execution.feedback if chosen.execution else ""
+    *earlier, task = first
+    return [
+        *earlier,
+        ChatMessage(
+            role="user",
+            content=(
+                f"{task.content}\n\nAn earlier answer to this task was wrong. Its execution "
+                f"feedback:\n\n{feedback}\n\nWrite a correct solution."
             ),
         ),
     ]

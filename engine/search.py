@@ -147,7 +147,7 @@ class SearchEngine:
         if options.selection == "lv" and self.verifier is None:
             raise ValueError("selection 'lv' needs a verifier; use 'pt+lv', 'pt' or 'random'")
         started = time.perf_counter()
-        first = messages = self.prompt.first_turn(problem)
+        first = messages = refill_from = self.prompt.first_turn(problem)
         tried = Tried()
         records: list[TurnRecord] = []
         final: Candidate | None = None
@@ -167,7 +167,9 @@ class SearchEngine:
             for turn in range(1, options.turns + 1):
                 if on_event:
                     on_event(SearchEvent(kind="turn_started", turn=turn, turns=options.turns))
-                record = await self._turn(problem, messages, first, options, turn, tried, writer, on_event)
+                record = await self._turn(
+                    problem, messages, refill_from, options, turn, tried, writer, on_event
+                )
                 tried.add(turn, record.candidates)
                 records.append(record)
                 if on_event:
@@ -185,6 +187,7 @@ class SearchEngine:
                     stop = "passed"
                     break
                 messages = self.prompt.next_turn(problem, messages, chosen)
+                refill_from = self.prompt.refill_turn(problem, first, chosen)
         finally:
             if writer is not None:
                 writer.cancel()
@@ -381,14 +384,14 @@ class SearchEngine:
     async def _refill(
         self,
         problem: Problem,
-        first: list[ChatMessage],
+        refill_from: list[ChatMessage],
         candidates: list[Candidate],
         repeats: list[Candidate],
         params: SamplingParams,
         tried: Tried,
     ) -> None:
-        """Puts fresh samples of the first turn's prompt in the slots of ``repeats``. One round: a
-        refill that repeats too stays, marked as a repeat."""
+        """Puts fresh samples of ``refill_from`` (the prompt format's ``refill_turn``) in the slots
+        of ``repeats``. One round: a refill that repeats too stays, marked as a repeat."""
         refill = params.model_copy(
             update={
                 "n": len(repeats),
@@ -396,7 +399,7 @@ class SearchEngine:
                 "seed": (params.seed or 0) + REFILL_SEED_OFFSET,
             }
         )
-        for old, completion in zip(repeats, await self.generator.sample(first, refill), strict=True):
+        for old, completion in zip(repeats, await self.generator.sample(refill_from, refill), strict=True):
             fresh = self._candidate(problem, old.index, completion)
             fresh.refill = True
             tried.mark_repeat(fresh)
@@ -406,7 +409,7 @@ class SearchEngine:
         self,
         problem: Problem,
         messages: list[ChatMessage],
-        first: list[ChatMessage],
+        refill_from: list[ChatMessage],
         options: SolveOptions,
         turn: int,
         tried: Tried,
@@ -429,7 +432,7 @@ class SearchEngine:
         repeats = [c for c in candidates if tried.mark_repeat(c)]
         replaced = repeats if options.refill_repeats else []
         if replaced:
-            await self._refill(problem, first, candidates, replaced, params, tried)
+            await self._refill(problem, refill_from, candidates, replaced, params, tried)
         t1 = time.perf_counter()
         distinct = await self.execute(problem, candidates, reporter)
         t2 = time.perf_counter()
@@ -469,6 +472,7 @@ class SearchEngine:
         return TurnRecord(
             turn=turn,
             messages=list(messages),
+            refill_messages=list(refill_from) if replaced else None,
             candidates=candidates,
             replaced=replaced,
             selected=selected,

@@ -147,6 +147,9 @@ class Agreement(BaseModel):
 class TurnRecord(BaseModel):
     turn: int = Field(..., description="1-based turn number.")
     messages: list[ChatMessage] = Field(..., description="The conversation the generator saw this turn.")
+    refill_messages: list[ChatMessage] | None = Field(
+        None, description="What the refills of this turn were sampled from (none: no refills)."
+    )
     candidates: list[Candidate]
     selected: int = Field(..., description="Index of the chosen candidate.")
     replaced: list[Candidate] = Field(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, cast
 
@@ -292,6 +293,8 @@ def test_a_repeated_program_is_refilled_from_the_first_turn_and_never_runs_twice
     assert second.replaced[0].repeat_of_turn == 1
     assert second.replaced[0].execution == result.turns[0].candidates[0].execution  # its earlier result
     assert second.candidates[0].refill and second.candidates[0].text == RIGHT
+    assert second.refill_messages == result.turns[0].messages  # the first turn's prompt again
+    assert result.turns[0].refill_messages is None
     assert result.public_all_passed and result.stop_reason == "passed" and len(result.turns) == 2
     assert sandbox.loop.run(explain(sandbox.pool, PROBLEM, result))["passed_by_refill"] is True
     assert [shape(code) for code in ran] == [shape(WRONG[10:-3]), shape(RIGHT[10:-3])]
@@ -326,6 +329,22 @@ def test_a_refill_that_repeats_too_stays_marked_and_is_not_refilled_again(sandbo
     assert [kind for kind, _ in generator.requests] == ["first", "repair", "first", "repair"]
     assert len(ran) == 2
     assert result.public_all_passed
+
+
+def test_a_hinted_refill_sees_the_failed_answers_feedback_but_not_its_code(sandbox: Sandbox) -> None:
+    generator = TwoPromptGenerator(first=[WRONG, RIGHT], repair=[WRONG_AGAIN])
+    hinted = dataclasses.replace(prompts.CHAT_3, refill_turn=prompts.hinted_start)
+    engine = SearchEngine(generator, sandbox.pool, prompt=hinted)
+    options = SolveOptions(n=1, turns=3, temperature=0.0, greedy_candidate=False)
+    result = sandbox.loop.run(engine.solve(PROBLEM, options))
+    first, second = result.turns[0], result.turns[1]
+    assert second.refill_messages is not None and second.candidates[0].refill
+    *earlier, hint = second.refill_messages
+    assert earlier == first.messages[:-1]  # the same system message
+    assert hint.content.startswith(first.messages[-1].content)  # the task, then the hint
+    assert "returned 2, expected 0" in hint.content  # WRONG's feedback: double(0)
+    assert "x + 2" not in hint.content  # but not WRONG's code
+    assert result.public_all_passed and second.chosen.text == RIGHT
 
 
 # ---------------------------------------------------------------------------- prompt formats
