@@ -439,6 +439,11 @@ def test_an_evaluation_explains_a_known_search(sandbox: Sandbox) -> None:
     s = summary("mixed", SolveOptions(n=1, turns=3), rows)
     assert (s["passed"], s["solved_after_feedback"], s["coverage"], s["selection_losses"]) == (1, 1, 2, 1)
     assert s["solved_by_refills"] == 0
+    # A first answer right by the private tests but not the public ones, then a refill: not a
+    # problem solved after feedback, nor by a refill.
+    early = a | costs[0] | {"passed_by_turn": [True, True, True], "passed_by_refill": True}
+    e = summary("early", SolveOptions(n=1, turns=3), [early])
+    assert (e["solved_after_feedback"], e["solved_by_refills"]) == (0, 0)
     assert (s["repeat_share"], s["improve_share"], s["slot_repeat_share"]) == (0.5, 0.5, 0.5)
     assert (s["tokens_per_solved"], s["seconds_per_solved"]) == (40, 4.0)
     assert s["pass_rate_by_turn"] == [0.0, 0.0, 50.0]

@@ -174,7 +174,9 @@ def summary(name: str, options: SolveOptions, rows: list[dict[str, Any]]) -> dic
         ],
         # Right at the end but not after turn 1: what the feedback turns bought.
         "solved_after_feedback": sum(r["passed"] and not r["passed_by_turn"][0] for r in rows),
-        "solved_by_refills": total("passed_by_refill"),
+        # Of those, the ones whose answer is a refill (a first-turn answer that was already right
+        # by the private tests, though not by the public ones, is no refill's doing).
+        "solved_by_refills": sum(r["passed_by_refill"] and not r["passed_by_turn"][0] for r in rows),
         "coverage": total("covered"),  # some candidate of some turn was right
         "selection_losses": sum(r["covered"] and not r["passed"] for r in rows),
         "feedback_samples": total("feedback_samples"),
