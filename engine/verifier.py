@@ -1,13 +1,14 @@
-"""The learned verifier R(problem, code): a sequence-classification model with one output.
-
-Scores are read at the last non-pad token (the HF classification heads for decoder models do
-this from ``config.pad_token_id``); inputs are batched. ``load_verifier(None)`` gives no verifier:
-selection then uses public tests and a deterministic tie-break.
+"""The learned verifier R(problem, code), in two designs: a sequence-classification model with
+one output (fine-tuned in full or as a LoRA adapter; scores read at the last non-pad token, as the
+HF classification heads for decoder models do from ``config.pad_token_id``), or a probe — a linear
+head on the frozen base model's hidden states. Inputs are batched. ``load_verifier(None)`` gives
+no verifier: selection then uses public tests and a deterministic tie-break.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -31,19 +32,15 @@ class Verifier(ABC):
         """One score per code; higher means more likely correct."""
 
 
-class HFVerifier(Verifier):
-    """A Hugging Face ``AutoModelForSequenceClassification`` (num_labels=1), optionally a PEFT
-    adapter on top of its base model."""
+class TorchVerifier(Verifier):
+    """Scores texts in batches, one forward pass at a time (torch uses every core already)."""
 
-    def __init__(
-        self, model: Any, tokenizer: Any, name: str, *, batch_size: int = 8, max_length: int = 2048
-    ) -> None:
-        self.model = model
+    def __init__(self, tokenizer: Any, name: str, *, batch_size: int = 8, max_length: int = 2048) -> None:
         self.tokenizer = tokenizer
         self.name = name
         self.batch_size = batch_size
         self.max_length = max_length
-        self._lock = threading.Lock()  # one forward pass at a time; torch uses every core already
+        self._lock = threading.Lock()
 
     async def score(self, problem: Problem, codes: list[str]) -> list[float]:
         return await asyncio.to_thread(self.score_sync, problem.prompt, codes)
@@ -55,28 +52,93 @@ class HFVerifier(Verifier):
         scores: list[float] = []
         with self._lock, torch.inference_mode():
             for start in range(0, len(texts), self.batch_size):
-                batch = self.tokenizer(
-                    texts[start : start + self.batch_size],
-                    return_tensors="pt",
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_length,
-                )
-                logits = self.model(**batch).logits  # (batch, 1)
-                scores.extend(float(v) for v in logits[:, 0].float())
+                scores.extend(float(v) for v in self.batch_scores(texts[start : start + self.batch_size]))
         return scores
 
+    @abstractmethod
+    def batch_scores(self, texts: list[str]) -> Any:
+        """A 1-D tensor: one score per text."""
 
-def load_verifier(path: str | Path | None, *, device: str = "cpu") -> HFVerifier | None:
-    """A verifier from a local folder (full model, or PEFT adapter with ``adapter_config.json``)."""
+
+class HFVerifier(TorchVerifier):
+    """A Hugging Face ``AutoModelForSequenceClassification`` (num_labels=1), optionally a PEFT
+    adapter on top of its base model."""
+
+    def __init__(self, model: Any, tokenizer: Any, name: str, **limits: int) -> None:
+        super().__init__(tokenizer, name, **limits)
+        self.model = model
+
+    def batch_scores(self, texts: list[str]) -> Any:
+        batch = self.tokenizer(
+            texts, return_tensors="pt", padding=True, truncation=True, max_length=self.max_length
+        )
+        return self.model(**batch).logits[:, 0].float()
+
+
+PROBE_CONFIG = "probe.json"  # {"base": the frozen model's folder, "max_length": tokens}
+PROBE_WEIGHTS = "probe.safetensors"  # weight, bias, and the features' mean and scale
+
+
+def load_probe_base(base: str | Path, *, device: str = "cpu") -> tuple[Any, Any]:
+    """The frozen model (without any head) and its tokenizer, set up for ``hidden_features``."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    # Right padding finds the last token; a long input loses the start of the problem, not the code.
+    tokenizer.padding_side, tokenizer.truncation_side = "right", "left"
+    model = AutoModel.from_pretrained(base, dtype=torch.float32).to(device).eval()
+    return model, tokenizer
+
+
+def hidden_features(model: Any, tokenizer: Any, texts: list[str], max_length: int) -> Any:
+    """(texts, 2 × hidden size): the last layer's state at the last token, and its mean over the
+    tokens: what the probe verifier reads."""
+    import torch
+
+    batch = tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=max_length)
+    hidden = model(**batch).last_hidden_state.float()
+    mask = batch["attention_mask"]
+    last = hidden[torch.arange(len(texts)), mask.sum(dim=1) - 1]
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    mean = (hidden * weights).sum(dim=1) / weights.sum(dim=1)
+    return torch.cat([last, mean], dim=-1)
+
+
+class ProbeVerifier(TorchVerifier):
+    """A linear head on the frozen base model's hidden states (the ``probe`` design of
+    training/verifier.py): one forward pass of the base per program, no fine-tuned weights."""
+
+    def __init__(self, model: Any, tokenizer: Any, head: dict[str, Any], name: str, **limits: int) -> None:
+        super().__init__(tokenizer, name, **limits)
+        self.model = model
+        self.head = head
+
+    def batch_scores(self, texts: list[str]) -> Any:
+        features = hidden_features(self.model, self.tokenizer, texts, self.max_length)
+        scaled = (features - self.head["mean"]) / self.head["scale"]
+        return scaled @ self.head["weight"] + self.head["bias"]
+
+
+def load_verifier(path: str | Path | None, *, device: str = "cpu") -> TorchVerifier | None:
+    """A verifier from a local folder: a probe (``probe.json``), a PEFT adapter
+    (``adapter_config.json``) or a full classification model."""
     if path is None or str(path) in ("", "none"):
         return None
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     folder = Path(path)
-    adapter = (folder / "adapter_config.json").exists()
-    if adapter:
+    if (folder / PROBE_CONFIG).exists():
+        from safetensors.torch import load_file
+
+        config = json.loads((folder / PROBE_CONFIG).read_text())
+        model, tokenizer = load_probe_base(folder / config["base"], device=device)
+        head = load_file(folder / PROBE_WEIGHTS, device=device)
+        return ProbeVerifier(model, tokenizer, head, name=str(folder), max_length=config["max_length"])
+    if (folder / "adapter_config.json").exists():
         from peft import AutoPeftModelForSequenceClassification
 
         model = AutoPeftModelForSequenceClassification.from_pretrained(

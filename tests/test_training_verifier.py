@@ -54,23 +54,34 @@ def test_pairs_are_seeded_and_within_a_problem() -> None:
     assert auc([0.1], [True]) is None
 
 
-@pytest.mark.parametrize(("loss", "lora"), [("bt", False), ("bt", True), ("bce", False)])
+@pytest.mark.parametrize(
+    ("design", "loss", "lora"),
+    [
+        ("classifier", "bt", False),
+        ("classifier", "bt", True),
+        ("classifier", "bce", False),
+        ("probe", "bt", False),
+        ("probe", "bce", False),
+    ],
+)
 def test_verifier_separates_held_out_code_and_loads_in_the_server(
-    tmp_path: Path, loss: str, lora: bool
+    tmp_path: Path, design: str, loss: str, lora: bool
 ) -> None:
     base = build_classifier(tmp_path / "base")
     config = VerifierConfig(
-        base=str(base), out=tmp_path / "verifier", loss=loss, lora=lora,
+        base=str(base), out=tmp_path / "verifier", design=design, loss=loss, lora=lora,
         lr=3e-3, epochs=4, pairs_per_problem=6, batch_size=6, holdout=0.2, max_length=128,
     )  # fmt: skip
     report = train_verifier(labeled_codes(), config)
+    assert report.design == design
     assert report.heldout_problems == 3
     assert report.train_problems == 12
     assert report.auc is not None, report
     assert report.auc > 0.8, report
     assert report.pairwise_accuracy is not None
     assert report.pairwise_accuracy > 0.8
-    assert (config.out / ("adapter_config.json" if lora else "config.json")).exists()
+    saved = "probe.json" if design == "probe" else "adapter_config.json" if lora else "config.json"
+    assert (config.out / saved).exists()
     verifier = load_verifier(config.out)
     assert verifier is not None
     problem = Problem(id="new", prompt="def g(xs):\n    '''Return xs sorted.'''\n", entry_point="g")
@@ -99,6 +110,13 @@ def test_cli_trains_a_verifier_and_reports_bad_input(tmp_path: Path) -> None:
     assert report["heldout_problems"] == 3
     assert report["auc"] is not None
     assert (tmp_path / "v" / "verifier-report.json").exists()
+    probe = run_cli(
+        "train", "verifier", str(tmp_path / "codes.jsonl"), "--base", str(base), "--out", str(tmp_path / "p"),
+        "--design", "probe", "--holdout", "0.3",
+    )  # fmt: skip
+    assert probe.returncode == 0, probe.stderr[-2000:]
+    assert json.loads(probe.stdout)["design"] == "probe"
+    assert (tmp_path / "p" / "probe.safetensors").exists()
     (tmp_path / "bad.jsonl").write_text('{"problem_id": "p", "prompt": "x", "code": "y"}\n')
     bad = run_cli(
         "train", "verifier", str(tmp_path / "bad.jsonl"), "--base", str(base), "--out", str(tmp_path / "w")

@@ -47,6 +47,7 @@ class IterateConfig(BaseModel):
     verifier_base: str | None = Field(
         None, description="Base of the verifier; default: the generator's base."
     )
+    verifier_design: Literal["classifier", "probe"] = "classifier"
     out: Path
     iterations: int = Field(2, ge=1)
     rollouts_per_problem: int = Field(4, ge=1)
@@ -137,8 +138,9 @@ def iterate(
                 VerifierConfig(
                     base=config.verifier_base or config.base,
                     out=verifier_dir,
+                    design=config.verifier_design,
                     loss=config.verifier_loss,
-                    lora=config.lora,
+                    lora=config.lora and config.verifier_design == "classifier",
                     lora_rank=config.lora_rank,
                     micro_batch_size=config.micro_batch_size,
                     lr=config.verifier_lr,

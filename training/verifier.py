@@ -1,11 +1,14 @@
-"""Train the verifier R(problem, code), top to bottom.
+"""Train the verifier R(problem, code), top to bottom, in one of two designs.
 
-A Hugging Face sequence-classification model with one output (read at the last non-pad token,
-like the server's ``HFVerifier``), fed ``verifier_input(problem, code)`` — the very text the
-server scores. Loss: Bradley–Terry on (correct, incorrect) pairs of the same problem,
--log σ(r⁺ − r⁻) + reg·(r⁺² + r⁻²)/2 (the default, as in the paper), or pointwise BCE on the labels.
-Pairs are sampled with a seed. Some problems are held out (never trained on) to report pairwise
-accuracy and AUC. Full fine-tune, or a LoRA adapter (PEFT) with the head trained in full.
+``classifier``: a Hugging Face sequence-classification model with one output (read at the last
+non-pad token, like the server's ``HFVerifier``), fine-tuned in full or as a LoRA adapter (PEFT)
+with the head trained in full. ``probe``: the base model frozen, its last hidden layer read once
+per program (``hidden_features``), and only a linear head on it trained (L-BFGS, seconds). Both
+read ``verifier_input(problem, code)`` — the very text the server scores. Loss: Bradley–Terry on
+(correct, incorrect) pairs of the same problem, -log σ(r⁺ − r⁻) plus a small penalty (the
+classifier's scores, as in the paper; the probe's weights), or pointwise BCE on the labels. Pairs
+are sampled with a seed. Some problems are held out (never trained on) to report pairwise
+accuracy and AUC.
 """
 
 from __future__ import annotations
@@ -20,7 +23,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from mucode.engine.verifier import verifier_input
+from mucode.engine.verifier import (
+    PROBE_CONFIG,
+    PROBE_WEIGHTS,
+    hidden_features,
+    load_probe_base,
+    verifier_input,
+)
 
 from .schemas import LabeledCode, Pair, split_by_problem
 
@@ -30,8 +39,9 @@ Progress = Callable[[str, int, int], None]
 class VerifierConfig(BaseModel):
     base: str = Field(..., description="Base model: HF folder or hub id (the generator's base, or smaller).")
     out: Path
+    design: Literal["classifier", "probe"] = "classifier"
     loss: Literal["bt", "bce"] = "bt"
-    lora: bool = False
+    lora: bool = Field(False, description="classifier: a LoRA adapter instead of the full model.")
     lora_rank: int = 16
     lr: float = 1e-5
     epochs: int = 2
@@ -48,6 +58,7 @@ class VerifierConfig(BaseModel):
 
 class VerifierReport(BaseModel):
     base: str
+    design: str = "classifier"
     loss: str
     lora: bool
     train_problems: int
@@ -117,20 +128,8 @@ def score_texts(model: Any, tokenizer: Any, texts: list[str], max_length: int) -
     return model(**batch).logits[:, 0].float()
 
 
-def evaluate(
-    model: Any, tokenizer: Any, codes: list[LabeledCode], config: VerifierConfig
-) -> dict[str, float | None]:
-    import torch
-
-    if not codes:
-        return {"pairwise_accuracy": None, "auc": None}
-    model.eval()
-    scores: list[float] = []
-    with torch.inference_mode():
-        for start in range(0, len(codes), config.batch_size):
-            chunk = codes[start : start + config.batch_size]
-            texts = [verifier_input(c.prompt, c.code) for c in chunk]
-            scores += score_texts(model, tokenizer, texts, config.max_length).tolist()
+def heldout_metrics(codes: list[LabeledCode], scores: list[float]) -> dict[str, float | None]:
+    """Pairwise accuracy within each problem (correct above incorrect; ties half) and AUC."""
     by_problem: dict[str, list[tuple[float, bool]]] = defaultdict(list)
     for c, s in zip(codes, scores, strict=True):
         by_problem[c.problem_id].append((s, c.passed))
@@ -143,8 +142,23 @@ def evaluate(
                     right += 1.0 if sp > sn else 0.5 if sp == sn else 0.0
     return {
         "pairwise_accuracy": right / total if total else None,
-        "auc": auc(scores, [c.passed for c in codes]),
+        "auc": auc(scores, [c.passed for c in codes]) if codes else None,
     }
+
+
+def evaluate(
+    model: Any, tokenizer: Any, codes: list[LabeledCode], config: VerifierConfig
+) -> dict[str, float | None]:
+    import torch
+
+    model.eval()
+    scores: list[float] = []
+    with torch.inference_mode():
+        for start in range(0, len(codes), config.batch_size):
+            chunk = codes[start : start + config.batch_size]
+            texts = [verifier_input(c.prompt, c.code) for c in chunk]
+            scores += score_texts(model, tokenizer, texts, config.max_length).tolist()
+    return heldout_metrics(codes, scores)
 
 
 def batch_loss(model: Any, tokenizer: Any, batch: list[Any], config: VerifierConfig) -> Any:
@@ -165,25 +179,56 @@ def batch_loss(model: Any, tokenizer: Any, batch: list[Any], config: VerifierCon
     return torch.nn.functional.binary_cross_entropy_with_logits(scores, labels)
 
 
+def training_examples(train: list[LabeledCode], config: VerifierConfig) -> list[Any]:
+    """Pairs for Bradley–Terry, the labelled programs themselves for BCE."""
+    examples: list[Any] = (
+        sample_pairs(train, config.pairs_per_problem, config.seed) if config.loss == "bt" else list(train)
+    )
+    if not examples:
+        raise ValueError(
+            "no training examples: the verifier needs problems with both correct and incorrect code"
+        )
+    return examples
+
+
+def write_report(
+    config: VerifierConfig,
+    train: list[LabeledCode],
+    held: list[LabeledCode],
+    examples: list[Any],
+    final_loss: float,
+    started: float,
+    metrics: dict[str, float | None],
+) -> VerifierReport:
+    report = VerifierReport(
+        base=config.base,
+        design=config.design,
+        loss=config.loss,
+        lora=config.lora,
+        train_problems=len({c.problem_id for c in train}),
+        heldout_problems=len({c.problem_id for c in held}),
+        train_examples=len(examples),
+        final_loss=final_loss,
+        seconds=round(time.perf_counter() - started, 1),
+        **metrics,
+    )
+    (config.out / "verifier-report.json").write_text(json.dumps(report.model_dump(), indent=2))
+    return report
+
+
 def train_verifier(
     codes: list[LabeledCode], config: VerifierConfig, progress: Progress | None = None
 ) -> VerifierReport:
+    if config.design == "probe":
+        return train_probe(codes, config, progress)
     import torch
 
     started = time.perf_counter()
     torch.manual_seed(config.seed)
     train, held = split_by_problem(codes, config.holdout, config.seed)
+    examples = training_examples(train, config)
     model, tokenizer = load_model(config)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr)
-
-    if config.loss == "bt":
-        examples: list[Any] = sample_pairs(train, config.pairs_per_problem, config.seed)
-    else:
-        examples = list(train)
-    if not examples:
-        raise ValueError(
-            "no training examples: the verifier needs problems with both correct and incorrect code"
-        )
     rng = random.Random(config.seed)
     steps = config.epochs * ((len(examples) + config.batch_size - 1) // config.batch_size)
     step, loss_value = 0, float("nan")
@@ -206,20 +251,79 @@ def train_verifier(
             if progress:
                 progress("verifier", step, steps)
 
-    metrics = evaluate(model, tokenizer, held, config)
+    metrics = evaluate(model, tokenizer, held, config) if held else heldout_metrics([], [])
     config.out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(config.out)
     tokenizer.save_pretrained(config.out)
-    report = VerifierReport(
-        base=config.base,
-        loss=config.loss,
-        lora=config.lora,
-        train_problems=len({c.problem_id for c in train}),
-        heldout_problems=len({c.problem_id for c in held}),
-        train_examples=len(examples),
-        final_loss=loss_value,
-        seconds=round(time.perf_counter() - started, 1),
-        **metrics,
-    )
-    (config.out / "verifier-report.json").write_text(json.dumps(report.model_dump(), indent=2))
-    return report
+    return write_report(config, train, held, examples, loss_value, started, metrics)
+
+
+def train_probe(
+    codes: list[LabeledCode], config: VerifierConfig, progress: Progress | None = None
+) -> VerifierReport:
+    """The probe design: features of every distinct program once (the slow part: one forward
+    pass of the base each), then a linear head fitted by L-BFGS on them (seconds)."""
+    import torch
+    from safetensors.torch import save_file
+
+    started = time.perf_counter()
+    torch.manual_seed(config.seed)
+    train, held = split_by_problem(codes, config.holdout, config.seed)
+    examples = training_examples(train, config)
+    model, tokenizer = load_probe_base(config.base)
+    texts = list(dict.fromkeys(verifier_input(c.prompt, c.code) for c in codes))
+    row = {text: k for k, text in enumerate(texts)}
+    chunks = []
+    with torch.inference_mode():
+        for start in range(0, len(texts), config.batch_size):
+            batch = texts[start : start + config.batch_size]
+            chunks.append(hidden_features(model, tokenizer, batch, config.max_length))
+            if progress:
+                progress("features", start + len(batch), len(texts))
+    features = torch.cat(chunks)
+
+    def rows(items: list[LabeledCode]) -> Any:
+        return torch.tensor([row[verifier_input(c.prompt, c.code)] for c in items], dtype=torch.long)
+
+    seen = features[rows(train)]
+    mean, scale = seen.mean(dim=0), seen.std(dim=0) + 1e-6
+    scaled = (features - mean) / scale
+    weight = torch.zeros(features.shape[1], requires_grad=True)
+    bias = torch.zeros((), requires_grad=True)
+    if config.loss == "bt":
+        chosen = torch.tensor([row[verifier_input(p.prompt, p.chosen)] for p in examples])
+        rejected = torch.tensor([row[verifier_input(p.prompt, p.rejected)] for p in examples])
+    else:
+        labels = torch.tensor([float(c.passed) for c in examples])
+        points = rows(examples)
+
+    def objective() -> Any:
+        scores = scaled @ weight + bias
+        if config.loss == "bt":
+            fit = -torch.nn.functional.logsigmoid(scores[chosen] - scores[rejected]).mean()
+        else:
+            fit = torch.nn.functional.binary_cross_entropy_with_logits(scores[points], labels)
+        return fit + config.reg * weight.pow(2).sum()
+
+    # Full batch: the features fit in memory; L-BFGS needs no learning rate. (torch leaves its
+    # step untyped.)
+    optimizer: Any = torch.optim.LBFGS([weight, bias], max_iter=500, line_search_fn="strong_wolfe")
+
+    def closure() -> Any:
+        optimizer.zero_grad()
+        loss = objective()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    with torch.no_grad():
+        final_loss = float(objective())
+        scores = (scaled @ weight + bias).tolist()
+    metrics = heldout_metrics(held, [scores[row[verifier_input(c.prompt, c.code)]] for c in held])
+    config.out.mkdir(parents=True, exist_ok=True)
+    head = {"weight": weight.detach(), "bias": bias.detach(), "mean": mean, "scale": scale}
+    save_file({k: v.contiguous() for k, v in head.items()}, str(config.out / PROBE_WEIGHTS))
+    local = Path(config.base)
+    base = str(local.resolve()) if local.exists() else config.base
+    (config.out / PROBE_CONFIG).write_text(json.dumps({"base": base, "max_length": config.max_length}))
+    return write_report(config, train, held, examples, final_loss, started, metrics)

@@ -137,8 +137,14 @@ def verifier_command(
     codes: Annotated[Path, typer.Argument(help="JSONL of LabeledCode: problem_id, prompt, code, passed.")],
     base: Annotated[str, typer.Option(help="Base model: HF folder or hub id.")],
     out: Annotated[Path, typer.Option(help="Where the verifier is saved (load it with MUCODE_VERIFIER).")],
+    design: Annotated[
+        str, typer.Option(help="classifier (fine-tuned model) or probe (a head on the frozen base's states).")
+    ] = "classifier",
     loss: Annotated[str, typer.Option(help="bt (Bradley–Terry pairs) or bce (pointwise).")] = "bt",
-    lora: Annotated[bool, typer.Option(help="Train a LoRA adapter instead of the full model.")] = False,
+    lora: Annotated[bool, typer.Option(help="classifier: a LoRA adapter instead of the full model.")] = False,
+    reg: Annotated[
+        float, typer.Option(help="Penalty on the classifier's scores², or on the probe's weights².")
+    ] = 1e-3,
     epochs: Annotated[int, typer.Option()] = 2,
     lr: Annotated[float, typer.Option()] = 1e-5,
     pairs_per_problem: Annotated[int, typer.Option()] = 32,
@@ -154,7 +160,7 @@ def verifier_command(
 
     with user_errors():
         config = VerifierConfig(
-            base=base, out=out, loss=loss, lora=lora, epochs=epochs, lr=lr,
+            base=base, out=out, design=design, loss=loss, lora=lora, reg=reg, epochs=epochs, lr=lr,
             pairs_per_problem=pairs_per_problem, holdout=holdout, seed=seed,
         )  # fmt: skip
         records = read_jsonl(codes, LabeledCode)
@@ -189,6 +195,9 @@ def iterate_command(
     out: Annotated[Path, typer.Option(help="Run folder; the checkpoint for `mucode serve --checkpoint`.")],
     iterations: Annotated[int, typer.Option()] = 2,
     verifier_base: Annotated[str | None, typer.Option(help="Verifier base (default: --base).")] = None,
+    verifier_design: Annotated[
+        str, typer.Option(help="classifier (fine-tuned) or probe (a head on the frozen base's states).")
+    ] = "classifier",
     rollouts_per_problem: Annotated[int, typer.Option()] = 4,
     turns: Annotated[int, typer.Option()] = 3,
     temperature: Annotated[float, typer.Option()] = 0.7,
@@ -222,7 +231,8 @@ def iterate_command(
 
     with user_errors():
         config = IterateConfig(
-            problems=problems, base=base, verifier_base=verifier_base, out=out, iterations=iterations,
+            problems=problems, base=base, verifier_base=verifier_base, verifier_design=verifier_design,
+            out=out, iterations=iterations,
             rollouts_per_problem=rollouts_per_problem, turns=turns, temperature=temperature,
             max_tokens=max_tokens, lora=lora, lora_rank=lora_rank, micro_batch_size=micro_batch_size,
             sft_lr=sft_lr, sft_epochs=sft_epochs,
