@@ -156,6 +156,33 @@ def test_each_stage_runs_alone_from_the_cli(tmp_path: Path) -> None:
     rows = [json.loads(line) for line in (tmp_path / "sft.jsonl").read_text().splitlines()]
     assert rows
     assert all("sorted(xs)" in row["target"] for row in rows)  # every target is a correct program
+    # The verifier's data from the same rollouts, a probe on the generator's base, its metrics.
+    coded = run_cli(
+        "train", "codes", "--problems", problems, "--rollouts", str(tmp_path / "r.jsonl"),
+        "--out", str(tmp_path / "codes.jsonl"), env=env,
+    )  # fmt: skip
+    assert coded.returncode == 0, coded.stderr[-2000:]
+    codes = [json.loads(line) for line in (tmp_path / "codes.jsonl").read_text().splitlines()]
+    assert {c["passed"] for c in codes} == {True, False}
+    assert all(("sorted(xs)" in c["code"]) == c["passed"] for c in codes)  # the policy's right answers
+    probed = run_cli(
+        "train", "verifier", str(tmp_path / "codes.jsonl"), "--base", str(tmp_path / "generator-base"),
+        "--out", str(tmp_path / "probe"), "--design", "probe", "--holdout", "0", env=env,
+    )  # fmt: skip
+    assert probed.returncode == 0, probed.stderr[-2000:]
+    scored = run_cli(
+        "train",
+        "verifier-eval",
+        str(tmp_path / "codes.jsonl"),
+        "--verifier",
+        str(tmp_path / "probe"),
+        env=env,
+    )
+    assert scored.returncode == 0, scored.stderr[-2000:]
+    metrics = json.loads(scored.stdout)
+    assert (metrics["programs"], metrics["correct"]) == (len(codes), sum(c["passed"] for c in codes))
+    assert metrics["auc"] > 0.9  # the programs it was fitted on
+    assert metrics["seconds_per_program"] > 0
     tuned = run_cli(
         "train", "sft", str(tmp_path / "sft.jsonl"), "--base", str(tmp_path / "generator-base"),
         "--out", str(tmp_path / "gen"), "--lora", "--lr", "5e-3", "--epochs", "2", "--holdout", "0.34",

@@ -13,6 +13,8 @@ from ._output import console, err_console, fail, stage_bars, user_errors
 
 if TYPE_CHECKING:
     from mucode.engine.generators.base import Generator
+    from mucode.training.rollouts import Rollout
+    from mucode.training.schemas import LabeledCode
 
 app = typer.Typer(help="Training: µCode expert iteration and its stages.", no_args_is_help=True)
 
@@ -85,18 +87,10 @@ def relabel_command(
 ) -> None:
     """Local experts (100·oracle + verifier) and the SFT rows they give every state."""
     from mucode.engine.verifier import load_verifier
-    from mucode.training.problems import load_problem_set
-    from mucode.training.relabel import experts, labeled_codes, relabel
-    from mucode.training.rollouts import Rollout
-    from mucode.training.schemas import read_jsonl, write_jsonl
+    from mucode.training.relabel import experts, relabel
+    from mucode.training.schemas import write_jsonl
 
-    with user_errors():
-        prompts = {p.id: p.prompt for p in load_problem_set(problems)}
-        episodes = [r for path in rollouts for r in read_jsonl(path, Rollout)]
-        try:
-            codes = labeled_codes(episodes, prompts)
-        except KeyError as exc:
-            raise fail(f"a rollout's problem {exc} is not in {problems}") from None
+    episodes, codes = _labeled(problems, rollouts)
     scorer = load_verifier(verifier)
     rows = relabel(episodes, experts(codes, scorer.score_sync if scorer else None))
     write_jsonl(rows, out)
@@ -130,6 +124,83 @@ def sft_command(
         )  # fmt: skip
         report = train_generator(records, config)
     console.print_json(report.model_dump_json())
+
+
+def _labeled(problems: str, rollouts: list[Path]) -> tuple[list[Rollout], list[LabeledCode]]:
+    """The rollouts of these files and every distinct program in them with its oracle label."""
+    from mucode.training.problems import load_problem_set
+    from mucode.training.relabel import labeled_codes
+    from mucode.training.rollouts import Rollout
+    from mucode.training.schemas import read_jsonl
+
+    with user_errors():
+        prompts = {p.id: p.prompt for p in load_problem_set(problems)}
+        episodes = [r for path in rollouts for r in read_jsonl(path, Rollout)]
+        try:
+            return episodes, labeled_codes(episodes, prompts)
+        except KeyError as exc:
+            raise fail(f"a rollout's problem {exc} is not in {problems}") from None
+
+
+@app.command("codes")
+def codes_command(
+    problems: Annotated[str, typer.Option(help="The problem set the rollouts came from.")],
+    rollouts: Annotated[list[Path], typer.Option(help="Rollout JSONL files (repeat for several).")],
+    out: Annotated[Path, typer.Option(help="JSONL of LabeledCode: the verifier's data.")],
+) -> None:
+    """Every distinct program of the rollouts with its oracle label, for `train verifier` and
+    `train verifier-eval` (rollouts on held-out problems give a held-out set)."""
+    from mucode.training.schemas import write_jsonl
+
+    _, codes = _labeled(problems, rollouts)
+    write_jsonl(codes, out)
+    right = sum(c.passed for c in codes)
+    console.print(
+        f"{len(codes)} programs ({right} correct) of {len({c.problem_id for c in codes})} problems -> {out}"
+    )
+
+
+@app.command("verifier-eval")
+def verifier_eval_command(
+    codes: Annotated[Path, typer.Argument(help="JSONL of LabeledCode the verifier never trained on.")],
+    verifier: Annotated[Path, typer.Option(help="The verifier folder (either design).")],
+) -> None:
+    """Held-out pairwise accuracy (within each problem) and AUC of a trained verifier, and what
+    scoring cost per program on this machine."""
+    import time
+    from collections import defaultdict
+
+    from mucode.engine.verifier import load_verifier
+    from mucode.training.schemas import LabeledCode, read_jsonl
+    from mucode.training.verifier import heldout_metrics
+
+    with user_errors():
+        records = read_jsonl(codes, LabeledCode)
+        scorer = load_verifier(verifier)
+    if scorer is None:
+        raise fail("no verifier given")
+    by_problem: dict[str, list[LabeledCode]] = defaultdict(list)
+    for record in records:
+        by_problem[record.problem_id].append(record)
+    ordered = [c for group in by_problem.values() for c in group]
+    started = time.perf_counter()
+    scores = [
+        s
+        for group in by_problem.values()
+        for s in scorer.score_sync(group[0].prompt, [c.code for c in group])
+    ]
+    seconds = time.perf_counter() - started
+    metrics = heldout_metrics(ordered, scores)
+    console.print_json(
+        data={
+            "verifier": str(verifier),
+            "problems": len(by_problem),
+            "programs": len(ordered),
+            "correct": sum(c.passed for c in ordered),
+            **metrics,
+            "seconds_per_program": round(seconds / max(len(ordered), 1), 3),
+        }
+    )
 
 
 @app.command("verifier")
