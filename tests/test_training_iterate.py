@@ -197,6 +197,32 @@ def test_each_stage_runs_alone_from_the_cli(tmp_path: Path) -> None:
     assert adapter < 5_000_000
 
 
+def test_reference_solutions_are_experts_where_no_rollout_was_right(tmp_path: Path) -> None:
+    write_problems(tmp_path / "problems.jsonl")
+    always_wrong = {"seeded": True, "script": {name: [[wrong(name)]] for name in NAMES}}
+    (tmp_path / "policy.json").write_text(json.dumps(always_wrong))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MUCODE_")}
+    problems = str(tmp_path / "problems.jsonl")
+    rolled = run_cli(
+        "train", "rollouts", "--problems", problems, "--model", "unused", "--out", str(tmp_path / "r.jsonl"),
+        "--per-problem", "1", "--policy-script", str(tmp_path / "policy.json"), env=env,
+    )  # fmt: skip
+    assert rolled.returncode == 0, rolled.stderr[-2000:]
+    assert "0 solved" in rolled.stdout
+    targets = {}
+    for flags in ([], ["--references"]):
+        out = tmp_path / f"sft{len(flags)}.jsonl"
+        done = run_cli(
+            "train", "relabel", "--problems", problems, "--rollouts", str(tmp_path / "r.jsonl"),
+            "--out", str(out), *flags, env=env,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        targets[bool(flags)] = {json.loads(line)["target"] for line in out.read_text().splitlines()}
+    # Without references the best program known is a wrong one; with them, the reference.
+    assert all("list(xs)" in t for t in targets[False])
+    assert targets[True] == {right(name) for name in NAMES}
+
+
 def test_sft_runs_under_accelerate_launch_with_the_cpu_config(tmp_path: Path) -> None:
     """The shipped accelerate config drives the same command (DDP / ZeRO-3 need GPUs)."""
     from mucode.training.relabel import SFTRow

@@ -26,6 +26,7 @@ def write_problems(path: Path) -> None:
             entry_point=name,
             public_tests=[f"assert {name}([2, 1]) == [1, 2]"],
             private_tests=[f"assert {name}([3, 1, 2]) == [1, 2, 3]", f"assert {name}([]) == []"],
+            reference_solution=right(name)[10:-4],
         )
         for k, name in enumerate(NAMES)
     ]

@@ -27,7 +27,7 @@ from mucode.engine.generators.base import Generator
 from mucode.engine.verifier import load_verifier
 from mucode.problems import Problem
 
-from .relabel import SFTRow, experts, labeled_codes, relabel
+from .relabel import SFTRow, experts, labeled_codes, reference_codes, relabel
 from .rollouts import Progress, Rollout, rollout_options, rollout_stage
 from .schemas import read_jsonl, write_jsonl
 from .sft import SFTConfig, train_generator
@@ -60,6 +60,9 @@ class IterateConfig(BaseModel):
         1, ge=1, description="Examples per forward pass in the verifier and SFT (memory); batches accumulate."
     )
     continue_from_previous: bool = Field(False, description="Fine-tune iteration i's generator from i-1's.")
+    reference_experts: bool = Field(
+        False, description="The problems' reference solutions are candidate experts (relabel)."
+    )
     sft_lr: float = 5e-7
     sft_epochs: int = 2
     verifier_lr: float = 1e-6
@@ -162,7 +165,8 @@ def iterate(
         if (done := _done(folder, "relabel")) is None:
             verifier = load_verifier(verifier_dir)
             score = verifier.score_sync if verifier else None
-            rows = relabel(every, experts(codes, score))
+            known = reference_codes(problems) if config.reference_experts else []
+            rows = relabel(every, experts(codes + known, score))
             write_jsonl(rows, rows_path)
             own = sum(r.source == "own" for r in rows)
             done = _finish(folder, "relabel", {"rows": len(rows), "own": own, "expert": len(rows) - own})

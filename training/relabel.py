@@ -2,9 +2,11 @@
 
 For every problem, the expert is the best program seen in any rollout under
 β_O·oracle + β_L·verifier (default 100 and 1: a correct program always wins, the verifier breaks
-ties, and when nothing is correct it picks its favourite). Every state of a failed trajectory is
-relabelled with the expert's code; every state of a successful trajectory keeps the trajectory's
-own final code. A row is (the conversation up to that state) -> the target answer.
+ties, and when nothing is correct it picks its favourite). Optionally the problems' reference
+solutions join the candidates (``reference_codes``): the oracle knows them to be right. Every
+state of a failed trajectory is relabelled with the expert's code; every state of a successful
+trajectory keeps the trajectory's own final code. A row is (the conversation up to that state)
+-> the target answer.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pydantic import BaseModel
 
 from mucode.engine import prompts
 from mucode.engine.trace import ChatMessage
+from mucode.problems import Problem
 
 from .rollouts import Rollout
 from .schemas import LabeledCode
@@ -52,6 +55,16 @@ def labeled_codes(rollouts: list[Rollout], prompts: dict[str, str]) -> list[Labe
                         iteration=r.iteration,
                     )
     return list(seen.values())
+
+
+def reference_codes(problems: list[Problem]) -> list[LabeledCode]:
+    """The problems' reference solutions as programs the oracle knows to be right: with them among
+    the candidates, every problem has a correct expert even where no rollout solved it."""
+    return [
+        LabeledCode(problem_id=p.id, prompt=p.prompt, code=p.reference_solution, passed=True, iteration=0)
+        for p in problems
+        if p.reference_solution
+    ]
 
 
 def experts(

@@ -84,13 +84,19 @@ def relabel_command(
     verifier: Annotated[
         str | None, typer.Option(help="Verifier folder for tie-breaks (none: oracle only).")
     ] = None,
+    references: Annotated[
+        bool, typer.Option(help="The problems' reference solutions are candidate experts too.")
+    ] = False,
 ) -> None:
     """Local experts (100·oracle + verifier) and the SFT rows they give every state."""
     from mucode.engine.verifier import load_verifier
-    from mucode.training.relabel import experts, relabel
+    from mucode.training.problems import load_problem_set
+    from mucode.training.relabel import experts, reference_codes, relabel
     from mucode.training.schemas import write_jsonl
 
     episodes, codes = _labeled(problems, rollouts)
+    if references:
+        codes += reference_codes(load_problem_set(problems))
     scorer = load_verifier(verifier)
     rows = relabel(episodes, experts(codes, scorer.score_sync if scorer else None))
     write_jsonl(rows, out)
@@ -293,6 +299,9 @@ def iterate_command(
     ] = False,
     limit: Annotated[int | None, typer.Option(help="Only the first K problems of the set.")] = None,
     rollout_concurrency: Annotated[int, typer.Option(help="Episodes in flight (vLLM batches them).")] = 4,
+    reference_experts: Annotated[
+        bool, typer.Option(help="The problems' reference solutions are candidate experts (relabel).")
+    ] = False,
 ) -> None:
     """µCode expert iteration: rollouts, verifier, relabel, SFT, `--iterations` times; resumes a
     crashed run where it stopped. Prints a summary table and writes OUT/mucode.json."""
@@ -310,7 +319,7 @@ def iterate_command(
             verifier_lr=verifier_lr,
             verifier_epochs=verifier_epochs, pairs_per_problem=pairs_per_problem, holdout=holdout, seed=seed,
             report_to=["tensorboard"] if tensorboard else [], limit=limit,
-            rollout_concurrency=rollout_concurrency,
+            rollout_concurrency=rollout_concurrency, reference_experts=reference_experts,
         )  # fmt: skip
         problem_set = load_problem_set(problems)[:limit]
 
