@@ -18,6 +18,7 @@ import json
 import re
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from mucode.engine.options import SolveOptions
 from mucode.engine.trace import SolveResult
@@ -28,6 +29,16 @@ TOP_LEVEL_ASSERT = re.compile(r"^assert ", re.MULTILINE)
 
 def read(path: Path) -> str:
     return path.read_text() if path.exists() else gzip.decompress(Path(f"{path}.gz").read_bytes()).decode()
+
+
+def known(options: dict[str, Any]) -> dict[str, Any]:
+    """Options without those dropped since a row was written: committed rows stay readable."""
+    return {k: v for k, v in options.items() if k in SolveOptions.model_fields}
+
+
+def trace(line: str) -> SolveResult:
+    row = json.loads(line)
+    return SolveResult.model_validate(row | {"options": known(row["options"])})
 
 
 def main() -> None:
@@ -43,9 +54,7 @@ def main() -> None:
     common = set.intersection(*(set(t) for t in tables.values()))
     print(f"{len(common)} problems in every file")
     for path, rows in tables.items():
-        traces = [
-            SolveResult.model_validate_json(t) for t in read(path.with_suffix(".traces.jsonl")).splitlines()
-        ]
+        traces = [trace(t) for t in read(path.with_suffix(".traces.jsonl")).splitlines()]
         by_id = {t.problem_id: t for t in traces}
         copies = sum(bool(TOP_LEVEL_ASSERT.search(by_id[p].turns[0].candidates[0].text)) for p in common)
         passed = sum(rows[p]["passed"] for p in common)
@@ -55,7 +64,7 @@ def main() -> None:
             if not rows[p]["passed"]
         )
         shared = [rows[p] for p in sorted(common)]
-        numbers = summary(path.name, SolveOptions.model_validate(shared[0]["options"]), shared)
+        numbers = summary(path.name, SolveOptions.model_validate(known(shared[0]["options"])), shared)
         keep = ("solved_after_feedback", "solved_by_refills", "repeat_share", "improve_share")
         print(f"{path}: passed {passed}, first answers with top-level asserts {copies}")
         print("  " + ", ".join(f"{k} {numbers[k]}" for k in keep), end=", ")
