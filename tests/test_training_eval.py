@@ -96,6 +96,18 @@ def test_eval_reports_pass_rates_per_turn_and_resumes(tmp_path: Path) -> None:
     assert bad.returncode != 0
     assert "unknown problem set" in bad.stderr
     assert "Traceback" not in bad.stderr
+    # The evaluation's candidates, labelled by the private tests: a verifier's held-out set.
+    codes_file = tmp_path / "codes.jsonl"
+    coded = run_cli(
+        "train", "codes", "--problems", str(tmp_path / "problems.jsonl"), "--traces", str(traces_file),
+        "--out", str(codes_file), env=env,
+    )  # fmt: skip
+    assert coded.returncode == 0, coded.stderr[-2000:]
+    codes = [json.loads(line) for line in codes_file.read_text().splitlines()]
+    assert len(codes) == 2 * len(NAMES)  # each problem's wrong first answer and right second one
+    assert all(c["passed"] == ("sorted(xs)" in c["code"]) for c in codes)
+    neither = run_cli("train", "codes", "--problems", str(tmp_path / "problems.jsonl"), "--out", "x", env=env)
+    assert neither.returncode == 2 and "give --rollouts or --traces" in neither.stderr
 
 
 def test_mbpp_schema_from_local_files(tmp_path: Path) -> None:

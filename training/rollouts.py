@@ -23,7 +23,7 @@ from mucode.engine.trace import SolveResult
 from mucode.problems import Problem
 from mucode.sandbox import ExecutionRequest, SandboxPool
 
-from .schemas import read_jsonl
+from .schemas import LabeledCode, read_jsonl
 
 Progress = Callable[[str, int, int], None]
 
@@ -56,6 +56,28 @@ class Oracle:
             )
             self.seen[key] = (await self.pool.execute(request)).passed
         return self.seen[key]
+
+
+async def label_traces(
+    traces: list[SolveResult], problems: dict[str, Problem], pool: SandboxPool
+) -> list[LabeledCode]:
+    """Every distinct program of search traces (an evaluation's, the server's) with its oracle
+    label: the candidates a verifier has to rank in practice, e.g. as a held-out set."""
+    oracle = Oracle(pool)
+    programs = list(
+        dict.fromkeys(
+            (trace.problem_id, c.code)
+            for trace in traces
+            for turn in trace.turns
+            for c in turn.candidates
+            if c.code
+        )
+    )
+    labels = await asyncio.gather(*(oracle.label(problems[pid], code) for pid, code in programs))
+    return [
+        LabeledCode(problem_id=pid, prompt=problems[pid].prompt, code=code, passed=label)
+        for (pid, code), label in zip(programs, labels, strict=True)
+    ]
 
 
 async def collect_rollouts(

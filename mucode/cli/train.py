@@ -150,15 +150,44 @@ def _labeled(problems: str, rollouts: list[Path]) -> tuple[list[Rollout], list[L
 
 @app.command("codes")
 def codes_command(
-    problems: Annotated[str, typer.Option(help="The problem set the rollouts came from.")],
-    rollouts: Annotated[list[Path], typer.Option(help="Rollout JSONL files (repeat for several).")],
+    problems: Annotated[str, typer.Option(help="The problem set the rollouts or traces came from.")],
     out: Annotated[Path, typer.Option(help="JSONL of LabeledCode: the verifier's data.")],
+    rollouts: Annotated[
+        list[Path] | None, typer.Option(help="Rollout JSONL files (repeat for several).")
+    ] = None,
+    traces: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Search traces instead (`mucode eval`'s OUT.CONFIG.traces.jsonl[.gz]), labelled here."
+        ),
+    ] = None,
 ) -> None:
-    """Every distinct program of the rollouts with its oracle label, for `train verifier` and
-    `train verifier-eval` (rollouts on held-out problems give a held-out set)."""
-    from mucode.training.schemas import write_jsonl
+    """Every distinct program of rollouts or search traces with its oracle label, for `train
+    verifier` and `train verifier-eval` (held-out problems give a held-out set)."""
+    import asyncio
 
-    _, codes = _labeled(problems, rollouts)
+    from mucode.engine.trace import SolveResult
+    from mucode.sandbox import SandboxPool
+    from mucode.training.problems import load_problem_set
+    from mucode.training.rollouts import label_traces
+    from mucode.training.schemas import read_jsonl, write_jsonl
+
+    if bool(rollouts) == bool(traces):
+        raise fail("give --rollouts or --traces (one of them)")
+    if rollouts:
+        _, codes = _labeled(problems, rollouts)
+    else:
+        with user_errors():
+            by_id = {p.id: p for p in load_problem_set(problems)}
+            searches = [t for path in traces or [] for t in read_jsonl(path, SolveResult)]
+            if missing := {t.problem_id for t in searches} - set(by_id):
+                raise fail(f"traces of problems not in {problems}: {', '.join(sorted(missing)[:5])}")
+
+        async def label() -> list[LabeledCode]:
+            async with SandboxPool() as pool:
+                return await label_traces(searches, by_id, pool)
+
+        codes = asyncio.run(label())
     write_jsonl(codes, out)
     right = sum(c.passed for c in codes)
     console.print(
