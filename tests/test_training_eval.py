@@ -12,11 +12,15 @@ from types import ModuleType
 from typing import Any
 
 from mucode.engine.generators.base import Completion, Generator, SamplingParams
+from mucode.engine.generators.scripted import ScriptedGenerator
+from mucode.engine.options import SolveOptions
+from mucode.engine.search import SearchEngine
 from mucode.engine.trace import ChatMessage
 from mucode.training.problems import humaneval_folds, load_problem_set
+from mucode.training.rollouts import label_traces
 from mucode.training.sample_cache import SampleCache
 
-from .helpers import run_cli
+from .helpers import Sandbox, run_cli
 from .toy_problems import NAMES, right, write_problems, wrong
 
 
@@ -189,3 +193,21 @@ def test_sample_cache_shares_seeded_samples_across_configs_and_runs(tmp_path: Pa
         assert other.calls == 1
 
     asyncio.run(scenario())
+
+
+def test_labelling_more_programs_than_the_sandbox_queues_at_once(sandbox: Sandbox, tmp_path: Path) -> None:
+    """An evaluation's traces can hold thousands of programs: labelling hands them to the sandbox
+    a bounded number at a time instead of overflowing its queue (SandboxBusy)."""
+    write_problems(tmp_path / "problems.jsonl")
+    problems = {p.id: p for p in load_problem_set(str(tmp_path / "problems.jsonl"))}
+    first = next(iter(problems.values()))
+    name = first.entry_point
+    texts = [f"```python\ndef {name}(xs):\n    return sorted(xs)[{k}:]\n```" for k in range(60)]
+    engine = SearchEngine(ScriptedGenerator([texts]), sandbox.pool)
+    options = SolveOptions(n=len(texts), turns=1, greedy_candidate=False)
+    trace = sandbox.loop.run(engine.solve(first, options))
+    traces = [trace.model_copy(update={"problem_id": pid}) for pid in problems]  # 6 × 60 programs
+    codes = sandbox.loop.run(label_traces(traces, problems, sandbox.pool))
+    assert len(codes) == len(problems) * len(texts) > 256
+    # Only the first problem's entry point is defined, and only sorted(xs)[0:] is right.
+    assert [c.passed for c in codes] == [pid == first.id and k == 0 for pid in problems for k in range(60)]

@@ -58,6 +58,9 @@ class Oracle:
         return self.seen[key]
 
 
+LABEL_CONCURRENCY = 32  # programs handed to the sandbox at once: well inside its queue (256)
+
+
 async def label_traces(
     traces: list[SolveResult], problems: dict[str, Problem], pool: SandboxPool
 ) -> list[LabeledCode]:
@@ -73,7 +76,13 @@ async def label_traces(
             if c.code
         )
     )
-    labels = await asyncio.gather(*(oracle.label(problems[pid], code) for pid, code in programs))
+    slots = asyncio.Semaphore(LABEL_CONCURRENCY)
+
+    async def label(pid: str, code: str) -> bool:
+        async with slots:
+            return await oracle.label(problems[pid], code)
+
+    labels = await asyncio.gather(*(label(pid, code) for pid, code in programs))
     return [
         LabeledCode(problem_id=pid, prompt=problems[pid].prompt, code=code, passed=label)
         for (pid, code), label in zip(programs, labels, strict=True)
