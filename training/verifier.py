@@ -258,11 +258,68 @@ def train_verifier(
     return write_report(config, train, held, examples, loss_value, started, metrics)
 
 
+def probe_features(
+    model: Any, tokenizer: Any, texts: list[str], config: VerifierConfig, progress: Progress | None = None
+) -> Any:
+    """``hidden_features`` of every text, in batches: the slow part of the probe design (one
+    forward pass of the base per program)."""
+    import torch
+
+    chunks = []
+    with torch.inference_mode():
+        for start in range(0, len(texts), config.batch_size):
+            batch = texts[start : start + config.batch_size]
+            chunks.append(hidden_features(model, tokenizer, batch, config.max_length))
+            if progress:
+                progress("features", start + len(batch), len(texts))
+    return torch.cat(chunks)
+
+
+def fit_probe(
+    features: Any, seen: Any, targets: tuple[Any, Any], loss: str, reg: float
+) -> tuple[dict[str, Any], float]:
+    """The linear head on ``features`` (rows: programs): standardised on the training rows
+    ``seen``, fitted by L-BFGS (full batch; no learning rate) to ``targets`` — (chosen rows,
+    rejected rows) for Bradley–Terry, (rows, 0/1 labels) for BCE — with ``reg``·|w|²."""
+    import torch
+
+    mean, scale = features[seen].mean(dim=0), features[seen].std(dim=0) + 1e-6
+    scaled = (features - mean) / scale
+    weight = torch.zeros(features.shape[1], requires_grad=True)
+    bias = torch.zeros((), requires_grad=True)
+    first, second = targets
+
+    def objective() -> Any:
+        scores = scaled @ weight + bias
+        if loss == "bt":
+            fit = -torch.nn.functional.logsigmoid(scores[first] - scores[second]).mean()
+        else:
+            fit = torch.nn.functional.binary_cross_entropy_with_logits(scores[first], second)
+        return fit + reg * weight.pow(2).sum()
+
+    optimizer: Any = torch.optim.LBFGS([weight, bias], max_iter=500, line_search_fn="strong_wolfe")
+
+    def closure() -> Any:
+        optimizer.zero_grad()
+        value = objective()
+        value.backward()
+        return value
+
+    optimizer.step(closure)  # (torch leaves LBFGS.step untyped, hence the Any above)
+    with torch.no_grad():
+        final = float(objective())
+    return {"weight": weight.detach(), "bias": bias.detach(), "mean": mean, "scale": scale}, final
+
+
+def probe_scores(head: dict[str, Any], features: Any) -> list[float]:
+    scores = ((features - head["mean"]) / head["scale"]) @ head["weight"] + head["bias"]
+    return [float(s) for s in scores]
+
+
 def train_probe(
     codes: list[LabeledCode], config: VerifierConfig, progress: Progress | None = None
 ) -> VerifierReport:
-    """The probe design: features of every distinct program once (the slow part: one forward
-    pass of the base each), then a linear head fitted by L-BFGS on them (seconds)."""
+    """The probe design: features of every distinct program once, then the head (seconds)."""
     import torch
     from safetensors.torch import save_file
 
@@ -273,55 +330,22 @@ def train_probe(
     model, tokenizer = load_probe_base(config.base)
     texts = list(dict.fromkeys(verifier_input(c.prompt, c.code) for c in codes))
     row = {text: k for k, text in enumerate(texts)}
-    chunks = []
-    with torch.inference_mode():
-        for start in range(0, len(texts), config.batch_size):
-            batch = texts[start : start + config.batch_size]
-            chunks.append(hidden_features(model, tokenizer, batch, config.max_length))
-            if progress:
-                progress("features", start + len(batch), len(texts))
-    features = torch.cat(chunks)
+    features = probe_features(model, tokenizer, texts, config, progress)
 
     def rows(items: list[LabeledCode]) -> Any:
         return torch.tensor([row[verifier_input(c.prompt, c.code)] for c in items], dtype=torch.long)
 
-    seen = features[rows(train)]
-    mean, scale = seen.mean(dim=0), seen.std(dim=0) + 1e-6
-    scaled = (features - mean) / scale
-    weight = torch.zeros(features.shape[1], requires_grad=True)
-    bias = torch.zeros((), requires_grad=True)
     if config.loss == "bt":
-        chosen = torch.tensor([row[verifier_input(p.prompt, p.chosen)] for p in examples])
-        rejected = torch.tensor([row[verifier_input(p.prompt, p.rejected)] for p in examples])
+        targets = (
+            torch.tensor([row[verifier_input(p.prompt, p.chosen)] for p in examples]),
+            torch.tensor([row[verifier_input(p.prompt, p.rejected)] for p in examples]),
+        )
     else:
-        labels = torch.tensor([float(c.passed) for c in examples])
-        points = rows(examples)
-
-    def objective() -> Any:
-        scores = scaled @ weight + bias
-        if config.loss == "bt":
-            fit = -torch.nn.functional.logsigmoid(scores[chosen] - scores[rejected]).mean()
-        else:
-            fit = torch.nn.functional.binary_cross_entropy_with_logits(scores[points], labels)
-        return fit + config.reg * weight.pow(2).sum()
-
-    # Full batch: the features fit in memory; L-BFGS needs no learning rate. (torch leaves its
-    # step untyped.)
-    optimizer: Any = torch.optim.LBFGS([weight, bias], max_iter=500, line_search_fn="strong_wolfe")
-
-    def closure() -> Any:
-        optimizer.zero_grad()
-        loss = objective()
-        loss.backward()
-        return loss
-
-    optimizer.step(closure)
-    with torch.no_grad():
-        final_loss = float(objective())
-        scores = (scaled @ weight + bias).tolist()
+        targets = (rows(examples), torch.tensor([float(c.passed) for c in examples]))
+    head, final_loss = fit_probe(features, rows(train), targets, config.loss, config.reg)
+    scores = probe_scores(head, features)
     metrics = heldout_metrics(held, [scores[row[verifier_input(c.prompt, c.code)]] for c in held])
     config.out.mkdir(parents=True, exist_ok=True)
-    head = {"weight": weight.detach(), "bias": bias.detach(), "mean": mean, "scale": scale}
     save_file({k: v.contiguous() for k, v in head.items()}, str(config.out / PROBE_WEIGHTS))
     local = Path(config.base)
     base = str(local.resolve()) if local.exists() else config.base
