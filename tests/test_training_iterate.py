@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -135,34 +136,39 @@ def test_iterate_resumes_trains_and_serves(tmp_path: Path) -> None:
         server.wait(30)
 
 
-def test_each_stage_runs_alone_from_the_cli(tmp_path: Path) -> None:
-    build_causal_lm(tmp_path / "generator-base")
+def roll_out(tmp_path: Path, per_problem: int) -> tuple[dict[str, str], str, str]:
+    """The toy problems rolled out by the policy in tmp_path/policy.json to tmp_path/r.jsonl:
+    (environment, problem set, what the command printed)."""
     write_problems(tmp_path / "problems.jsonl")
-    write_policy(tmp_path / "policy.json")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MUCODE_")}
     problems = str(tmp_path / "problems.jsonl")
     rolled = run_cli(
         "train", "rollouts", "--problems", problems, "--model", "unused", "--out", str(tmp_path / "r.jsonl"),
-        "--per-problem", "3", "--policy-script", str(tmp_path / "policy.json"), env=env,
+        "--per-problem", str(per_problem), "--policy-script", str(tmp_path / "policy.json"), env=env,
     )  # fmt: skip
     assert rolled.returncode == 0, rolled.stderr[-2000:]
-    assert "18 episodes" in rolled.stdout
+    return env, problems, rolled.stdout
+
+
+def stage_rows(env: dict[str, str], out: Path, *args: str) -> list[dict[str, Any]]:
+    """Runs ``mucode train ARGS --out OUT`` and reads the JSONL rows it wrote."""
+    done = run_cli("train", *args, "--out", str(out), env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return [json.loads(line) for line in out.read_text().splitlines()]
+
+
+def test_each_stage_runs_alone_from_the_cli(tmp_path: Path) -> None:
+    build_causal_lm(tmp_path / "generator-base")
+    write_policy(tmp_path / "policy.json")
+    env, problems, printed = roll_out(tmp_path, per_problem=3)
+    assert "18 episodes" in printed
     assert len((tmp_path / "r.jsonl").read_text().splitlines()) == 18
-    relabelled = run_cli(
-        "train", "relabel", "--problems", problems, "--rollouts", str(tmp_path / "r.jsonl"),
-        "--out", str(tmp_path / "sft.jsonl"), env=env,
-    )  # fmt: skip
-    assert relabelled.returncode == 0, relabelled.stderr[-2000:]
-    rows = [json.loads(line) for line in (tmp_path / "sft.jsonl").read_text().splitlines()]
+    rolled = ("--problems", problems, "--rollouts", str(tmp_path / "r.jsonl"))
+    rows = stage_rows(env, tmp_path / "sft.jsonl", "relabel", *rolled)
     assert rows
     assert all("sorted(xs)" in row["target"] for row in rows)  # every target is a correct program
     # The verifier's data from the same rollouts, a probe on the generator's base, its metrics.
-    coded = run_cli(
-        "train", "codes", "--problems", problems, "--rollouts", str(tmp_path / "r.jsonl"),
-        "--out", str(tmp_path / "codes.jsonl"), env=env,
-    )  # fmt: skip
-    assert coded.returncode == 0, coded.stderr[-2000:]
-    codes = [json.loads(line) for line in (tmp_path / "codes.jsonl").read_text().splitlines()]
+    codes = stage_rows(env, tmp_path / "codes.jsonl", "codes", *rolled)
     assert {c["passed"] for c in codes} == {True, False}
     assert all(("sorted(xs)" in c["code"]) == c["passed"] for c in codes)  # the policy's right answers
     probed = run_cli(
@@ -198,26 +204,15 @@ def test_each_stage_runs_alone_from_the_cli(tmp_path: Path) -> None:
 
 
 def test_reference_solutions_are_experts_where_no_rollout_was_right(tmp_path: Path) -> None:
-    write_problems(tmp_path / "problems.jsonl")
     always_wrong = {"seeded": True, "script": {name: [[wrong(name)]] for name in NAMES}}
     (tmp_path / "policy.json").write_text(json.dumps(always_wrong))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MUCODE_")}
-    problems = str(tmp_path / "problems.jsonl")
-    rolled = run_cli(
-        "train", "rollouts", "--problems", problems, "--model", "unused", "--out", str(tmp_path / "r.jsonl"),
-        "--per-problem", "1", "--policy-script", str(tmp_path / "policy.json"), env=env,
-    )  # fmt: skip
-    assert rolled.returncode == 0, rolled.stderr[-2000:]
-    assert "0 solved" in rolled.stdout
+    env, problems, printed = roll_out(tmp_path, per_problem=1)
+    assert "0 solved" in printed
     targets = {}
     for flags in ([], ["--references"]):
-        out = tmp_path / f"sft{len(flags)}.jsonl"
-        done = run_cli(
-            "train", "relabel", "--problems", problems, "--rollouts", str(tmp_path / "r.jsonl"),
-            "--out", str(out), *flags, env=env,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr[-2000:]
-        targets[bool(flags)] = {json.loads(line)["target"] for line in out.read_text().splitlines()}
+        rolled = ("--problems", problems, "--rollouts", str(tmp_path / "r.jsonl"), *flags)
+        rows = stage_rows(env, tmp_path / f"sft{len(flags)}.jsonl", "relabel", *rolled)
+        targets[bool(flags)] = {row["target"] for row in rows}
     # Without references the best program known is a wrong one; with them, the reference.
     assert all("list(xs)" in t for t in targets[False])
     assert targets[True] == {right(name) for name in NAMES}
