@@ -20,24 +20,16 @@ from typing import Any
 
 import torch
 
-from mucode.engine.verifier import load_probe_base, verifier_input
+from mucode.engine.verifier import load_probe_base, probe_scores, verifier_input
 from mucode.training.schemas import LabeledCode, read_jsonl, split_by_problem
 from mucode.training.verifier import (
     VerifierConfig,
     fit_probe,
     heldout_metrics,
+    pair_rows,
     probe_features,
-    probe_scores,
     sample_pairs,
 )
-
-
-def targets(codes: list[LabeledCode], row: dict[str, int], per_problem: int) -> tuple[Any, Any]:
-    pairs = sample_pairs(codes, per_problem, seed=0)
-    return (
-        torch.tensor([row[verifier_input(p.prompt, p.chosen)] for p in pairs]),
-        torch.tensor([row[verifier_input(p.prompt, p.rejected)] for p in pairs]),
-    )
 
 
 def main() -> None:
@@ -58,8 +50,8 @@ def main() -> None:
     row = {text: k for k, text in enumerate(texts)}
     args.cache.mkdir(parents=True, exist_ok=True)
     cached = args.cache / "features.pt"
-    if cached.exists() and torch.load(cached)["texts"] == texts:
-        saved = torch.load(cached)
+    saved = torch.load(cached) if cached.exists() else {}
+    if saved.get("texts") == texts:
         features, seconds = saved["features"], saved["seconds"]
     else:
         config = VerifierConfig(base=args.base, out=args.cache, max_length=args.max_length)
@@ -73,21 +65,24 @@ def main() -> None:
         return torch.tensor([row[verifier_input(c.prompt, c.code)] for c in codes], dtype=torch.long)
 
     def scored(head: dict[str, Any], codes: list[LabeledCode]) -> dict[str, float | None]:
-        scores = probe_scores(head, features)
+        scores = probe_scores(head, features).tolist()
         return heldout_metrics(codes, [scores[row[verifier_input(c.prompt, c.code)]] for c in codes])
 
+    def pairs(codes: list[LabeledCode]) -> tuple[Any, Any]:
+        return pair_rows(sample_pairs(codes, args.pairs_per_problem, seed=0), row)
+
     inner_train, inner_held = split_by_problem(train, 0.2, seed=0)
+    inner_pairs = pairs(inner_train)
     tuning = {}
     for reg in map(float, args.regs.split(",")):
-        head, _ = fit_probe(
-            features, rows(inner_train), targets(inner_train, row, args.pairs_per_problem), "bt", reg
-        )
+        head, _ = fit_probe(features, rows(inner_train), inner_pairs, "bt", reg)
         tuning[reg] = scored(head, inner_held)
     best = max(tuning, key=lambda reg: tuning[reg]["pairwise_accuracy"] or 0.0)
-    head, _ = fit_probe(features, rows(train), targets(train, row, args.pairs_per_problem), "bt", best)
+    train_pairs = pairs(train)
+    head, _ = fit_probe(features, rows(train), train_pairs, "bt", best)
     report = {
         "train": {"file": str(args.train), "programs": len(train), "correct": sum(c.passed for c in train),
-                  "pairs": len(targets(train, row, args.pairs_per_problem)[0])},
+                  "pairs": len(train_pairs[0])},
         "heldout": {"file": str(args.heldout), "programs": len(held), "correct": sum(c.passed for c in held)},
         "tuning (inner 20 % of --train problems)": {str(k): v for k, v in tuning.items()},
         "chosen_reg": best,

@@ -107,6 +107,11 @@ def hidden_features(model: Any, tokenizer: Any, texts: list[str], max_length: in
     return torch.cat([last, mean], dim=-1)
 
 
+def probe_scores(head: dict[str, Any], features: Any) -> Any:
+    """The probe's head on features (rows: programs): standardised, then linear. A 1-D tensor."""
+    return ((features - head["mean"]) / head["scale"]) @ head["weight"] + head["bias"]
+
+
 class ProbeVerifier(TorchVerifier):
     """A linear head on the frozen base model's hidden states (the ``probe`` design of
     training/verifier.py): one forward pass of the base per program, no fine-tuned weights."""
@@ -117,9 +122,7 @@ class ProbeVerifier(TorchVerifier):
         self.head = head
 
     def batch_scores(self, texts: list[str]) -> Any:
-        features = hidden_features(self.model, self.tokenizer, texts, self.max_length)
-        scaled = (features - self.head["mean"]) / self.head["scale"]
-        return scaled @ self.head["weight"] + self.head["bias"]
+        return probe_scores(self.head, hidden_features(self.model, self.tokenizer, texts, self.max_length))
 
 
 def load_verifier(path: str | Path | None, *, device: str = "cpu") -> TorchVerifier | None:

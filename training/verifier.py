@@ -28,6 +28,7 @@ from mucode.engine.verifier import (
     PROBE_WEIGHTS,
     hidden_features,
     load_probe_base,
+    probe_scores,
     verifier_input,
 )
 
@@ -311,9 +312,14 @@ def fit_probe(
     return {"weight": weight.detach(), "bias": bias.detach(), "mean": mean, "scale": scale}, final
 
 
-def probe_scores(head: dict[str, Any], features: Any) -> list[float]:
-    scores = ((features - head["mean"]) / head["scale"]) @ head["weight"] + head["bias"]
-    return [float(s) for s in scores]
+def pair_rows(pairs: list[Pair], row: dict[str, int]) -> tuple[Any, Any]:
+    """Bradley–Terry targets for ``fit_probe``: the feature rows of each pair's two programs."""
+    import torch
+
+    return (
+        torch.tensor([row[verifier_input(p.prompt, p.chosen)] for p in pairs]),
+        torch.tensor([row[verifier_input(p.prompt, p.rejected)] for p in pairs]),
+    )
 
 
 def train_probe(
@@ -336,14 +342,11 @@ def train_probe(
         return torch.tensor([row[verifier_input(c.prompt, c.code)] for c in items], dtype=torch.long)
 
     if config.loss == "bt":
-        targets = (
-            torch.tensor([row[verifier_input(p.prompt, p.chosen)] for p in examples]),
-            torch.tensor([row[verifier_input(p.prompt, p.rejected)] for p in examples]),
-        )
+        targets = pair_rows(examples, row)
     else:
         targets = (rows(examples), torch.tensor([float(c.passed) for c in examples]))
     head, final_loss = fit_probe(features, rows(train), targets, config.loss, config.reg)
-    scores = probe_scores(head, features)
+    scores = probe_scores(head, features).tolist()
     metrics = heldout_metrics(held, [scores[row[verifier_input(c.prompt, c.code)]] for c in held])
     config.out.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in head.items()}, str(config.out / PROBE_WEIGHTS))
