@@ -5,9 +5,10 @@ programs of problems it never saw, and what does it cost on this machine?
         --base ~/.cache/mucode/models/Qwen2.5-Coder-0.5B-Instruct-bf16 --cache runs/probe
 
 Both files are `LabeledCode` JSONL (`mucode train codes`). The features of every program are
-computed once and kept in CACHE/features.pt (a rerun reuses them); the penalty is chosen by the
-pairwise accuracy on a seeded 20 % of the --train problems, the head is then fitted on all of
-them and scored on --heldout: the held-out figures are never looked at while choosing.
+computed once and kept in CACHE/features.pt (a rerun reuses them). For each head (--losses:
+Bradley–Terry on pairs, BCE on labels, or both) the penalty is chosen by --choose-by on a seeded
+20 % of the --train problems, the head is then fitted on all of them and scored on --heldout: the
+held-out figures are never looked at while choosing.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ def main() -> None:
     parser.add_argument("--regs", default="1e-4,1e-3,1e-2,1e-1,1")
     parser.add_argument("--pairs-per-problem", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=1024)
+    parser.add_argument("--losses", default="bt,bce,bt+bce", help="Heads to fit: bt, bce, bt+bce.")
+    parser.add_argument("--choose-by", choices=["pairwise_accuracy", "auc"], default="pairwise_accuracy")
     args = parser.parse_args()
 
     train, held = read_jsonl(args.train, LabeledCode), read_jsonl(args.heldout, LabeledCode)
@@ -68,26 +71,33 @@ def main() -> None:
         scores = probe_scores(head, features).tolist()
         return heldout_metrics(codes, [scores[row[verifier_input(c.prompt, c.code)]] for c in codes])
 
-    def pairs(codes: list[LabeledCode]) -> tuple[Any, Any]:
-        return pair_rows(sample_pairs(codes, args.pairs_per_problem, seed=0), row)
+    def fit(codes: list[LabeledCode], loss: str, reg: float) -> dict[str, Any]:
+        pairs = pair_rows(sample_pairs(codes, args.pairs_per_problem, seed=0), row)
+        labels = (rows(codes), torch.tensor([float(c.passed) for c in codes]))
+        head, _ = fit_probe(
+            features, rows(codes), reg,
+            pairs=pairs if "bt" in loss else None, labels=labels if "bce" in loss else None,
+        )  # fmt: skip
+        return head
 
     inner_train, inner_held = split_by_problem(train, 0.2, seed=0)
-    inner_pairs = pairs(inner_train)
-    tuning = {}
-    for reg in map(float, args.regs.split(",")):
-        head, _ = fit_probe(features, rows(inner_train), inner_pairs, "bt", reg)
-        tuning[reg] = scored(head, inner_held)
-    best = max(tuning, key=lambda reg: tuning[reg]["pairwise_accuracy"] or 0.0)
-    train_pairs = pairs(train)
-    head, _ = fit_probe(features, rows(train), train_pairs, "bt", best)
+    losses = {}
+    for loss in args.losses.split(","):
+        regs = map(float, args.regs.split(","))
+        tuning = {reg: scored(fit(inner_train, loss, reg), inner_held) for reg in regs}
+        best = max(tuning, key=lambda reg: tuning[reg][args.choose_by] or 0.0)
+        head = fit(train, loss, best)
+        losses[loss] = {
+            "tuning (inner 20 % of --train problems)": {str(k): v for k, v in tuning.items()},
+            "chosen_reg": best,
+            "heldout_metrics": scored(head, held),
+            "training_fit_metrics": scored(head, train),
+        }
     report = {
         "train": {"file": str(args.train), "programs": len(train), "correct": sum(c.passed for c in train),
-                  "pairs": len(train_pairs[0])},
+                  "pairs": len(sample_pairs(train, args.pairs_per_problem, seed=0))},
         "heldout": {"file": str(args.heldout), "programs": len(held), "correct": sum(c.passed for c in held)},
-        "tuning (inner 20 % of --train problems)": {str(k): v for k, v in tuning.items()},
-        "chosen_reg": best,
-        "heldout_metrics": scored(head, held),
-        "training_fit_metrics": scored(head, train),
+        f"losses (reg chosen by {args.choose_by} on the inner split)": losses,
         "feature_seconds_per_program": round(seconds / len(texts), 3),
         "threads": torch.get_num_threads(),
     }  # fmt: skip

@@ -80,31 +80,69 @@ PROBE_WEIGHTS = "probe.safetensors"  # weight, bias, and the features' mean and 
 
 
 def load_probe_base(base: str | Path, *, device: str = "cpu") -> tuple[Any, Any]:
-    """The frozen model (without any head) and its tokenizer, set up for ``hidden_features``."""
+    """The frozen causal LM and its tokenizer, set up for ``program_features``."""
     import torch
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(base)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     # Right padding finds the last token; a long input loses the start of the problem, not the code.
     tokenizer.padding_side, tokenizer.truncation_side = "right", "left"
-    model = AutoModel.from_pretrained(base, dtype=torch.float32).to(device).eval()
-    return model, tokenizer
+    model: Any = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    return model.to(device).eval(), tokenizer
 
 
-def hidden_features(model: Any, tokenizer: Any, texts: list[str], max_length: int) -> Any:
-    """(texts, 2 × hidden size): the last layer's state at the last token, and its mean over the
-    tokens: what the probe verifier reads."""
+CODE_MARKER = "\n\nCandidate solution:\n```python\n"  # in VERIFIER_TEMPLATE, right before the code
+LIKELIHOOD_FEATURES = 4
+LOGIT_CHUNK = 256  # code positions per vocabulary projection: bounds the logits held at once
+
+
+def program_features(model: Any, tokenizer: Any, texts: list[str], max_length: int) -> Any:
+    """(texts, 2 × hidden size + 4) for ``verifier_input`` texts: the last layer's state at the
+    last token, its mean over the tokens of the code (and its closing fence), and how likely the
+    base finds them — mean and minimum token log-probability, the share of tokens below 10 %,
+    log of the token count. What the probe verifier reads."""
+    import math
+
     import torch
 
-    batch = tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=max_length)
-    hidden = model(**batch).last_hidden_state.float()
+    batch = tokenizer(
+        texts,
+        return_tensors="pt",
+        padding=True,
+        truncation=True,
+        max_length=max_length,
+        return_offsets_mapping=True,
+    )
+    offsets = batch.pop("offset_mapping")
+    hidden = model.base_model(**batch).last_hidden_state.float()
     mask = batch["attention_mask"]
-    last = hidden[torch.arange(len(texts)), mask.sum(dim=1) - 1]
-    weights = mask.unsqueeze(-1).to(hidden.dtype)
-    mean = (hidden * weights).sum(dim=1) / weights.sum(dim=1)
-    return torch.cat([last, mean], dim=-1)
+    rows = []
+    for k, text in enumerate(texts):
+        length = int(mask[k].sum())
+        start = text.find(CODE_MARKER) + len(CODE_MARKER)
+        code = [t for t in range(length) if offsets[k, t, 0] >= start] or [length - 1]
+        first = max(code[0], 1)  # a token's probability is read from the state before it
+        positions = torch.arange(first, length)
+        logprobs = torch.cat(
+            [
+                torch.log_softmax(model.get_output_embeddings()(hidden[k, chunk - 1]).float(), dim=-1)
+                .gather(1, batch["input_ids"][k, chunk].unsqueeze(1))
+                .squeeze(1)
+                for chunk in torch.split(positions, LOGIT_CHUNK)
+            ]
+        )
+        likelihood = torch.tensor(
+            [
+                float(logprobs.mean()),
+                float(logprobs.min()),
+                float((logprobs < math.log(0.1)).float().mean()),
+                math.log(len(positions)),
+            ]
+        )
+        rows.append(torch.cat([hidden[k, length - 1], hidden[k, code].mean(dim=0), likelihood]))
+    return torch.stack(rows)
 
 
 def probe_scores(head: dict[str, Any], features: Any) -> Any:
@@ -122,7 +160,7 @@ class ProbeVerifier(TorchVerifier):
         self.head = head
 
     def batch_scores(self, texts: list[str]) -> Any:
-        return probe_scores(self.head, hidden_features(self.model, self.tokenizer, texts, self.max_length))
+        return probe_scores(self.head, program_features(self.model, self.tokenizer, texts, self.max_length))
 
 
 def load_verifier(path: str | Path | None, *, device: str = "cpu") -> TorchVerifier | None:

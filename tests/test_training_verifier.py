@@ -15,7 +15,7 @@ from mucode.problems import Problem
 from mucode.training.schemas import LabeledCode
 from mucode.training.verifier import VerifierConfig, auc, sample_pairs, train_verifier
 
-from .tiny_models import build_classifier
+from .tiny_models import build_causal_lm, build_classifier
 
 
 def labeled_codes(problems: int = 15) -> list[LabeledCode]:
@@ -67,7 +67,7 @@ def test_pairs_are_seeded_and_within_a_problem() -> None:
 def test_verifier_separates_held_out_code_and_loads_in_the_server(
     tmp_path: Path, design: str, loss: str, lora: bool
 ) -> None:
-    base = build_classifier(tmp_path / "base")
+    base = (build_causal_lm if design == "probe" else build_classifier)(tmp_path / "base")
     config = VerifierConfig(
         base=str(base), out=tmp_path / "verifier", design=design, loss=loss, lora=lora,
         lr=3e-3, epochs=4, pairs_per_problem=6, batch_size=6, holdout=0.2, max_length=128,
@@ -89,6 +89,35 @@ def test_verifier_separates_held_out_code_and_loads_in_the_server(
         verifier.score(problem, ["def g(xs):\n    return sorted(xs)", "def g(xs):\n    return list(xs)[1:]"])
     )
     assert good > bad
+
+
+def test_probe_features_read_the_code_and_its_likelihood(tmp_path: Path) -> None:
+    """The code's tokens are found under left truncation, and the likelihood features are the
+    base model's own token log-probabilities of the code."""
+    import math
+
+    import torch
+
+    from mucode.engine.verifier import load_probe_base, program_features, verifier_input
+
+    model, tokenizer = load_probe_base(build_causal_lm(tmp_path / "base"))
+    code = "def f(x):\n    return x + 1"
+    short, long = verifier_input("Add one.", code), verifier_input("Add one. " * 200, code)
+    with torch.inference_mode():
+        features = program_features(model, tokenizer, [short, long], max_length=64)
+        ids = tokenizer(short, return_tensors="pt")
+        logprobs = torch.log_softmax(model(**ids).logits[0, :-1], dim=-1)
+        taken = logprobs.gather(1, ids["input_ids"][0, 1:].unsqueeze(1)).squeeze(1)
+    hidden = model.config.hidden_size
+    assert features.shape == (2, 2 * hidden + 4)
+    assert torch.isfinite(features).all()
+    # The code and the closing fence after it: the same tokens at the end of both texts.
+    code_tokens = len(tokenizer(short[short.index("def f") :])["input_ids"])
+    assert features[0, -1].item() == pytest.approx(math.log(code_tokens), abs=math.log(2))
+    assert features[1, -1].item() == pytest.approx(features[0, -1].item())
+    n = round(math.exp(features[0, -1].item()))
+    assert features[0, -4].item() == pytest.approx(float(taken[-n:].mean()), rel=1e-4)
+    assert features[0, -3].item() == pytest.approx(float(taken[-n:].min()), rel=1e-4)
 
 
 def test_cli_trains_a_verifier_and_reports_bad_input(tmp_path: Path) -> None:

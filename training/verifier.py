@@ -3,7 +3,7 @@
 ``classifier``: a Hugging Face sequence-classification model with one output (read at the last
 non-pad token, like the server's ``HFVerifier``), fine-tuned in full or as a LoRA adapter (PEFT)
 with the head trained in full. ``probe``: the base model frozen, its last hidden layer read once
-per program (``hidden_features``), and only a linear head on it trained (L-BFGS, seconds). Both
+per program (``program_features``), and only a linear head on it trained (L-BFGS, seconds). Both
 read ``verifier_input(problem, code)`` — the very text the server scores. Loss: Bradley–Terry on
 (correct, incorrect) pairs of the same problem, -log σ(r⁺ − r⁻) plus a small penalty (the
 classifier's scores, as in the paper; the probe's weights), or pointwise BCE on the labels. Pairs
@@ -26,9 +26,9 @@ from pydantic import BaseModel, Field
 from mucode.engine.verifier import (
     PROBE_CONFIG,
     PROBE_WEIGHTS,
-    hidden_features,
     load_probe_base,
     probe_scores,
+    program_features,
     verifier_input,
 )
 
@@ -262,7 +262,7 @@ def train_verifier(
 def probe_features(
     model: Any, tokenizer: Any, texts: list[str], config: VerifierConfig, progress: Progress | None = None
 ) -> Any:
-    """``hidden_features`` of every text, in batches: the slow part of the probe design (one
+    """``program_features`` of every text, in batches: the slow part of the probe design (one
     forward pass of the base per program)."""
     import torch
 
@@ -270,33 +270,39 @@ def probe_features(
     with torch.inference_mode():
         for start in range(0, len(texts), config.batch_size):
             batch = texts[start : start + config.batch_size]
-            chunks.append(hidden_features(model, tokenizer, batch, config.max_length))
+            chunks.append(program_features(model, tokenizer, batch, config.max_length))
             if progress:
                 progress("features", start + len(batch), len(texts))
     return torch.cat(chunks)
 
 
 def fit_probe(
-    features: Any, seen: Any, targets: tuple[Any, Any], loss: str, reg: float
+    features: Any,
+    seen: Any,
+    reg: float,
+    *,
+    pairs: tuple[Any, Any] | None = None,
+    labels: tuple[Any, Any] | None = None,
 ) -> tuple[dict[str, Any], float]:
     """The linear head on ``features`` (rows: programs): standardised on the training rows
-    ``seen``, fitted by L-BFGS (full batch; no learning rate) to ``targets`` — (chosen rows,
-    rejected rows) for Bradley–Terry, (rows, 0/1 labels) for BCE — with ``reg``·|w|²."""
+    ``seen``, fitted by L-BFGS (full batch; no learning rate) to Bradley–Terry ``pairs``
+    (chosen rows, rejected rows), BCE ``labels`` (rows, 0/1), or the sum of both, with
+    ``reg``·|w|²."""
     import torch
 
     mean, scale = features[seen].mean(dim=0), features[seen].std(dim=0) + 1e-6
     scaled = (features - mean) / scale
     weight = torch.zeros(features.shape[1], requires_grad=True)
     bias = torch.zeros((), requires_grad=True)
-    first, second = targets
 
     def objective() -> Any:
         scores = scaled @ weight + bias
-        if loss == "bt":
-            fit = -torch.nn.functional.logsigmoid(scores[first] - scores[second]).mean()
-        else:
-            fit = torch.nn.functional.binary_cross_entropy_with_logits(scores[first], second)
-        return fit + reg * weight.pow(2).sum()
+        fit = reg * weight.pow(2).sum()
+        if pairs is not None:
+            fit = fit - torch.nn.functional.logsigmoid(scores[pairs[0]] - scores[pairs[1]]).mean()
+        if labels is not None:
+            fit = fit + torch.nn.functional.binary_cross_entropy_with_logits(scores[labels[0]], labels[1])
+        return fit
 
     optimizer: Any = torch.optim.LBFGS([weight, bias], max_iter=500, line_search_fn="strong_wolfe")
 
@@ -342,10 +348,10 @@ def train_probe(
         return torch.tensor([row[verifier_input(c.prompt, c.code)] for c in items], dtype=torch.long)
 
     if config.loss == "bt":
-        targets = pair_rows(examples, row)
+        head, final_loss = fit_probe(features, rows(train), config.reg, pairs=pair_rows(examples, row))
     else:
-        targets = (rows(examples), torch.tensor([float(c.passed) for c in examples]))
-    head, final_loss = fit_probe(features, rows(train), targets, config.loss, config.reg)
+        labels = (rows(examples), torch.tensor([float(c.passed) for c in examples]))
+        head, final_loss = fit_probe(features, rows(train), config.reg, labels=labels)
     scores = probe_scores(head, features).tolist()
     metrics = heldout_metrics(held, [scores[row[verifier_input(c.prompt, c.code)]] for c in held])
     config.out.mkdir(parents=True, exist_ok=True)
