@@ -136,18 +136,40 @@ def test_iterate_resumes_trains_and_serves(tmp_path: Path) -> None:
         server.wait(30)
 
 
-def roll_out(tmp_path: Path, per_problem: int) -> tuple[dict[str, str], str, str]:
-    """The toy problems rolled out by the policy in tmp_path/policy.json to tmp_path/r.jsonl:
+def roll_out(
+    tmp_path: Path, per_problem: int, *options: str, out: str = "r.jsonl"
+) -> tuple[dict[str, str], str, str]:
+    """The toy problems rolled out by the policy in tmp_path/policy.json to tmp_path/OUT:
     (environment, problem set, what the command printed)."""
     write_problems(tmp_path / "problems.jsonl")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MUCODE_")}
     problems = str(tmp_path / "problems.jsonl")
     rolled = run_cli(
-        "train", "rollouts", "--problems", problems, "--model", "unused", "--out", str(tmp_path / "r.jsonl"),
-        "--per-problem", str(per_problem), "--policy-script", str(tmp_path / "policy.json"), env=env,
+        "train", "rollouts", "--problems", problems, "--model", "unused", "--out", str(tmp_path / out),
+        "--per-problem", str(per_problem), "--policy-script", str(tmp_path / "policy.json"), *options,
+        env=env,
     )  # fmt: skip
     assert rolled.returncode == 0, rolled.stderr[-2000:]
     return env, problems, rolled.stdout
+
+
+def test_sharded_rollouts_add_up_to_the_whole_run(tmp_path: Path) -> None:
+    write_policy(tmp_path / "policy.json")
+    roll_out(tmp_path, 2)
+    for k in (0, 1, 2):
+        roll_out(tmp_path, 2, "--shard", f"{k}/3", out=f"shard-{k}.jsonl")
+
+    def episodes(*names: str) -> list[tuple[Any, ...]]:
+        rows = [json.loads(line) for name in names for line in (tmp_path / name).read_text().splitlines()]
+        return sorted((r["problem_id"], r["index"], r["success"], r["trace"]["final_code"]) for r in rows)
+
+    whole = episodes("r.jsonl")
+    assert len(whole) == 12
+    assert episodes("shard-0.jsonl", "shard-1.jsonl", "shard-2.jsonl") == whole
+    assert episodes("shard-0.jsonl") != episodes("shard-1.jsonl")
+    bad = run_cli("train", "rollouts", "--problems", "x", "--model", "m", "--out", "o", "--shard", "3/3")
+    assert bad.returncode == 2
+    assert "expected K/N with 0 <= K < N" in " ".join(bad.stderr.split())
 
 
 def stage_rows(env: dict[str, str], out: Path, *args: str) -> list[dict[str, Any]]:

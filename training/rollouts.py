@@ -134,6 +134,14 @@ async def collect_rollouts(
     return [done[(p.id, i)] for p in problems for i in range(per_problem)]
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """``K/N`` as (K, N), 0 ≤ K < N; a ValueError that says what is wrong otherwise."""
+    index, _, count = text.partition("/")
+    if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
+        raise ValueError(f"--shard {text!r}: expected K/N with 0 <= K < N, e.g. 0/4")
+    return int(index), int(count)
+
+
 def rollout_options(
     turns: int = 3, temperature: float = 0.7, max_tokens: int = 768, seed: int = 0
 ) -> SolveOptions:

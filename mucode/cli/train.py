@@ -53,15 +53,23 @@ def rollouts_command(
     policy_script: Annotated[Path | None, typer.Option(help="Roll out a scripted policy instead.")] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first K problems of the set.")] = None,
     concurrency: Annotated[int, typer.Option(help="Episodes in flight (vLLM batches them).")] = 4,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            help="K/N: only every N-th problem from the K-th (0-based), for N processes (one per GPU) "
+            "writing N files; concatenated, they are the unsharded run's rows."
+        ),
+    ] = None,
 ) -> None:
     """Multi-turn episodes through the engine's search, labelled by the private tests."""
     import asyncio
 
     from mucode.training.problems import load_problem_set
-    from mucode.training.rollouts import rollout_options, rollout_stage
+    from mucode.training.rollouts import parse_shard, rollout_options, rollout_stage
 
     with user_errors():
-        problem_set = load_problem_set(problems)[:limit]
+        index, count = parse_shard(shard or "0/1")
+        problem_set = load_problem_set(problems)[:limit][index::count]
     options = rollout_options(turns, temperature, max_tokens, seed)
     with stage_bars() as (_, progress):
         rollouts = asyncio.run(
