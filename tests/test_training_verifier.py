@@ -13,7 +13,7 @@ pytest.importorskip("torch")
 from mucode.engine.verifier import load_verifier
 from mucode.problems import Problem
 from mucode.training.schemas import LabeledCode
-from mucode.training.verifier import VerifierConfig, auc, sample_pairs, train_verifier
+from mucode.training.verifier import VerifierConfig, auc, probe_features, sample_pairs, train_verifier
 
 from .tiny_models import build_causal_lm, build_classifier
 
@@ -118,6 +118,13 @@ def test_probe_features_read_the_code_and_its_likelihood(tmp_path: Path) -> None
     n = round(math.exp(features[0, -1].item()))
     assert features[0, -4].item() == pytest.approx(float(taken[-n:].mean()), rel=1e-4)
     assert features[0, -3].item() == pytest.approx(float(taken[-n:].min()), rel=1e-4)
+    # Batched by length, returned in the caller's order.
+    texts = [long, short, verifier_input("Add two.", "def f(x):\n    return x + 2")]
+    config = VerifierConfig(base="unused", out=tmp_path, batch_size=2, max_length=64)
+    together = probe_features(model, tokenizer, texts, config)
+    with torch.inference_mode():
+        alone = torch.cat([program_features(model, tokenizer, [text], 64) for text in texts])
+    assert torch.allclose(together, alone, atol=1e-4)
 
 
 def test_cli_trains_a_verifier_and_reports_bad_input(tmp_path: Path) -> None:

@@ -262,18 +262,20 @@ def train_verifier(
 def probe_features(
     model: Any, tokenizer: Any, texts: list[str], config: VerifierConfig, progress: Progress | None = None
 ) -> Any:
-    """``program_features`` of every text, in batches: the slow part of the probe design (one
-    forward pass of the base per program)."""
+    """``program_features`` of every text, in batches of similar lengths (padding is wasted
+    compute): the slow part of the probe design (one forward pass of the base per program)."""
     import torch
 
+    order = sorted(range(len(texts)), key=lambda k: len(texts[k]))
     chunks = []
     with torch.inference_mode():
         for start in range(0, len(texts), config.batch_size):
-            batch = texts[start : start + config.batch_size]
+            batch = [texts[k] for k in order[start : start + config.batch_size]]
             chunks.append(program_features(model, tokenizer, batch, config.max_length))
             if progress:
                 progress("features", start + len(batch), len(texts))
-    return torch.cat(chunks)
+    features = torch.cat(chunks)
+    return features[torch.tensor(order).argsort()]
 
 
 def fit_probe(
