@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -161,3 +162,53 @@ def test_cli_trains_a_verifier_and_reports_bad_input(tmp_path: Path) -> None:
     assert bad.returncode != 0
     assert "bad.jsonl:1: not a valid LabeledCode: passed: Field required" in message
     assert "Traceback" not in bad.stderr
+
+
+def test_verifier_trains_data_parallel_under_torchrun(tmp_path: Path) -> None:
+    """Two CPU processes (DDP over gloo) take the same optimizer steps as one: each trains on its
+    half of every batch and the averaged gradients add up to the batch's."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    from mucode.training.schemas import write_jsonl
+
+    base = build_classifier(tmp_path / "base")
+    write_jsonl(labeled_codes(10), tmp_path / "codes.jsonl")
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
+    weights, losses = {}, {}
+    for processes in (1, 2):
+        out = tmp_path / f"v{processes}"
+        done = subprocess.run(
+            [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes),
+             "--master_port", str(29500 + processes), "-m", "mucode.cli", "train", "verifier",
+             str(tmp_path / "codes.jsonl"), "--base", str(base), "--out", str(out), "--epochs", "2",
+             "--lr", "3e-3", "--pairs-per-problem", "4", "--batch-size", "6", "--holdout", "0.3"],
+            capture_output=True, text=True, timeout=600, env=env,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        report = json.loads((out / "verifier-report.json").read_text())
+        assert report["train_examples"] == 28 and report["auc"] is not None
+        weights[processes] = load_file(out / "model.safetensors")
+        losses[processes] = report["final_loss"]
+    assert losses[2] == pytest.approx(losses[1], rel=1e-4)
+    assert weights[1].keys() == weights[2].keys()
+    changed = load_file(base / "model.safetensors")
+    assert any(not torch_equal(weights[1][k], changed[k]) for k in changed if k in weights[1])
+    for name, tensor in weights[1].items():
+        assert torch_close(tensor, weights[2][name]), name
+
+
+def torch_equal(a: Any, b: Any) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))
+
+
+def torch_close(a: Any, b: Any) -> bool:
+    import torch
+
+    return bool(torch.allclose(a, b, atol=1e-5, rtol=1e-4))

@@ -13,6 +13,7 @@ accuracy and AUC.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import time
@@ -126,7 +127,7 @@ def load_model(config: VerifierConfig) -> tuple[Any, Any]:
 
 def score_texts(model: Any, tokenizer: Any, texts: list[str], max_length: int) -> Any:
     batch = tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=max_length)
-    return model(**batch).logits[:, 0].float()
+    return model(**batch.to(next(model.parameters()).device)).logits[:, 0].float()
 
 
 def heldout_metrics(codes: list[LabeledCode], scores: list[float]) -> dict[str, float | None]:
@@ -175,8 +176,8 @@ def batch_loss(model: Any, tokenizer: Any, batch: list[Any], config: VerifierCon
         loss = -torch.nn.functional.logsigmoid(chosen - rejected).mean()
         return loss + config.reg * (chosen.pow(2) + rejected.pow(2)).mean() / 2
     texts = [verifier_input(c.prompt, c.code) for c in batch]
-    labels = torch.tensor([float(c.passed) for c in batch])
     scores = score_texts(model, tokenizer, texts, config.max_length)
+    labels = torch.tensor([float(c.passed) for c in batch], device=scores.device)
     return torch.nn.functional.binary_cross_entropy_with_logits(scores, labels)
 
 
@@ -223,40 +224,58 @@ def train_verifier(
     if config.design == "probe":
         return train_probe(codes, config, progress)
     import torch
+    from accelerate import Accelerator
 
     started = time.perf_counter()
+    # One process, or one of N under `torchrun` / `accelerate launch` (DDP): every process sees
+    # the same shuffled batches and trains on its share of each; gradients are averaged.
+    accelerator = Accelerator()
+    rank, world = accelerator.process_index, accelerator.num_processes
+    if config.batch_size % world:
+        raise ValueError(f"--batch-size {config.batch_size} must be a multiple of the {world} processes")
     torch.manual_seed(config.seed)
     train, held = split_by_problem(codes, config.holdout, config.seed)
     examples = training_examples(train, config)
     model, tokenizer = load_model(config)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr)
+    model, optimizer = accelerator.prepare(model, optimizer)
     rng = random.Random(config.seed)
-    steps = config.epochs * ((len(examples) + config.batch_size - 1) // config.batch_size)
+    # Equal shares keep the processes' backward passes (and gradient syncs) in step.
+    usable = len(examples) - len(examples) % world
+    steps = config.epochs * ((usable + config.batch_size - 1) // config.batch_size)
     step, loss_value = 0, float("nan")
     model.train()
     for _ in range(config.epochs):
         rng.shuffle(examples)
-        for start in range(0, len(examples), config.batch_size):
-            batch = examples[start : start + config.batch_size]
+        for start in range(0, usable, config.batch_size):
+            batch = examples[start : min(start + config.batch_size, usable)]
+            mine = batch[rank::world]
             optimizer.zero_grad()
             loss_value = 0.0
             # Micro-batches bound the activations kept for backward (a 0.5B model on 16 sequences
-            # of 1024 tokens outgrew 24 GiB); the summed gradient is the whole batch's.
-            for offset in range(0, len(batch), config.micro_batch_size):
-                micro = batch[offset : offset + config.micro_batch_size]
-                loss = batch_loss(model, tokenizer, micro, config) * (len(micro) / len(batch))
-                torch.autograd.backward(loss)
-                loss_value += float(loss.detach())
+            # of 1024 tokens outgrew 24 GiB); the summed gradient is the whole batch's (DDP
+            # averages over processes, hence × world), synced once, at the last micro-batch.
+            offsets = range(0, len(mine), config.micro_batch_size)
+            for offset in offsets:
+                micro = mine[offset : offset + config.micro_batch_size]
+                with contextlib.nullcontext() if offset == offsets[-1] else accelerator.no_sync(model):
+                    loss = batch_loss(model, tokenizer, micro, config) * (len(micro) * world / len(batch))
+                    accelerator.backward(loss)
+                loss_value += float(loss.detach()) / world
             optimizer.step()
             step += 1
             if progress:
                 progress("verifier", step, steps)
 
+    final = accelerator.reduce(torch.tensor(loss_value, device=accelerator.device), reduction="sum")
+    model = accelerator.unwrap_model(model)
     metrics = evaluate(model, tokenizer, held, config) if held else heldout_metrics([], [])
-    config.out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(config.out)
-    tokenizer.save_pretrained(config.out)
-    return write_report(config, train, held, examples, loss_value, started, metrics)
+    if accelerator.is_main_process:
+        config.out.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(config.out)
+        tokenizer.save_pretrained(config.out)
+    accelerator.wait_for_everyone()
+    return write_report(config, train, held, examples, float(final), started, metrics)
 
 
 def probe_features(

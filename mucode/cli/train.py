@@ -262,11 +262,18 @@ def verifier_command(
     epochs: Annotated[int, typer.Option()] = 2,
     lr: Annotated[float, typer.Option()] = 1e-5,
     pairs_per_problem: Annotated[int, typer.Option()] = 32,
+    batch_size: Annotated[
+        int, typer.Option(help="Pairs (or codes) per optimizer step, over all processes under torchrun.")
+    ] = 8,
+    micro_batch_size: Annotated[
+        int, typer.Option(help="Pairs (or codes) per forward pass; raise it on GPUs.")
+    ] = 1,
     holdout: Annotated[float, typer.Option(help="Share of problems held out for the metrics.")] = 0.2,
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Train the verifier R(problem, code) on labelled programs; prints held-out pairwise accuracy
-    and AUC, and saves a folder the server loads as its verifier."""
+    and AUC, and saves a folder the server loads as its verifier. Data-parallel under `torchrun`
+    or `accelerate launch` (classifier design)."""
     from rich.progress import Progress as Bar
 
     from mucode.training.schemas import LabeledCode, read_jsonl
@@ -275,7 +282,8 @@ def verifier_command(
     with user_errors():
         config = VerifierConfig(
             base=base, out=out, design=design, loss=loss, lora=lora, reg=reg, epochs=epochs, lr=lr,
-            pairs_per_problem=pairs_per_problem, holdout=holdout, seed=seed,
+            pairs_per_problem=pairs_per_problem, batch_size=batch_size, micro_batch_size=micro_batch_size,
+            holdout=holdout, seed=seed,
         )  # fmt: skip
         records = read_jsonl(codes, LabeledCode)
     with Bar(console=err_console, transient=True) as bar:
