@@ -240,8 +240,9 @@ def test_reference_solutions_are_experts_where_no_rollout_was_right(tmp_path: Pa
     assert targets[True] == {right(name) for name in NAMES}
 
 
-def test_sft_runs_under_accelerate_launch_with_the_cpu_config(tmp_path: Path) -> None:
-    """The shipped accelerate config drives the same command (DDP / ZeRO-3 need GPUs)."""
+def test_sft_runs_under_accelerate_launch_and_data_parallel_under_torchrun(tmp_path: Path) -> None:
+    """The shipped accelerate config drives the same command, and so does torchrun with two
+    data-parallel processes (DDP on GPUs and ZeRO-3 were not run here: no GPU)."""
     from mucode.training.relabel import SFTRow
     from mucode.training.schemas import write_jsonl
 
@@ -255,11 +256,20 @@ def test_sft_runs_under_accelerate_launch_with_the_cpu_config(tmp_path: Path) ->
     ]  # fmt: skip
     write_jsonl(rows, tmp_path / "sft.jsonl")
     config = Path(__file__).resolve().parent.parent / "training" / "configs" / "cpu.yaml"
-    done = subprocess.run(
-        [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config), "-m", "mucode.cli",
-         "train", "sft", str(tmp_path / "sft.jsonl"), "--base", str(tmp_path / "base"),
-         "--out", str(tmp_path / "g"), "--lr", "5e-3", "--epochs", "1"],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert (tmp_path / "g" / "model" / "config.json").exists()
+    sft = ["-m", "mucode.cli", "train", "sft", str(tmp_path / "sft.jsonl"), "--base", str(tmp_path / "base"),
+           "--lr", "5e-3", "--epochs", "1"]  # fmt: skip
+    launchers = {
+        1: ["accelerate.commands.launch", "--config_file", str(config)],
+        # Data parallel on the CPU: two processes over gloo, as on GPUs over NCCL.
+        2: ["torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29511"],
+    }
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
+    for processes, launcher in launchers.items():
+        out = tmp_path / f"g{processes}"
+        done = subprocess.run(
+            [sys.executable, "-m", *launcher, *sft, "--out", str(out)],
+            capture_output=True, text=True, timeout=600, env=env,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert (out / "model" / "config.json").exists()
+        assert json.loads(done.stdout.split("\n}")[0] + "}")["processes"] == processes

@@ -192,6 +192,7 @@ def test_verifier_trains_data_parallel_under_torchrun(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stderr[-3000:]
         report = json.loads((out / "verifier-report.json").read_text())
         assert report["train_examples"] == 28 and report["auc"] is not None
+        assert report["processes"] == processes
         weights[processes] = load_file(out / "model.safetensors")
         losses[processes] = report["final_loss"]
     assert losses[2] == pytest.approx(losses[1], rel=1e-4)

@@ -49,6 +49,7 @@ class SFTReport(BaseModel):
     heldout_logprob_after: float | None = Field(None, description="The same after fine-tuning.")
     final_loss: float | None
     seconds: float
+    processes: int = Field(1, description="Data-parallel processes that trained (torchrun, accelerate).")
 
 
 def target_logprob(model: Any, tokenizer: Any, rows: list[SFTRow]) -> float | None:
@@ -156,4 +157,5 @@ def train_generator(rows: list[SFTRow], config: SFTConfig) -> SFTReport:
         heldout_logprob_after=after,
         final_loss=float(result.training_loss) if result.training_loss is not None else None,
         seconds=round(time.perf_counter() - started, 1),
+        processes=trainer.accelerator.num_processes,
     )

@@ -70,6 +70,7 @@ class VerifierReport(BaseModel):
     auc: float | None = Field(None, description="Held out: ROC AUC of the scores against the labels.")
     final_loss: float
     seconds: float
+    processes: int = Field(1, description="Data-parallel processes that trained (torchrun, accelerate).")
 
 
 def sample_pairs(codes: list[LabeledCode], per_problem: int, seed: int) -> list[Pair]:
@@ -201,6 +202,7 @@ def write_report(
     final_loss: float,
     started: float,
     metrics: dict[str, float | None],
+    processes: int = 1,
 ) -> VerifierReport:
     report = VerifierReport(
         base=config.base,
@@ -212,6 +214,7 @@ def write_report(
         train_examples=len(examples),
         final_loss=final_loss,
         seconds=round(time.perf_counter() - started, 1),
+        processes=processes,
         **metrics,
     )
     (config.out / "verifier-report.json").write_text(json.dumps(report.model_dump(), indent=2))
@@ -275,7 +278,7 @@ def train_verifier(
         model.save_pretrained(config.out)
         tokenizer.save_pretrained(config.out)
     accelerator.wait_for_everyone()
-    return write_report(config, train, held, examples, float(final), started, metrics)
+    return write_report(config, train, held, examples, float(final), started, metrics, world)
 
 
 def probe_features(
