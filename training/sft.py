@@ -11,6 +11,7 @@ and after.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -111,8 +112,11 @@ def train_generator(rows: list[SFTRow], config: SFTConfig) -> SFTReport:
         learning_rate=config.lr,
         # The logits of a 0.5B model over 2048 tokens are ~1.2 GB per row in fp32: a few rows per
         # forward pass, gradients accumulated, keep the same batch within a CPU's memory.
+        # batch_size counts rows over all data-parallel processes (WORLD_SIZE: torchrun, accelerate).
         per_device_train_batch_size=min(config.micro_batch_size, config.batch_size),
-        gradient_accumulation_steps=max(1, config.batch_size // config.micro_batch_size),
+        gradient_accumulation_steps=max(
+            1, config.batch_size // (config.micro_batch_size * int(os.environ.get("WORLD_SIZE", "1")))
+        ),
         assistant_only_loss=True,
         max_length=config.max_length,
         seed=config.seed,

@@ -118,13 +118,19 @@ def sft_command(
     base: Annotated[str, typer.Option(help="The model to fine-tune.")],
     out: Annotated[Path, typer.Option(help="Output: OUT/model (merged HF folder), OUT/adapter with --lora.")],
     lora: Annotated[bool, typer.Option()] = False,
+    lora_rank: Annotated[int, typer.Option()] = 16,
     lr: Annotated[float, typer.Option()] = 5e-7,
     epochs: Annotated[int, typer.Option()] = 2,
+    batch_size: Annotated[
+        int, typer.Option(help="Rows per optimizer step, over all processes under torchrun / accelerate.")
+    ] = 4,
+    micro_batch_size: Annotated[int, typer.Option(help="Rows per forward pass; raise it on GPUs.")] = 1,
     holdout: Annotated[float, typer.Option()] = 0.2,
     seed: Annotated[int, typer.Option()] = 0,
     tensorboard: Annotated[bool, typer.Option()] = False,
 ) -> None:
-    """TRL SFT with the loss on the assistant answers only; prints held-out log-likelihoods."""
+    """TRL SFT with the loss on the assistant answers only; prints held-out log-likelihoods.
+    Data-parallel under `torchrun` or `accelerate launch` (training/configs/)."""
 
     from mucode.training.relabel import SFTRow
     from mucode.training.schemas import read_jsonl
@@ -133,7 +139,8 @@ def sft_command(
     with user_errors():
         records = read_jsonl(rows, SFTRow)
         config = SFTConfig(
-            base=base, out=out, lora=lora, lr=lr, epochs=epochs, holdout=holdout, seed=seed,
+            base=base, out=out, lora=lora, lora_rank=lora_rank, lr=lr, epochs=epochs, batch_size=batch_size,
+            micro_batch_size=micro_batch_size, holdout=holdout, seed=seed,
             report_to=["tensorboard"] if tensorboard else [],
         )  # fmt: skip
         report = train_generator(records, config)
