@@ -61,8 +61,10 @@ def test_pairs_are_seeded_and_within_a_problem() -> None:
         ("classifier", "bt", False),
         ("classifier", "bt", True),
         ("classifier", "bce", False),
+        ("classifier", "bt+bce", True),
         ("probe", "bt", False),
         ("probe", "bce", False),
+        ("probe", "bt+bce", False),
     ],
 )
 def test_verifier_separates_held_out_code_and_loads_in_the_server(

@@ -67,7 +67,7 @@ class IterateConfig(BaseModel):
     sft_epochs: int = 2
     verifier_lr: float = 1e-6
     verifier_epochs: int = 2
-    verifier_loss: Literal["bt", "bce"] = "bt"
+    verifier_loss: Literal["bt", "bce", "bt+bce"] = "bt"
     pairs_per_problem: int = 32
     holdout: float = 0.2
     seed: int = 0

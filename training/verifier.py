@@ -42,7 +42,11 @@ class VerifierConfig(BaseModel):
     base: str = Field(..., description="Base model: HF folder or hub id (the generator's base, or smaller).")
     out: Path
     design: Literal["classifier", "probe"] = "classifier"
-    loss: Literal["bt", "bce"] = "bt"
+    loss: Literal["bt", "bce", "bt+bce"] = Field(
+        "bt",
+        description="bt: Bradley–Terry on pairs; bce: pointwise on the labels; bt+bce: both summed "
+        "(pairs for the classifier, whose BCE is on each pair's two programs).",
+    )
     lora: bool = Field(False, description="classifier: a LoRA adapter instead of the full model.")
     lora_rank: int = 16
     lr: float = 1e-5
@@ -168,13 +172,21 @@ def batch_loss(model: Any, tokenizer: Any, batch: list[Any], config: VerifierCon
     """Mean Bradley–Terry loss of a batch of pairs, or mean BCE of a batch of labelled codes."""
     import torch
 
-    if config.loss == "bt":
+    if config.loss != "bce":
         texts = [verifier_input(p.prompt, p.chosen) for p in batch] + [
             verifier_input(p.prompt, p.rejected) for p in batch
         ]
         scores = score_texts(model, tokenizer, texts, config.max_length)
         chosen, rejected = scores[: len(batch)], scores[len(batch) :]
         loss = -torch.nn.functional.logsigmoid(chosen - rejected).mean()
+        if config.loss == "bt+bce":
+            # -log σ(r⁺) - log σ(-r⁻): the labels too, so scores also compare across problems.
+            loss = (
+                loss
+                - (torch.nn.functional.logsigmoid(chosen) + torch.nn.functional.logsigmoid(-rejected)).mean()
+                / 2
+            )
+            return loss
         return loss + config.reg * (chosen.pow(2) + rejected.pow(2)).mean() / 2
     texts = [verifier_input(c.prompt, c.code) for c in batch]
     scores = score_texts(model, tokenizer, texts, config.max_length)
@@ -185,7 +197,7 @@ def batch_loss(model: Any, tokenizer: Any, batch: list[Any], config: VerifierCon
 def training_examples(train: list[LabeledCode], config: VerifierConfig) -> list[Any]:
     """Pairs for Bradley–Terry, the labelled programs themselves for BCE."""
     examples: list[Any] = (
-        sample_pairs(train, config.pairs_per_problem, config.seed) if config.loss == "bt" else list(train)
+        sample_pairs(train, config.pairs_per_problem, config.seed) if config.loss != "bce" else list(train)
     )
     if not examples:
         raise ValueError(
@@ -371,11 +383,9 @@ def train_probe(
     def rows(items: list[LabeledCode]) -> Any:
         return torch.tensor([row[verifier_input(c.prompt, c.code)] for c in items], dtype=torch.long)
 
-    if config.loss == "bt":
-        head, final_loss = fit_probe(features, rows(train), config.reg, pairs=pair_rows(examples, row))
-    else:
-        labels = (rows(examples), torch.tensor([float(c.passed) for c in examples]))
-        head, final_loss = fit_probe(features, rows(train), config.reg, labels=labels)
+    pairs = pair_rows(examples, row) if config.loss != "bce" else None
+    labels = (rows(train), torch.tensor([float(c.passed) for c in train])) if config.loss != "bt" else None
+    head, final_loss = fit_probe(features, rows(train), config.reg, pairs=pairs, labels=labels)
     scores = probe_scores(head, features).tolist()
     metrics = heldout_metrics(held, [scores[row[verifier_input(c.prompt, c.code)]] for c in held])
     config.out.mkdir(parents=True, exist_ok=True)

@@ -261,7 +261,9 @@ def verifier_command(
     design: Annotated[
         str, typer.Option(help="classifier (fine-tuned model) or probe (a head on the frozen base's states).")
     ] = "classifier",
-    loss: Annotated[str, typer.Option(help="bt (Bradley–Terry pairs) or bce (pointwise).")] = "bt",
+    loss: Annotated[
+        str, typer.Option(help="bt (Bradley–Terry pairs), bce (pointwise), or bt+bce (both summed).")
+    ] = "bt",
     lora: Annotated[bool, typer.Option(help="classifier: a LoRA adapter instead of the full model.")] = False,
     reg: Annotated[
         float, typer.Option(help="Penalty on the classifier's scores², or on the probe's weights².")
@@ -327,6 +329,7 @@ def iterate_command(
     verifier_design: Annotated[
         str, typer.Option(help="classifier (fine-tuned) or probe (a head on the frozen base's states).")
     ] = "classifier",
+    verifier_loss: Annotated[str, typer.Option(help="bt, bce, or bt+bce (see `train verifier`).")] = "bt",
     rollouts_per_problem: Annotated[int, typer.Option()] = 4,
     turns: Annotated[int, typer.Option()] = 3,
     temperature: Annotated[float, typer.Option()] = 0.7,
@@ -364,6 +367,7 @@ def iterate_command(
     with user_errors():
         config = IterateConfig(
             problems=problems, base=base, verifier_base=verifier_base, verifier_design=verifier_design,
+            verifier_loss=verifier_loss,
             out=out, iterations=iterations,
             rollouts_per_problem=rollouts_per_problem, turns=turns, temperature=temperature,
             max_tokens=max_tokens, lora=lora, lora_rank=lora_rank, micro_batch_size=micro_batch_size,
