@@ -6,9 +6,10 @@ with the head trained in full. ``probe``: the base model frozen, its last hidden
 per program (``program_features``), and only a linear head on it trained (L-BFGS, seconds). Both
 read ``verifier_input(problem, code)`` — the very text the server scores. Loss: Bradley–Terry on
 (correct, incorrect) pairs of the same problem, -log σ(r⁺ − r⁻) plus a small penalty (the
-classifier's scores, as in the paper; the probe's weights), or pointwise BCE on the labels. Pairs
-are sampled with a seed. Some problems are held out (never trained on) to report pairwise
-accuracy and AUC.
+classifier's scores, as in the paper; the probe's weights), pointwise BCE on the labels, or both
+summed (``bt+bce``: scores that also compare across problems). Pairs are sampled with a seed.
+Some problems are held out (never trained on) to report pairwise accuracy and AUC. The classifier
+trains data-parallel under ``torchrun`` / ``accelerate launch``.
 """
 
 from __future__ import annotations
@@ -169,7 +170,8 @@ def evaluate(
 
 
 def batch_loss(model: Any, tokenizer: Any, batch: list[Any], config: VerifierConfig) -> Any:
-    """Mean Bradley–Terry loss of a batch of pairs, or mean BCE of a batch of labelled codes."""
+    """Mean Bradley–Terry loss of a batch of pairs (plus their labels' BCE for ``bt+bce``), or
+    mean BCE of a batch of labelled codes."""
     import torch
 
     if config.loss != "bce":
@@ -180,13 +182,10 @@ def batch_loss(model: Any, tokenizer: Any, batch: list[Any], config: VerifierCon
         chosen, rejected = scores[: len(batch)], scores[len(batch) :]
         loss = -torch.nn.functional.logsigmoid(chosen - rejected).mean()
         if config.loss == "bt+bce":
-            # -log σ(r⁺) - log σ(-r⁻): the labels too, so scores also compare across problems.
-            loss = (
-                loss
-                - (torch.nn.functional.logsigmoid(chosen) + torch.nn.functional.logsigmoid(-rejected)).mean()
-                / 2
-            )
-            return loss
+            # The labels too (-log σ(r⁺) - log σ(-r⁻)), so scores also compare across problems;
+            # they anchor the scores, so no penalty.
+            logsigmoid = torch.nn.functional.logsigmoid
+            return loss - (logsigmoid(chosen) + logsigmoid(-rejected)).mean() / 2
         return loss + config.reg * (chosen.pow(2) + rejected.pow(2)).mean() / 2
     texts = [verifier_input(c.prompt, c.code) for c in batch]
     scores = score_texts(model, tokenizer, texts, config.max_length)
