@@ -25,10 +25,11 @@ from mucode.engine.verifier import load_probe_base, probe_scores, verifier_input
 from mucode.training.schemas import LabeledCode, read_jsonl, split_by_problem
 from mucode.training.verifier import (
     VerifierConfig,
+    code_rows,
     fit_probe,
     heldout_metrics,
-    pair_rows,
     probe_features,
+    probe_targets,
     sample_pairs,
 )
 
@@ -64,21 +65,12 @@ def main() -> None:
         seconds = time.perf_counter() - started
         torch.save({"texts": texts, "features": features, "seconds": seconds}, cached)
 
-    def rows(codes: list[LabeledCode]) -> Any:
-        return torch.tensor([row[verifier_input(c.prompt, c.code)] for c in codes], dtype=torch.long)
-
     def scored(head: dict[str, Any], codes: list[LabeledCode]) -> dict[str, float | None]:
-        scores = probe_scores(head, features).tolist()
-        return heldout_metrics(codes, [scores[row[verifier_input(c.prompt, c.code)]] for c in codes])
+        return heldout_metrics(codes, probe_scores(head, features)[code_rows(codes, row)].tolist())
 
     def fit(codes: list[LabeledCode], loss: str, reg: float) -> dict[str, Any]:
-        pairs = pair_rows(sample_pairs(codes, args.pairs_per_problem, seed=0), row)
-        labels = (rows(codes), torch.tensor([float(c.passed) for c in codes]))
-        head, _ = fit_probe(
-            features, rows(codes), reg,
-            pairs=pairs if "bt" in loss else None, labels=labels if "bce" in loss else None,
-        )  # fmt: skip
-        return head
+        targets = probe_targets(codes, sample_pairs(codes, args.pairs_per_problem, seed=0), row, loss)
+        return fit_probe(features, code_rows(codes, row), reg, **targets)[0]
 
     inner_train, inner_held = split_by_problem(train, 0.2, seed=0)
     losses = {}

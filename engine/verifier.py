@@ -94,7 +94,6 @@ def load_probe_base(base: str | Path, *, device: str = "cpu") -> tuple[Any, Any]
 
 
 CODE_MARKER = "\n\nCandidate solution:\n```python\n"  # in VERIFIER_TEMPLATE, right before the code
-LIKELIHOOD_FEATURES = 4
 LOGIT_CHUNK = 256  # code positions per vocabulary projection: bounds the logits held at once
 
 
@@ -122,9 +121,10 @@ def program_features(model: Any, tokenizer: Any, texts: list[str], max_length: i
     for k, text in enumerate(texts):
         length = int(mask[k].sum())
         start = text.find(CODE_MARKER) + len(CODE_MARKER)
-        code = [t for t in range(length) if offsets[k, t, 0] >= start] or [length - 1]
-        first = max(code[0], 1)  # a token's probability is read from the state before it
-        positions = torch.arange(first, length)
+        in_code = (offsets[k, :length, 0] >= start).nonzero()
+        code = int(in_code[0]) if len(in_code) else length - 1  # the code's first token
+        # A token's probability is read from the state before it.
+        positions = torch.arange(max(code, 1), length)
         logprobs = torch.cat(
             [
                 torch.log_softmax(model.get_output_embeddings()(hidden[k, chunk - 1]).float(), dim=-1)
@@ -141,7 +141,7 @@ def program_features(model: Any, tokenizer: Any, texts: list[str], max_length: i
                 math.log(len(positions)),
             ]
         )
-        rows.append(torch.cat([hidden[k, length - 1], hidden[k, code].mean(dim=0), likelihood]))
+        rows.append(torch.cat([hidden[k, length - 1], hidden[k, code:length].mean(dim=0), likelihood]))
     return torch.stack(rows)
 
 

@@ -363,6 +363,28 @@ def pair_rows(pairs: list[Pair], row: dict[str, int]) -> tuple[Any, Any]:
     )
 
 
+def code_rows(codes: list[LabeledCode], row: dict[str, int]) -> Any:
+    """The feature rows of these programs (``row``: verifier text -> row)."""
+    import torch
+
+    return torch.tensor([row[verifier_input(c.prompt, c.code)] for c in codes], dtype=torch.long)
+
+
+def probe_targets(
+    codes: list[LabeledCode], pairs: list[Pair], row: dict[str, int], loss: str
+) -> dict[str, Any]:
+    """``fit_probe``'s targets for ``loss``: the pairs for Bradley–Terry, the programs' labels for
+    BCE, both for ``bt+bce``."""
+    import torch
+
+    targets: dict[str, Any] = {}
+    if loss != "bce":
+        targets["pairs"] = pair_rows(pairs, row)
+    if loss != "bt":
+        targets["labels"] = (code_rows(codes, row), torch.tensor([float(c.passed) for c in codes]))
+    return targets
+
+
 def train_probe(
     codes: list[LabeledCode], config: VerifierConfig, progress: Progress | None = None
 ) -> VerifierReport:
@@ -379,14 +401,9 @@ def train_probe(
     row = {text: k for k, text in enumerate(texts)}
     features = probe_features(model, tokenizer, texts, config, progress)
 
-    def rows(items: list[LabeledCode]) -> Any:
-        return torch.tensor([row[verifier_input(c.prompt, c.code)] for c in items], dtype=torch.long)
-
-    pairs = pair_rows(examples, row) if config.loss != "bce" else None
-    labels = (rows(train), torch.tensor([float(c.passed) for c in train])) if config.loss != "bt" else None
-    head, final_loss = fit_probe(features, rows(train), config.reg, pairs=pairs, labels=labels)
-    scores = probe_scores(head, features).tolist()
-    metrics = heldout_metrics(held, [scores[row[verifier_input(c.prompt, c.code)]] for c in held])
+    targets = probe_targets(train, examples, row, config.loss)  # (examples: pairs unless bce)
+    head, final_loss = fit_probe(features, code_rows(train, row), config.reg, **targets)
+    metrics = heldout_metrics(held, probe_scores(head, features)[code_rows(held, row)].tolist())
     config.out.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in head.items()}, str(config.out / PROBE_WEIGHTS))
     local = Path(config.base)
