@@ -90,6 +90,13 @@ def main() -> None:
                   "pairs": len(sample_pairs(train, args.pairs_per_problem, seed=0))},
         "heldout": {"file": str(args.heldout), "programs": len(held), "correct": sum(c.passed for c in held)},
         f"losses (reg chosen by {args.choose_by} on the inner split)": losses,
+        # The likelihood features (the last four columns) alone, each as the score, untrained.
+        "single_features (train / heldout)": {
+            name: [heldout_metrics(codes, (sign * features[code_rows(codes, row), column]).tolist())
+                   for codes in (train, held)]
+            for name, column, sign in (("mean logprob", -4, 1), ("min logprob", -3, 1),
+                                       ("share below 10 %, fewer first", -2, -1), ("shorter first", -1, -1))
+        },
         "feature_seconds_per_program": round(seconds / len(texts), 3),
         "threads": torch.get_num_threads(),
     }  # fmt: skip
