@@ -10,6 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from .verifier import PROBE_CONFIG
+
 MANIFEST = "mucode.json"
 
 
@@ -59,6 +61,14 @@ def set_adapter_base(folder: Path, base: str) -> None:
     path.write_text(json.dumps(config, indent=2), encoding="utf-8")
 
 
+def set_probe_base(folder: Path, base: str) -> None:
+    """Points a probe verifier at the frozen model whose states it reads."""
+    path = folder / PROBE_CONFIG
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config["base"] = base
+    path.write_text(json.dumps(config), encoding="utf-8")
+
+
 def shipped_checkpoint() -> Path:
     """The adapters trained in this repository (docs/benchmarks.md), inside the package."""
     import mucode
@@ -76,10 +86,10 @@ def installed_checkpoint() -> Path | None:
 
 
 def install_checkpoint(source: str | Path, target: Path | None = None, base: str | None = None) -> Path:
-    """Makes a shipped, adapter-only checkpoint servable: the generator adapter merged into its
-    base (an ordinary HF folder that vLLM and transformers load), the verifier adapter pointed at
-    the base, both with the base's tokenizer. Writes a complete checkpoint to ``target`` (default:
-    the installed one), replacing it only once the new one is whole."""
+    """Makes a shipped checkpoint servable: the generator adapter merged into its base (an ordinary
+    HF folder that vLLM and transformers load), the verifier (adapter or probe) pointed at the
+    base. A checkpoint without a generator keeps the default one. Writes a complete checkpoint to
+    ``target`` (default: the installed one), replacing it only once the new one is whole."""
     import shutil
     import tempfile
 
@@ -110,9 +120,12 @@ def install_checkpoint(source: str | Path, target: Path | None = None, base: str
             installed.generator, installed.generator_adapter = "generator", "generator-adapter"
         if manifest.verifier is not None:
             shutil.copytree(source / manifest.verifier, staging / "verifier")
-            if (staging / "verifier" / ADAPTER_CONFIG).exists():
-                set_adapter_base(staging / "verifier", base_path)
-            tokenizer.save_pretrained(staging / "verifier")
+            if (staging / "verifier" / PROBE_CONFIG).exists():  # reads the base's own tokenizer
+                set_probe_base(staging / "verifier", base_path)
+            else:
+                if (staging / "verifier" / ADAPTER_CONFIG).exists():
+                    set_adapter_base(staging / "verifier", base_path)
+                tokenizer.save_pretrained(staging / "verifier")
             installed.verifier = "verifier"
         write_manifest(staging, installed)
         if target.exists():

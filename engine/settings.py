@@ -86,6 +86,8 @@ class EngineSettings(BaseSettings):
                 "checkpoint": str(checkpoint),
                 "model": self.model or resolve(checkpoint, manifest.generator),
                 "verifier": self.verifier or resolve(checkpoint, manifest.verifier),
-                "prompt_version": self.prompt_version or manifest.prompt_version,
+                # A verifier-only checkpoint leaves the generator, and so its prompt, as they were.
+                "prompt_version": self.prompt_version
+                or (manifest.prompt_version if manifest.generator else None),
             }
         )

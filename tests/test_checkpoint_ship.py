@@ -128,3 +128,70 @@ def test_export_refuses_a_full_fine_tune_and_install_a_folder_without_adapters(
     assert done.returncode != 0
     assert "not a mucode checkpoint" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_probe_verifier_ships_alone_and_serves_beside_the_default_generator(
+    cache: Path, tmp_path: Path
+) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    from mucode.engine.loading import load_configured_verifier
+    from mucode.engine.settings import EngineSettings
+    from mucode.engine.verifier import PROBE_CONFIG, PROBE_WEIGHTS, ProbeVerifier, load_verifier
+
+    base = build_causal_lm(hf_folder())
+    run = tmp_path / "run"
+    probe = run / "iter-1" / "verifier"
+    probe.mkdir(parents=True)
+    torch.manual_seed(0)
+    width = 2 * 32 + 4  # two hidden states of the tiny model and the four likelihood features
+    head = {
+        "weight": torch.randn(width),
+        "bias": torch.tensor(0.5),
+        "mean": torch.randn(width),
+        "scale": torch.rand(width) + 0.5,
+    }
+    save_file(head, str(probe / PROBE_WEIGHTS))
+    (probe / PROBE_CONFIG).write_text(json.dumps({"base": str(base.resolve()), "max_length": 256}))
+    write_manifest(
+        run,
+        Manifest(
+            base_model=str(base),
+            generator="iter-1/generator/model",  # a full fine-tune: too big to ship
+            verifier="iter-1/verifier",
+            prompt_version="mucode-chat-1",
+            iterations=[{"iteration": 1, "verifier": {"base": str(base), "auc": 0.7}}],
+        ),
+    )
+    env = os.environ.copy()
+    whole = run_cli("train", "export", str(run), "--out", str(tmp_path / "ship"), env=env)
+    assert whole.returncode != 0
+    assert "--lora" in whole.stderr and "Traceback" not in whole.stderr
+    bad = run_cli("train", "export", str(run), "--out", str(tmp_path / "ship"), "--parts", "weights", env=env)
+    assert bad.returncode != 0
+    assert "generator and/or verifier" in bad.stderr and "Traceback" not in bad.stderr
+
+    done = run_cli(
+        "train", "export", str(run), "--out", str(tmp_path / "ship"), "--parts", "verifier", env=env
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    shipped = read_manifest(tmp_path / "ship")
+    assert (shipped.generator, shipped.generator_adapter, shipped.verifier) == (None, None, "verifier")
+    assert json.loads((tmp_path / "ship" / "verifier" / PROBE_CONFIG).read_text())["base"] == BUNDLED_BASE
+    assert str(tmp_path) not in "".join(p.read_text() for p in (tmp_path / "ship").rglob("*.json"))
+
+    installed = run_cli("models", "install-checkpoint", str(tmp_path / "ship"), "--base", str(base), env=env)
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    settings = EngineSettings().resolved()
+    assert settings.checkpoint == str(cache / "checkpoint")
+    assert settings.model is None  # the default generator stays, with its own prompt format
+    assert settings.prompt_version is None
+    assert settings.verifier == str((cache / "checkpoint" / "verifier").resolve())
+    verifier = load_configured_verifier(settings)
+    assert isinstance(verifier, ProbeVerifier)
+    original = load_verifier(probe)
+    assert original is not None
+    codes = ["def f(x):\n    return x + 1\n", "def f(x):\n    return x\n"]
+    # The shipped head is the trained one, bit for bit: the same scores as in the run folder.
+    assert verifier.score_sync("def f(x): ...", codes) == original.score_sync("def f(x): ...", codes)

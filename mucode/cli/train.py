@@ -306,15 +306,22 @@ def verifier_command(
 
 @app.command("export")
 def export_command(
-    run: Annotated[Path, typer.Argument(help="A LoRA run folder (`mucode train iterate --lora`).")],
+    run: Annotated[Path, typer.Argument(help="A run folder (`mucode train iterate`).")],
     out: Annotated[Path, typer.Option(help="Folder for the shippable checkpoint (replaced).")],
+    parts: Annotated[
+        str,
+        typer.Option(
+            help="What ships, comma-separated: generator (a LoRA adapter), verifier (LoRA or probe)."
+        ),
+    ] = "generator,verifier",
 ) -> None:
-    """The run's generator and verifier adapters in bf16 with a manifest: a few MB that ship and
-    install anywhere (`mucode models install-checkpoint`)."""
+    """The run's generator adapter and verifier with a manifest: a few MB that ship and install
+    anywhere (`mucode models install-checkpoint`). Ship only the part that won: `--parts verifier`
+    keeps the default generator."""
     from mucode.training.export import export_checkpoint
 
     with user_errors():
-        export_checkpoint(run, out)
+        export_checkpoint(run, out, [p.strip() for p in parts.split(",") if p.strip()])
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     console.print(f"{out} ({size / 1e6:.1f} MB)")
 
