@@ -101,48 +101,73 @@ def program_features(model: Any, tokenizer: Any, texts: list[str], max_length: i
     """(texts, 2 × hidden size + 4) for ``verifier_input`` texts: the last layer's state at the
     last token, its mean over the tokens of the code (and its closing fence), and how likely the
     base finds them — mean and minimum token log-probability, the share of tokens below 10 %,
-    log of the token count. What the probe verifier reads."""
+    log of the token count. What the probe verifier reads.
+
+    Texts whose tokens before the code are the same (candidates for one problem) read that prefix
+    once: its keys and values are computed a single time and every candidate's code runs on them,
+    which is most of the cost saved, as a problem statement is about as long as a program."""
+    import inspect
+
+    import torch
+    from transformers import DynamicCache
+
+    # transformers 5.24 renamed the argument; vLLM's pin (<5.20) still has the old name.
+    forward = inspect.signature(type(model.base_model).forward).parameters
+    cache_arg = "cache" if "cache" in forward else "past_key_values"
+    batch = tokenizer(texts, truncation=True, max_length=max_length, return_offsets_mapping=True)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    splits = []
+    for k, text in enumerate(texts):
+        start = text.find(CODE_MARKER) + len(CODE_MARKER)
+        ids = batch["input_ids"][k]
+        code = next(
+            (t for t, (first, _) in enumerate(batch["offset_mapping"][k]) if first >= start), len(ids) - 1
+        )
+        # The prefix stops one token short of the code: a token's probability is read from the
+        # state before it, so that state has to come out of the per-candidate pass.
+        split = max(code, 1) - 1
+        splits.append(split)
+        groups.setdefault(tuple(ids[:split]), []).append(k)
+    rows: list[Any] = [None] * len(texts)
+    for prefix, members in groups.items():
+        suffixes = [batch["input_ids"][k][splits[k] :] for k in members]
+        width = max(len(s) for s in suffixes)
+        ids = torch.tensor([s + [tokenizer.pad_token_id] * (width - len(s)) for s in suffixes])
+        mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in suffixes])
+        cache = DynamicCache(config=model.config)
+        if prefix:
+            model.base_model(input_ids=torch.tensor([prefix]), use_cache=True, **{cache_arg: cache})
+            cache.batch_repeat_interleave(len(members))
+            mask = torch.cat([torch.ones(len(members), len(prefix), dtype=mask.dtype), mask], dim=1)
+        hidden = model.base_model(input_ids=ids, attention_mask=mask, **{cache_arg: cache}).last_hidden_state
+        for row, (k, suffix) in enumerate(zip(members, suffixes, strict=True)):
+            rows[k] = _features(model, hidden[row, : len(suffix)].float(), torch.tensor(suffix))
+    return torch.stack(rows)
+
+
+def _features(model: Any, hidden: Any, ids: Any) -> Any:
+    """One program's features from the states of its tokens, starting one before the code."""
     import math
 
     import torch
 
-    batch = tokenizer(
-        texts,
-        return_tensors="pt",
-        padding=True,
-        truncation=True,
-        max_length=max_length,
-        return_offsets_mapping=True,
+    logprobs = torch.cat(
+        [
+            torch.log_softmax(model.get_output_embeddings()(hidden[chunk - 1]).float(), dim=-1)
+            .gather(1, ids[chunk].unsqueeze(1))
+            .squeeze(1)
+            for chunk in torch.split(torch.arange(1, len(ids)), LOGIT_CHUNK)
+        ]
     )
-    offsets = batch.pop("offset_mapping")
-    hidden = model.base_model(**batch).last_hidden_state.float()
-    mask = batch["attention_mask"]
-    rows = []
-    for k, text in enumerate(texts):
-        length = int(mask[k].sum())
-        start = text.find(CODE_MARKER) + len(CODE_MARKER)
-        in_code = (offsets[k, :length, 0] >= start).nonzero()
-        code = int(in_code[0]) if len(in_code) else length - 1  # the code's first token
-        # A token's probability is read from the state before it.
-        positions = torch.arange(max(code, 1), length)
-        logprobs = torch.cat(
-            [
-                torch.log_softmax(model.get_output_embeddings()(hidden[k, chunk - 1]).float(), dim=-1)
-                .gather(1, batch["input_ids"][k, chunk].unsqueeze(1))
-                .squeeze(1)
-                for chunk in torch.split(positions, LOGIT_CHUNK)
-            ]
-        )
-        likelihood = torch.tensor(
-            [
-                float(logprobs.mean()),
-                float(logprobs.min()),
-                float((logprobs < math.log(0.1)).float().mean()),
-                math.log(len(positions)),
-            ]
-        )
-        rows.append(torch.cat([hidden[k, length - 1], hidden[k, code:length].mean(dim=0), likelihood]))
-    return torch.stack(rows)
+    likelihood = torch.tensor(
+        [
+            float(logprobs.mean()),
+            float(logprobs.min()),
+            float((logprobs < math.log(0.1)).float().mean()),
+            math.log(len(logprobs)),
+        ]
+    )
+    return torch.cat([hidden[-1], hidden[1:].mean(dim=0), likelihood])
 
 
 def probe_scores(head: dict[str, Any], features: Any) -> Any:

@@ -14,7 +14,14 @@ pytest.importorskip("torch")
 from mucode.engine.verifier import load_verifier
 from mucode.problems import Problem
 from mucode.training.schemas import LabeledCode
-from mucode.training.verifier import VerifierConfig, auc, probe_features, sample_pairs, train_verifier
+from mucode.training.verifier import (
+    VerifierConfig,
+    auc,
+    heldout_metrics,
+    probe_features,
+    sample_pairs,
+    train_verifier,
+)
 
 from .tiny_models import build_causal_lm, build_classifier
 
@@ -53,6 +60,16 @@ def test_pairs_are_seeded_and_within_a_problem() -> None:
     assert all("sorted" in p.chosen and "sorted" not in p.rejected for p in pairs)
     assert auc([0.9, 0.8, 0.1], [True, True, False]) == 1.0
     assert auc([0.1], [True]) is None
+
+
+def test_held_out_metrics_say_what_choosing_by_the_scores_buys() -> None:
+    codes = labeled_codes(2)  # per problem: three correct programs, three incorrect ones
+    # Problem 0: a wrong program scores highest; problem 1: a right one ties with a wrong one.
+    scores = [0.1, 0.9, 0.2, 0.0, 0.3, 0.0] + [0.5, 0.5, 0.1, 0.0, 0.2, 0.0]
+    metrics = heldout_metrics(codes, scores)
+    assert metrics["selected_pass_rate"] == pytest.approx((0.0 + 0.5) / 2)
+    assert metrics["random_pass_rate"] == pytest.approx(0.5)
+    assert heldout_metrics(codes, [1.0 if c.passed else 0.0 for c in codes])["selected_pass_rate"] == 1.0
 
 
 @pytest.mark.parametrize(
@@ -109,8 +126,10 @@ def test_probe_features_read_the_code_and_its_likelihood(tmp_path: Path) -> None
     with torch.inference_mode():
         features = program_features(model, tokenizer, [short, long], max_length=64)
         ids = tokenizer(short, return_tensors="pt")
-        logprobs = torch.log_softmax(model(**ids).logits[0, :-1], dim=-1)
+        whole = model(**ids, output_hidden_states=True)  # one plain pass over the whole text
+        logprobs = torch.log_softmax(whole.logits[0, :-1], dim=-1)
         taken = logprobs.gather(1, ids["input_ids"][0, 1:].unsqueeze(1)).squeeze(1)
+        states = whole.hidden_states[-1][0]
     hidden = model.config.hidden_size
     assert features.shape == (2, 2 * hidden + 4)
     assert torch.isfinite(features).all()
@@ -121,6 +140,15 @@ def test_probe_features_read_the_code_and_its_likelihood(tmp_path: Path) -> None
     n = round(math.exp(features[0, -1].item()))
     assert features[0, -4].item() == pytest.approx(float(taken[-n:].mean()), rel=1e-4)
     assert features[0, -3].item() == pytest.approx(float(taken[-n:].min()), rel=1e-4)
+    # The problem's tokens were read in a pass of their own: the states are still the plain pass's.
+    assert torch.allclose(features[0, :hidden], states[-1], atol=1e-4)
+    assert torch.allclose(features[0, hidden : 2 * hidden], states[-n:].mean(dim=0), atol=1e-4)
+    # Candidates for one problem share that pass; each gets what it gets alone.
+    candidates = [short, verifier_input("Add one.", "def f(x):\n    y = x\n    return y + 1"), long]
+    with torch.inference_mode():
+        shared = program_features(model, tokenizer, candidates, max_length=64)
+        apart = torch.cat([program_features(model, tokenizer, [text], 64) for text in candidates])
+    assert torch.allclose(shared, apart, atol=1e-4)
     # Batched by length, returned in the caller's order.
     texts = [long, short, verifier_input("Add two.", "def f(x):\n    return x + 2")]
     config = VerifierConfig(base="unused", out=tmp_path, batch_size=2, max_length=64)

@@ -26,6 +26,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from mucode.engine.verifier import (
+    CODE_MARKER,
     PROBE_CONFIG,
     PROBE_WEIGHTS,
     load_probe_base,
@@ -73,6 +74,13 @@ class VerifierReport(BaseModel):
     train_examples: int
     pairwise_accuracy: float | None = Field(None, description="Held out: correct scored above incorrect.")
     auc: float | None = Field(None, description="Held out: ROC AUC of the scores against the labels.")
+    selected_pass_rate: float | None = Field(
+        None,
+        description="Held out: share of problems whose top-scored program passes (choice by the verifier).",
+    )
+    random_pass_rate: float | None = Field(
+        None, description="Held out: the same for a random choice (the mean share of passing programs)."
+    )
     final_loss: float
     seconds: float
     processes: int = Field(1, description="Data-parallel processes that trained (torchrun, accelerate).")
@@ -137,20 +145,29 @@ def score_texts(model: Any, tokenizer: Any, texts: list[str], max_length: int) -
 
 
 def heldout_metrics(codes: list[LabeledCode], scores: list[float]) -> dict[str, float | None]:
-    """Pairwise accuracy within each problem (correct above incorrect; ties half) and AUC."""
+    """Pairwise accuracy within each problem (correct above incorrect; ties half), AUC, and what
+    choosing by the scores alone buys: the share of problems whose top-scored program passes
+    (a tie at the top counts as a random choice among the tied) against a random choice."""
     by_problem: dict[str, list[tuple[float, bool]]] = defaultdict(list)
     for c, s in zip(codes, scores, strict=True):
         by_problem[c.problem_id].append((s, c.passed))
     right = total = 0.0
+    selected = chance = 0.0
     for group in by_problem.values():
         for sp, yp in group:
             for sn, yn in group:
                 if yp and not yn:
                     total += 1
                     right += 1.0 if sp > sn else 0.5 if sp == sn else 0.0
+        top = [y for s, y in group if s == max(s for s, _ in group)]
+        selected += sum(top) / len(top)
+        chance += sum(y for _, y in group) / len(group)
+    problems = len(by_problem)
     return {
         "pairwise_accuracy": right / total if total else None,
         "auc": auc(scores, [c.passed for c in codes]) if codes else None,
+        "selected_pass_rate": selected / problems if problems else None,
+        "random_pass_rate": chance / problems if problems else None,
     }
 
 
@@ -295,11 +312,12 @@ def train_verifier(
 def probe_features(
     model: Any, tokenizer: Any, texts: list[str], config: VerifierConfig, progress: Progress | None = None
 ) -> Any:
-    """``program_features`` of every text, in batches of similar lengths (padding is wasted
-    compute): the slow part of the probe design (one forward pass of the base per program)."""
+    """``program_features`` of every text, a problem's programs together (its statement is then
+    read once) and by length (padding is wasted compute): the slow part of the probe design (one
+    forward pass of the base per program)."""
     import torch
 
-    order = sorted(range(len(texts)), key=lambda k: len(texts[k]))
+    order = sorted(range(len(texts)), key=lambda k: (texts[k][: texts[k].find(CODE_MARKER)], len(texts[k])))
     chunks = []
     with torch.inference_mode():
         for start in range(0, len(texts), config.batch_size):
