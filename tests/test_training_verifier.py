@@ -65,7 +65,7 @@ def test_pairs_are_seeded_and_within_a_problem() -> None:
 def test_held_out_metrics_say_what_choosing_by_the_scores_buys() -> None:
     codes = labeled_codes(2)  # per problem: three correct programs, three incorrect ones
     # Problem 0: a wrong program scores highest; problem 1: a right one ties with a wrong one.
-    scores = [0.1, 0.9, 0.2, 0.0, 0.3, 0.0] + [0.5, 0.5, 0.1, 0.0, 0.2, 0.0]
+    scores = [*[0.1, 0.9, 0.2, 0.0, 0.3, 0.0], *[0.5, 0.5, 0.1, 0.0, 0.2, 0.0]]
     metrics = heldout_metrics(codes, scores)
     assert metrics["selected_pass_rate"] == pytest.approx((0.0 + 0.5) / 2)
     assert metrics["random_pass_rate"] == pytest.approx(0.5)
