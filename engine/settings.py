@@ -21,7 +21,7 @@ class EngineSettings(BaseSettings):
         description="HF folder, .gguf file or hub id; unset means the bundled Qwen2.5-Coder-0.5B-Instruct.",
     )
     verifier: str | None = Field(
-        None, description="Verifier folder (HF classifier or PEFT adapter); unset = none."
+        None, description="Verifier folder (HF classifier, PEFT adapter or probe); unset = none."
     )
     device: str = Field("cpu", description="torch device for the transformers backend and the verifier.")
     dtype: str = Field(
