@@ -79,16 +79,25 @@ PROBE_CONFIG = "probe.json"  # {"base": the frozen model's folder, "max_length":
 PROBE_WEIGHTS = "probe.safetensors"  # weight, bias, and the features' mean and scale
 
 
+def verifier_tokenizer(path: str | Path) -> Any:
+    """The tokenizer both designs read ``verifier_input`` with, in training and in the server."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    # A long input loses the start of the problem, never the code at its end (where the score is
+    # read); right padding keeps every text's own tokens at the same positions.
+    tokenizer.padding_side, tokenizer.truncation_side = "right", "left"
+    return tokenizer
+
+
 def load_probe_base(base: str | Path, *, device: str = "cpu") -> tuple[Any, Any]:
     """The frozen causal LM and its tokenizer, set up for ``program_features``."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
-    tokenizer = AutoTokenizer.from_pretrained(base)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    # Right padding finds the last token; a long input loses the start of the problem, not the code.
-    tokenizer.padding_side, tokenizer.truncation_side = "right", "left"
+    tokenizer = verifier_tokenizer(base)
     model: Any = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
     return model.to(device).eval(), tokenizer
 
@@ -194,7 +203,7 @@ def load_verifier(path: str | Path | None, *, device: str = "cpu") -> TorchVerif
     if path is None or str(path) in ("", "none"):
         return None
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification
 
     folder = Path(path)
     if (folder / PROBE_CONFIG).exists():
@@ -212,9 +221,7 @@ def load_verifier(path: str | Path | None, *, device: str = "cpu") -> TorchVerif
         )
     else:
         model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=1, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer = verifier_tokenizer(folder)
     model.config.pad_token_id = tokenizer.pad_token_id
     model.to(device).eval()
     return HFVerifier(model, tokenizer, name=str(folder))

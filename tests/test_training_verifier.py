@@ -111,6 +111,20 @@ def test_verifier_separates_held_out_code_and_loads_in_the_server(
     assert good > bad
 
 
+def test_a_long_input_loses_the_start_of_the_problem_not_the_code(tmp_path: Path) -> None:
+    """The classifier reads its score at the last token: truncation must keep the code's end."""
+    verifier = load_verifier(build_classifier(tmp_path / "classifier"))
+    assert verifier is not None
+    verifier.max_length = 48
+    code = "def f(x):\n    return x + 1"
+    padding = "Some words of the problem statement. " * 40
+    problems = ["Add one. " + padding, "Add two. " + padding]  # differ only where truncation cuts
+    same = [verifier.score_sync(p, [code])[0] for p in problems]
+    assert same[0] == pytest.approx(same[1], abs=1e-5)
+    other = verifier.score_sync(problems[0], ["def f(x):\n    return x - 1"])[0]
+    assert other != pytest.approx(same[0], abs=1e-5)  # the code's tokens are still read
+
+
 def test_probe_features_read_the_code_and_its_likelihood(tmp_path: Path) -> None:
     """The code's tokens are found under left truncation, and the likelihood features are the
     base model's own token log-probabilities of the code."""

@@ -33,6 +33,7 @@ from mucode.engine.verifier import (
     probe_scores,
     program_features,
     verifier_input,
+    verifier_tokenizer,
 )
 
 from .schemas import LabeledCode, Pair, split_by_problem
@@ -118,11 +119,9 @@ def auc(scores: list[float], labels: list[bool]) -> float | None:
 
 def load_model(config: VerifierConfig) -> tuple[Any, Any]:
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification
 
-    tokenizer = AutoTokenizer.from_pretrained(config.base)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer = verifier_tokenizer(config.base)
     # A fresh one-output head on the base, every time (the paper re-initialises each iteration).
     model = AutoModelForSequenceClassification.from_pretrained(config.base, num_labels=1, dtype=torch.float32)
     model.config.pad_token_id = tokenizer.pad_token_id
