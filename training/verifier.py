@@ -158,7 +158,8 @@ def heldout_metrics(codes: list[LabeledCode], scores: list[float]) -> dict[str, 
                 if yp and not yn:
                     total += 1
                     right += 1.0 if sp > sn else 0.5 if sp == sn else 0.0
-        top = [y for s, y in group if s == max(s for s, _ in group)]
+        best = max(s for s, _ in group)
+        top = [y for s, y in group if s == best]
         selected += sum(top) / len(top)
         chance += sum(y for _, y in group) / len(group)
     problems = len(by_problem)
