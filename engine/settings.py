@@ -88,6 +88,6 @@ class EngineSettings(BaseSettings):
                 "verifier": self.verifier or resolve(checkpoint, manifest.verifier),
                 # A verifier-only checkpoint leaves the generator, and so its prompt, as they were.
                 "prompt_version": self.prompt_version
-                or (manifest.prompt_version if manifest.generator else None),
+                or (manifest.prompt_version if manifest.generator or manifest.generator_adapter else None),
             }
         )

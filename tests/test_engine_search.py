@@ -406,8 +406,17 @@ def test_prefilled_answers_are_reopened_closed_and_cut_at_the_fence(sandbox: San
 
 
 def test_a_checkpoint_is_prompted_with_the_format_it_was_trained_on(tmp_path: Path) -> None:
-    write_manifest(tmp_path, Manifest(base_model="bundled", prompt_version="mucode-chat-1"))
+    write_manifest(
+        tmp_path, Manifest(base_model="bundled", generator="generator", prompt_version="mucode-chat-1")
+    )
     assert configured_prompt(EngineSettings(checkpoint=str(tmp_path))) is prompts.CHAT_1
+    verifier_only = tmp_path / "verifier-only"
+    verifier_only.mkdir()
+    write_manifest(
+        verifier_only, Manifest(base_model="bundled", verifier="verifier", prompt_version="mucode-chat-1")
+    )
+    # Its generator is the default one, prompted as the default is.
+    assert configured_prompt(EngineSettings(checkpoint=str(verifier_only))) is prompts.DEFAULT
     assert configured_prompt(EngineSettings(checkpoint="none")) is prompts.DEFAULT
     chosen = EngineSettings(checkpoint=str(tmp_path), prompt_version="mucode-chat-2")
     assert configured_prompt(chosen) is prompts.CHAT_2  # an explicit setting wins
