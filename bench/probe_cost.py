@@ -13,7 +13,6 @@ Candidates are the first turn's distinct programs of each problem in the traces 
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import time
 from pathlib import Path
@@ -21,8 +20,10 @@ from pathlib import Path
 import torch
 from _machine import machine
 
+from mucode.engine.trace import SolveResult
 from mucode.engine.verifier import load_probe_base, program_features, verifier_input
 from mucode.training.problems import load_problem_set
+from mucode.training.schemas import read_jsonl
 
 
 def main() -> None:
@@ -40,12 +41,10 @@ def main() -> None:
 
     prompts = {p.id: p.prompt for p in load_problem_set(args.problems)}
     groups: list[list[str]] = []
-    with gzip.open(args.traces, "rt") as handle:
-        for line in handle:
-            trace = json.loads(line)
-            codes = list(dict.fromkeys(c["code"] for c in trace["turns"][0]["candidates"] if c["code"]))
-            if len(codes) >= 2 and len(groups) < args.limit:
-                groups.append([verifier_input(prompts[trace["problem_id"]], code) for code in codes])
+    for trace in read_jsonl(args.traces, SolveResult):
+        codes = list(dict.fromkeys(c.code for c in trace.turns[0].candidates if c.code))
+        if len(codes) >= 2 and len(groups) < args.limit:
+            groups.append([verifier_input(prompts[trace.problem_id], code) for code in codes])
     model, tokenizer = load_probe_base(args.base)
     seconds = {"together": 0.0, "alone": 0.0}
     difference = 0.0

@@ -81,9 +81,9 @@ def export_checkpoint(run: Path, out: Path, parts: Collection[str] = PARTS) -> M
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    if "generator" in parts and adapter is not None:
+    if adapter and "generator" in parts:
         _copy_adapter(Path(adapter), out / "generator-adapter", base)
-    if "verifier" in parts and verifier is not None:
+    if verifier and "verifier" in parts:
         if (Path(verifier) / PROBE_CONFIG).exists():
             _copy_probe(Path(verifier), out / "verifier")
         else:
