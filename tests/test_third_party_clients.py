@@ -8,10 +8,13 @@ A client that is not installed skips, saying how to install it (.ci/run installs
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -118,6 +121,24 @@ def test_continue_cli_gets_a_tested_answer(live_server: LiveServer, tmp_path: Pa
     assert "return 2 * x" in done.stdout and REPAIRED in done.stdout
 
 
+@pytest.fixture
+def reap_daemons(tmp_path: Path) -> Iterator[None]:
+    """Cline starts a hub daemon (`--cline-hub-daemon --cwd <workspace>`) that outlives the CLI
+    and detaches from its session; stop whatever still names this test's folder."""
+    yield
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(str(tmp_path).encode() in arg for arg in argv):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(proc.name), signal.SIGTERM)
+
+
+@pytest.mark.usefixtures("reap_daemons")
 def test_cline_cli_gets_a_tested_answer_and_shows_the_search_as_thinking(
     live_server: LiveServer, tmp_path: Path
 ) -> None:
