@@ -78,6 +78,7 @@ def load_generator(settings: EngineSettings, progress: Progress | None = None) -
             kv_tokens=settings.kv_tokens,
             max_sequences=settings.parallel,
             draft_tokens=settings.draft_tokens,
+            prefix_cache=settings.prefix_cache,
         )
     else:
         from .generators.hf import TransformersGenerator

@@ -48,6 +48,14 @@ class EngineSettings(BaseSettings):
         description="llama.cpp: KV cache cells shared by those sequences (~12 KB each "
         "for the default model); a request waits until its prompt plus n x max_tokens fit.",
     )
+    prefix_cache: int = Field(
+        16,
+        ge=0,
+        le=128,
+        description="llama.cpp: computed prompts kept in spare KV cells while other requests run, so "
+        "that a request beginning the same way (a feedback turn, a refill, a chat's next message) "
+        "skips that part of its prompt (0: off).",
+    )
     openai_base_url: str | None = Field(
         None, description="Upstream for the `openai` backend, e.g. http://host/v1."
     )

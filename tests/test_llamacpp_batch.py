@@ -165,3 +165,41 @@ def test_a_watched_sample_reports_each_samples_tokens_as_they_are_written(genera
         assert counts[-1] == completions[k].completion_tokens
     # The same answers as an unwatched sample with the same seed.
     assert [c.text for c in completions] == [c.text for c in asyncio.run(generator.sample(messages, params))]
+
+
+def test_a_prompt_that_begins_like_a_kept_one_skips_that_part(generator: Any) -> None:
+    """While other requests run, a computed prompt stays in the cache: the same prompt again and a
+    longer one that begins with it (a feedback turn) compute only what is new, answer as before,
+    give way to a request that needs the room, and everything is given back when the decoder idles."""
+    decoder = generator.decoder
+    problem = next(p for p in load_humaneval() if p.id == "HumanEval/0")
+    chat: Any = [m.model_dump() for m in prompts.DEFAULT.first_turn(problem)]
+    prompt = generator._chat_template(messages=chat).prompt + prompts.DEFAULT.prefill
+    greedy = SamplingParams(temperature=0.0, max_tokens=48, stop=prompts.DEFAULT.stop)
+    busy = SamplingParams(temperature=0.7, max_tokens=400, seed=0, ignore_eos=True)
+    size = len(generator.llama.tokenize(prompt.encode(), add_bos=False, special=True))
+
+    async def run() -> tuple[list[str], list[int], int]:
+        companion = asyncio.create_task(generator.complete("def long_story():", busy))
+        await asyncio.sleep(0.5)
+        texts, reused = [], []
+        for text in (prompt, prompt, prompt + "    # sorted first\n"):
+            before = decoder.reused_tokens
+            (answer,) = await generator.complete(text, greedy)
+            texts.append(answer.text)
+            reused.append(decoder.reused_tokens - before)
+        # A request that fits only in the room the kept prompts hold: they make way for it.
+        kept = len(decoder._kept)
+        answers = (decoder._free_cells + sum(len(k.tokens) for k in decoder._kept)) // 2 - 8
+        big = SamplingParams(n=2, temperature=0.7, max_tokens=answers, seed=1, stop=["\n"])
+        assert 2 * answers > decoder._free_cells
+        await generator.complete("x = 1", big)
+        await companion
+        return texts, reused, kept - len(decoder._kept)
+
+    texts, reused, evicted = asyncio.run(run())
+    assert reused[0] == 0 and reused[1] == size - 1 and reused[2] >= size - 2, (reused, size)
+    assert texts[0] == texts[1]
+    assert evicted > 0
+    assert decoder._free_cells == decoder.kv_tokens and not decoder._kept
+    assert sorted(decoder._free_ids) == list(range(decoder.max_sequences))

@@ -52,6 +52,7 @@ class LlamaCppGenerator(Generator):
         kv_tokens: int = 32768,
         max_sequences: int = 16,
         draft_tokens: int = 0,
+        prefix_cache: int = 16,
         n_threads: int | None = None,
     ) -> LlamaCppGenerator:
         from llama_cpp import Llama
@@ -67,6 +68,7 @@ class LlamaCppGenerator(Generator):
             max_sequences=max_sequences,
             n_threads=threads,
             draft_tokens=draft_tokens,
+            prefix_cache=prefix_cache,
         )
         return cls(llama, name=Path(gguf).name, decoder=decoder)
 

@@ -7,6 +7,12 @@ the prompt is computed and stored once), appends the last sampled token of every
 sequence, decodes the whole batch in one call and samples every sequence with its own seeded
 sampler. On a CPU a decode step costs about the same for one sequence or eight (reading the
 weights dominates), which is where the throughput comes from.
+
+While other requests run, finished prompts stay in the cache under sequence ids of their own, and
+a later request that begins the same way (a feedback turn after the first, a refill, a chat's next
+message) starts from their keys and values instead of computing them again: on a CPU, computing a
+prompt costs about as much as writing an answer. The kept prompts only fill room no request needs,
+and are dropped with everything else when the decoder falls idle.
 """
 
 from __future__ import annotations
@@ -57,6 +63,27 @@ def draft(history: array[int], limit: int, longest: int = 4, shortest: int = 2) 
 
 
 @dataclass
+class _Cached:
+    """A prompt kept in the KV cache: its cells are also held by ``seq_id``."""
+
+    tokens: list[int]
+    seq_id: int
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    """How many leading tokens the two lists share."""
+    n = min(len(a), len(b))
+    if n == 0:
+        return 0
+    differ = np.flatnonzero(np.asarray(a[:n]) != np.asarray(b[:n]))
+    return int(differ[0]) if len(differ) else n
+
+
+# Reusing fewer tokens than this is not worth a cache lookup's bookkeeping.
+MIN_REUSE = 16
+
+
+@dataclass
 class _Request:
     prompt: list[int]
     params: SamplingParams
@@ -66,6 +93,7 @@ class _Request:
     sequences: list[_Sequence] = field(default_factory=list)
     fed: int = 0  # prompt tokens already in the KV cache
     cells: int = 0  # KV cells reserved: the prompt plus max_tokens per sequence
+    reused: int = 0  # prompt tokens taken from a kept prompt
 
     @property
     def samples(self) -> int:
@@ -86,6 +114,7 @@ class BatchDecoder:
         max_sequences: int,
         n_threads: int,
         draft_tokens: int = 0,
+        prefix_cache: int = 0,
     ) -> None:
         import llama_cpp as lc
 
@@ -96,11 +125,13 @@ class BatchDecoder:
         # Greedy sequences verify up to this many looked-up tokens per step (0: no drafting).
         self.draft_tokens = draft_tokens
         self.max_sequences = min(max_sequences, lc.llama_max_parallel_sequences())
+        # Prompts kept for reuse, each under a sequence id beyond the requests' ones.
+        self.prefix_cache = min(prefix_cache, lc.llama_max_parallel_sequences() - self.max_sequences)
         self.step_tokens = 512
         params = lc.llama_context_default_params()
         params.n_ctx = kv_tokens
         params.n_batch = params.n_ubatch = self.step_tokens
-        params.n_seq_max = self.max_sequences
+        params.n_seq_max = self.max_sequences + self.prefix_cache
         # One buffer for all sequences: a request's samples share their prompt's cells.
         params.kv_unified = True
         params.n_threads = params.n_threads_batch = n_threads
@@ -113,7 +144,10 @@ class BatchDecoder:
         self._n_vocab = lc.llama_vocab_n_tokens(self._vocab)
         self._batch = lc.llama_batch_init(self.step_tokens, 0, self.max_sequences)
         self._free_ids = list(range(self.max_sequences))
-        self._free_cells = kv_tokens
+        self._free_cells = kv_tokens  # neither reserved by a request nor holding a kept prompt
+        self._kept: list[_Cached] = []  # least recently used first
+        self._kept_ids = list(range(self.max_sequences, self.max_sequences + self.prefix_cache))
+        self.reused_tokens = 0  # prompt tokens not computed again, since the start
         self._waiting: list[_Request] = []
         self._running: list[_Request] = []
         self._wake = threading.Condition()
@@ -196,7 +230,16 @@ class BatchDecoder:
             if request.future.cancelled():
                 self._waiting.pop(0)
                 continue
-            if request.cells > self._free_cells or request.samples > len(self._free_ids):
+            if request.samples > len(self._free_ids):
+                return
+            source = self._longest_kept(request.prompt)
+            # Kept prompts give way to requests, the one this request would reuse last.
+            for victim in [c for c in self._kept if c is not source] + [c for c in self._kept if c is source]:
+                if request.cells <= self._free_cells:
+                    break
+                self._forget(victim)
+                source = None if victim is source else source
+            if request.cells > self._free_cells:
                 return
             self._waiting.pop(0)
             self._free_cells -= request.cells
@@ -205,7 +248,58 @@ class BatchDecoder:
                 if self.draft_tokens and request.params.temperature == 0:
                     seq.history = array("i", request.prompt)
                 request.sequences.append(seq)
+            if source is not None:
+                self._reuse(request, source)
             self._running.append(request)
+
+    def _longest_kept(self, prompt: list[int]) -> _Cached | None:
+        """The kept prompt sharing the most leading tokens with ``prompt`` (at least MIN_REUSE)."""
+        best, shared = None, MIN_REUSE - 1
+        for kept in self._kept:
+            n = common_prefix(kept.tokens, prompt)
+            if n > shared:
+                best, shared = kept, n
+        return best
+
+    def _reuse(self, request: _Request, source: _Cached) -> None:
+        """Start the request's sequences from the kept prompt's cells. The prompt's last token is
+        always computed: its logits give the first sample."""
+        shared = min(common_prefix(source.tokens, request.prompt), len(request.prompt) - 1)
+        for seq in request.sequences:
+            self._lc.llama_memory_seq_cp(self._memory, source.seq_id, seq.seq_id, 0, shared)
+        request.fed = request.reused = shared
+        self.reused_tokens += shared
+        self._kept.remove(source)
+        self._kept.append(source)
+
+    def _keep(self, request: _Request) -> None:
+        """Keep a request's prompt, now computed, for later requests, in place of kept prompts it
+        begins with."""
+        prompt = request.prompt
+        if not self.prefix_cache or len(prompt) < MIN_REUSE:
+            return
+        for kept in list(self._kept):
+            shared = common_prefix(kept.tokens, prompt)
+            if shared == len(prompt):
+                return  # already kept (whole or as the start of a longer one)
+            if shared == len(kept.tokens):
+                self._forget(kept)  # this prompt serves every request that one would
+        while self._kept and (len(self._kept_ids) == 0 or self._free_cells < len(prompt)):
+            self._forget(self._kept[0])
+        if self._free_cells < len(prompt):
+            return
+        kept = _Cached(list(prompt), self._kept_ids.pop())
+        self._lc.llama_memory_seq_cp(self._memory, request.sequences[0].seq_id, kept.seq_id, 0, len(prompt))
+        self._free_cells -= len(prompt)
+        self._kept.append(kept)
+
+    def _forget(self, kept: _Cached) -> None:
+        # Cells that a running request also holds stay until it finishes; the count of free cells
+        # charges every holder for all of its cells, so it never promises more than there is.
+        self._lc.llama_memory_seq_rm(self._memory, kept.seq_id, -1, -1)
+        self._kept.remove(kept)
+        self._kept_ids.append(kept.seq_id)
+        self._free_cells += len(kept.tokens)
 
     def _sampler(self, params: SamplingParams, k: int) -> Any:
         lc = self._lc
@@ -231,6 +325,7 @@ class BatchDecoder:
         batch = self._batch
         batch.n_tokens = 0
         readers: list[tuple[int, _Request, list[_Sequence]]] = []  # output index -> who samples it
+        computed: list[_Request] = []  # requests whose prompt this step completes
         drafts: list[tuple[int, _Request, _Sequence, list[int]]] = []  # and for drafted sequences
 
         def add(token: int, pos: int, seq_ids: list[int], output: bool) -> None:
@@ -279,11 +374,14 @@ class BatchDecoder:
             request.fed += len(chunk)
             if request.fed == len(request.prompt):
                 readers.append((batch.n_tokens - 1, request, request.sequences))
+                computed.append(request)
         if batch.n_tokens == 0:
             return
         status = lc.llama_decode(self._ctx, batch)
         if status != 0:
             raise GeneratorError(f"llama_decode failed with status {status}")
+        for request in computed:
+            self._keep(request)
         for index, request, sequences in readers:
             for seq in sequences:
                 self._advance(request, seq, lc.llama_sampler_sample(seq.sampler, self._ctx, index))
@@ -357,8 +455,11 @@ class BatchDecoder:
             # Back to an empty cache laid out from cell 0: where cells sit changes the order of
             # the attention sums, so this is what makes a seeded request on an idle server
             # reproducible (next to other requests it may differ in the last bits, and a sample
-            # then in a near-tie).
+            # then in a near-tie; so may one that starts from a kept prompt).
             self._lc.llama_memory_clear(self._memory, True)
+            self._kept_ids += [kept.seq_id for kept in self._kept]
+            self._free_cells += sum(len(kept.tokens) for kept in self._kept)
+            self._kept.clear()
         if error is not None:
             self._settle(request.future, error)
             return

@@ -1,0 +1,107 @@
+"""Kept prompts (llama.cpp's prefix cache, ``MUCODE_PREFIX_CACHE``) against none, in one run, on
+the requests a real search made: each problem's trace (``mucode eval`` writes them) is replayed
+through the llama.cpp backend — turn 1's greedy and sampled requests, each feedback turn's request
+and its refill, with the prompts the search sent and answers of the lengths it got (end of
+sequence ignored, so both settings write the same tokens), the sandbox's time between turns as a
+pause, several problems in flight as in the evaluation.
+
+    .venv/bin/python bench/prefix_cache.py --traces report.bon5-pt.traces.jsonl.gz [--limit 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from _machine import machine
+
+from mucode.engine import prompts
+from mucode.engine.generators.base import SamplingParams
+from mucode.engine.generators.llamacpp import LlamaCppGenerator
+from mucode.engine.model_store import pull_gguf
+from mucode.engine.trace import ChatMessage
+
+
+def requests_of(turn: dict[str, Any]) -> list[tuple[list[dict[str, Any]], int, int, float]]:
+    """(messages, n, answer tokens, temperature) of each request a turn made, in order. A feedback
+    turn's repeated samples are not in the trace: their tokens are the turn's total less the
+    refills', shared out evenly."""
+    candidates = turn["candidates"]
+    tokens = [c["usage"]["completion_tokens"] if c.get("usage") else 0 for c in candidates]
+    refills = [t for c, t in zip(candidates, tokens, strict=True) if c["refill"]]
+    if turn["turn"] == 1:
+        return [(turn["messages"], 1, tokens[0], 0.0), (turn["messages"], 4, max(tokens[1:]), 0.7)]
+    own = turn["usage"]["completion_tokens"] - sum(refills)
+    made = [(turn["messages"], len(candidates), max(1, own // len(candidates)), 0.7)]
+    if refills:
+        made.append((turn["refill_messages"], len(refills), max(refills), 0.7))
+    return made
+
+
+async def replay(
+    generator: LlamaCppGenerator, traces: list[dict[str, Any]], in_flight: int
+) -> dict[str, float]:
+    """Wall seconds, prompt tokens (each request's once) and answer tokens of the replay."""
+    slots = asyncio.Semaphore(in_flight)
+    prefill = prompts.DEFAULT.prefill
+    totals = {"prompt_tokens": 0, "completion_tokens": 0}
+
+    async def problem(trace: dict[str, Any]) -> None:
+        async with slots:
+            for turn in trace["turns"]:
+                for messages, n, tokens, temperature in requests_of(turn):
+                    chat = [ChatMessage.model_validate(m) for m in messages]
+                    params = SamplingParams(
+                        n=n, temperature=temperature, max_tokens=tokens, ignore_eos=True, seed=0
+                    )
+                    done = await generator.complete(generator._opened(chat) + prefill, params)
+                    totals["prompt_tokens"] += done[0].prompt_tokens
+                    totals["completion_tokens"] += sum(c.completion_tokens for c in done)
+                runs = [c["execution"]["duration_ms"] for c in turn["candidates"] if c.get("execution")]
+                await asyncio.sleep(max(runs, default=0.0) / 1000)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(problem(t) for t in traces))
+    return {"seconds": round(time.perf_counter() - started, 1), **totals}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--traces", type=Path, required=True, help="a config's traces (.jsonl or .jsonl.gz)")
+    parser.add_argument("--limit", type=int, default=4, help="the first K problems of the traces")
+    parser.add_argument("--in-flight", type=int, default=4, help="problems at once (eval's --concurrency)")
+    parser.add_argument("--kept", default="16,0", help="prefix cache sizes to compare, run in this order")
+    args = parser.parse_args()
+
+    opener: Any = gzip.open if args.traces.suffix == ".gz" else open
+    with opener(args.traces, "rt", encoding="utf-8") as lines:
+        traces = [json.loads(line) for line in lines if line.strip()][: args.limit]
+    report: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": machine(),
+        "traces": str(args.traces),
+        "problems": [t["problem_id"] for t in traces],
+        "in_flight": args.in_flight,
+        "runs": [],
+    }
+    for kept in (int(k) for k in args.kept.split(",")):
+        generator = LlamaCppGenerator.load(pull_gguf(), prefix_cache=kept)
+        try:
+            run = asyncio.run(replay(generator, traces, args.in_flight))
+            run["reused_prompt_tokens"] = generator.decoder.reused_tokens
+        finally:
+            asyncio.run(generator.close())
+        report["runs"].append({"prefix_cache": kept, **run})
+        print(json.dumps(report["runs"][-1]), flush=True)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
