@@ -230,7 +230,8 @@ class BatchDecoder:
             if request.future.cancelled():
                 self._waiting.pop(0)
                 continue
-            if request.samples > len(self._free_ids):
+            kept_cells = sum(len(kept.tokens) for kept in self._kept)
+            if request.samples > len(self._free_ids) or request.cells > self._free_cells + kept_cells:
                 return
             source = self._longest_kept(request.prompt)
             # Kept prompts give way to requests, the one this request would reuse last.
@@ -239,8 +240,6 @@ class BatchDecoder:
                     break
                 self._forget(victim)
                 source = None if victim is source else source
-            if request.cells > self._free_cells:
-                return
             self._waiting.pop(0)
             self._free_cells -= request.cells
             for k in range(request.samples):
