@@ -27,19 +27,28 @@ from mucode.engine.model_store import pull_gguf
 from mucode.engine.trace import ChatMessage
 
 
-def requests_of(turn: dict[str, Any]) -> list[tuple[list[dict[str, Any]], int, int, float]]:
+def requests_of(
+    turn: dict[str, Any], options: dict[str, Any]
+) -> list[tuple[list[dict[str, Any]], int, int, float]]:
     """(messages, n, answer tokens, temperature) of each request a turn made, in order. A feedback
     turn's repeated samples are not in the trace: their tokens are the turn's total less the
     refills', shared out evenly."""
     candidates = turn["candidates"]
     tokens = [c["usage"]["completion_tokens"] if c.get("usage") else 0 for c in candidates]
     refills = [t for c, t in zip(candidates, tokens, strict=True) if c["refill"]]
+    temperature = options["temperature"]
+    if turn["turn"] == 1 and options.get("greedy_candidate") and len(tokens) > 1:
+        greedy, sampled = tokens[0], tokens[1:]
+        return [
+            (turn["messages"], 1, greedy, 0.0),
+            (turn["messages"], len(sampled), max(sampled), temperature),
+        ]
     if turn["turn"] == 1:
-        return [(turn["messages"], 1, tokens[0], 0.0), (turn["messages"], 4, max(tokens[1:]), 0.7)]
+        return [(turn["messages"], len(tokens), max(tokens), temperature)]
     own = turn["usage"]["completion_tokens"] - sum(refills)
-    made = [(turn["messages"], len(candidates), max(1, own // len(candidates)), 0.7)]
+    made = [(turn["messages"], len(candidates), max(1, own // len(candidates)), temperature)]
     if refills:
-        made.append((turn["refill_messages"], len(refills), max(refills), 0.7))
+        made.append((turn["refill_messages"], len(refills), max(refills), temperature))
     return made
 
 
@@ -54,7 +63,7 @@ async def replay(
     async def problem(trace: dict[str, Any]) -> None:
         async with slots:
             for turn in trace["turns"]:
-                for messages, n, tokens, temperature in requests_of(turn):
+                for messages, n, tokens, temperature in requests_of(turn, trace["options"]):
                     chat = [ChatMessage.model_validate(m) for m in messages]
                     params = SamplingParams(
                         n=n, temperature=temperature, max_tokens=tokens, ignore_eos=True, seed=0
