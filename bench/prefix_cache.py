@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gzip
 import json
 import time
 from pathlib import Path
@@ -24,54 +23,47 @@ from mucode.engine import prompts
 from mucode.engine.generators.base import SamplingParams
 from mucode.engine.generators.llamacpp import LlamaCppGenerator
 from mucode.engine.model_store import pull_gguf
-from mucode.engine.trace import ChatMessage
+from mucode.engine.options import SolveOptions
+from mucode.engine.trace import ChatMessage, SolveResult, TurnRecord
+from mucode.training.schemas import read_jsonl
 
 
-def requests_of(
-    turn: dict[str, Any], options: dict[str, Any]
-) -> list[tuple[list[dict[str, Any]], int, int, float]]:
+def requests_of(turn: TurnRecord, options: SolveOptions) -> list[tuple[list[ChatMessage], int, int, float]]:
     """(messages, n, answer tokens, temperature) of each request a turn made, in order. A feedback
     turn's repeated samples are not in the trace: their tokens are the turn's total less the
     refills', shared out evenly."""
-    candidates = turn["candidates"]
-    tokens = [c["usage"]["completion_tokens"] if c.get("usage") else 0 for c in candidates]
-    refills = [t for c, t in zip(candidates, tokens, strict=True) if c["refill"]]
-    temperature = options["temperature"]
-    if turn["turn"] == 1 and options.get("greedy_candidate") and len(tokens) > 1:
+    tokens = [c.usage.completion_tokens for c in turn.candidates]
+    refills = [t for c, t in zip(turn.candidates, tokens, strict=True) if c.refill]
+    temperature = options.temperature
+    if turn.turn == 1 and options.greedy_candidate and len(tokens) > 1:
         greedy, sampled = tokens[0], tokens[1:]
-        return [
-            (turn["messages"], 1, greedy, 0.0),
-            (turn["messages"], len(sampled), max(sampled), temperature),
-        ]
-    if turn["turn"] == 1:
-        return [(turn["messages"], len(tokens), max(tokens), temperature)]
-    own = turn["usage"]["completion_tokens"] - sum(refills)
-    made = [(turn["messages"], len(candidates), max(1, own // len(candidates)), temperature)]
-    if refills:
-        made.append((turn["refill_messages"], len(refills), max(refills), temperature))
+        return [(turn.messages, 1, greedy, 0.0), (turn.messages, len(sampled), max(sampled), temperature)]
+    if turn.turn == 1:
+        return [(turn.messages, len(tokens), max(tokens), temperature)]
+    own = turn.usage.completion_tokens - sum(refills)
+    made = [(turn.messages, len(tokens), max(1, own // len(tokens)), temperature)]
+    if refills and turn.refill_messages:
+        made.append((turn.refill_messages, len(refills), max(refills), temperature))
     return made
 
 
-async def replay(
-    generator: LlamaCppGenerator, traces: list[dict[str, Any]], in_flight: int
-) -> dict[str, float]:
+async def replay(generator: LlamaCppGenerator, traces: list[SolveResult], in_flight: int) -> dict[str, float]:
     """Wall seconds, prompt tokens (each request's once) and answer tokens of the replay."""
     slots = asyncio.Semaphore(in_flight)
     prefill = prompts.DEFAULT.prefill
     totals = {"prompt_tokens": 0, "completion_tokens": 0}
 
-    async def problem(trace: dict[str, Any]) -> None:
+    async def problem(trace: SolveResult) -> None:
         async with slots:
-            for turn in trace["turns"]:
-                for messages, n, tokens, temperature in requests_of(turn, trace["options"]):
-                    chat = [ChatMessage.model_validate(m) for m in messages]
+            for turn in trace.turns:
+                for messages, n, tokens, temperature in requests_of(turn, trace.options):
                     params = SamplingParams(
                         n=n, temperature=temperature, max_tokens=tokens, ignore_eos=True, seed=0
                     )
-                    done = await generator.complete(generator._opened(chat) + prefill, params)
+                    done = await generator.complete(generator._opened(messages) + prefill, params)
                     totals["prompt_tokens"] += done[0].prompt_tokens
                     totals["completion_tokens"] += sum(c.completion_tokens for c in done)
-                runs = [c["execution"]["duration_ms"] for c in turn["candidates"] if c.get("execution")]
+                runs = [c.execution.duration_ms for c in turn.candidates if c.execution]
                 await asyncio.sleep(max(runs, default=0.0) / 1000)
 
     started = time.perf_counter()
@@ -89,14 +81,12 @@ def main() -> None:
     parser.add_argument("--kept", default="16,0", help="prefix cache sizes to compare, run in this order")
     args = parser.parse_args()
 
-    opener: Any = gzip.open if args.traces.suffix == ".gz" else open
-    with opener(args.traces, "rt", encoding="utf-8") as lines:
-        traces = [json.loads(line) for line in lines if line.strip()][: args.limit]
+    traces = read_jsonl(args.traces, SolveResult)[: args.limit]
     report: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": machine(),
         "traces": str(args.traces),
-        "problems": [t["problem_id"] for t in traces],
+        "problems": [t.problem_id for t in traces],
         "in_flight": args.in_flight,
         "runs": [],
     }

@@ -234,7 +234,7 @@ class BatchDecoder:
                 return
             source = self._longest_kept(request.prompt)
             # Kept prompts give way to requests, the one this request would reuse last.
-            for victim in [c for c in self._kept if c is not source] + [c for c in self._kept if c is source]:
+            for victim in sorted(self._kept, key=lambda kept: kept is source):  # stable: LRU first
                 if request.cells <= self._free_cells:
                     break
                 self._forget(victim)
@@ -454,10 +454,9 @@ class BatchDecoder:
             # the attention sums, so this is what makes a seeded request on an idle server
             # reproducible (next to other requests it may differ in the last bits, and a sample
             # then in a near-tie; so may one that starts from a kept prompt).
+            for kept in list(self._kept):
+                self._forget(kept)
             self._lc.llama_memory_clear(self._memory, True)
-            self._kept_ids += [kept.seq_id for kept in self._kept]
-            self._free_cells += sum(len(kept.tokens) for kept in self._kept)
-            self._kept.clear()
         if error is not None:
             self._settle(request.future, error)
             return
