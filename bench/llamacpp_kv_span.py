@@ -7,7 +7,8 @@ masked out); in a stream of its own, only its own.
 
 Each of R sequences first holds CELLS tokens (prefilled; in per-sequence streams they are
 computed once for sequence 0 and copied to the others with ``llama_memory_seq_cp``, which is how
-the samples of one request would share a prompt there); then R rows decode together.
+the samples of one request would share a prompt there; the first step after the copies pays for
+them); then R rows decode together.
 """
 
 from __future__ import annotations
