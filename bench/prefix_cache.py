@@ -1,11 +1,13 @@
-"""Kept prompts (llama.cpp's prefix cache, ``MUCODE_PREFIX_CACHE``) against none, in one run, on
-the requests a real search made: each problem's trace (``mucode eval`` writes them) is replayed
-through the llama.cpp backend — turn 1's greedy and sampled requests, each feedback turn's request
-and its refill, with the prompts the search sent and answers of the lengths it got (end of
-sequence ignored, so both settings write the same tokens), the sandbox's time between turns as a
-pause, several problems in flight as in the evaluation.
+"""Kept prompts (llama.cpp's prefix cache, ``MUCODE_PREFIX_CACHE``) against none, and the KV
+cache's two layouts (``MUCODE_KV_STREAMS``), in one run, on the requests a real search made: each
+problem's trace (``mucode eval`` writes them) is replayed through the llama.cpp backend — turn 1's
+greedy and sampled requests, each feedback turn's request and its refill, with the prompts the
+search sent and answers of the lengths it got (end of sequence ignored, so every setting writes the
+same tokens), the sandbox's time between turns as a pause, several problems in flight as in the
+evaluation.
 
     .venv/bin/python bench/prefix_cache.py --traces report.bon5-pt.traces.jsonl.gz [--limit 4]
+        [--kept 16,0] [--layouts shared,streams] [--in-flight 4]
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=4, help="the first K problems of the traces")
     parser.add_argument("--in-flight", type=int, default=4, help="problems at once (eval's --concurrency)")
     parser.add_argument("--kept", default="16,0", help="prefix cache sizes to compare, run in this order")
+    parser.add_argument("--layouts", default="shared", help="KV layouts to compare: shared, streams")
     args = parser.parse_args()
 
     traces = read_jsonl(args.traces, SolveResult)[: args.limit]
@@ -90,15 +93,16 @@ def main() -> None:
         "in_flight": args.in_flight,
         "runs": [],
     }
-    for kept in (int(k) for k in args.kept.split(",")):
-        generator = LlamaCppGenerator.load(pull_gguf(), prefix_cache=kept)
-        try:
-            run = asyncio.run(replay(generator, traces, args.in_flight))
-            run["reused_prompt_tokens"] = generator.decoder.reused_tokens
-        finally:
-            asyncio.run(generator.close())
-        report["runs"].append({"prefix_cache": kept, **run})
-        print(json.dumps(report["runs"][-1]), flush=True)
+    for layout in args.layouts.split(","):
+        for kept in (int(k) for k in args.kept.split(",")):
+            generator = LlamaCppGenerator.load(pull_gguf(), prefix_cache=kept, kv_streams=layout == "streams")
+            try:
+                run = asyncio.run(replay(generator, traces, args.in_flight))
+                run["reused_prompt_tokens"] = generator.decoder.reused_tokens
+            finally:
+                asyncio.run(generator.close())
+            report["runs"].append({"layout": layout, "prefix_cache": kept, **run})
+            print(json.dumps(report["runs"][-1]), flush=True)
     print(json.dumps(report, indent=2))
 
 

@@ -79,6 +79,7 @@ def load_generator(settings: EngineSettings, progress: Progress | None = None) -
             max_sequences=settings.parallel,
             draft_tokens=settings.draft_tokens,
             prefix_cache=settings.prefix_cache,
+            kv_streams=settings.kv_streams,
         )
     else:
         from .generators.hf import TransformersGenerator

@@ -56,6 +56,12 @@ class EngineSettings(BaseSettings):
         "that a request beginning the same way (a feedback turn, a refill, a chat's next message) "
         "skips that part of its prompt (0: off).",
     )
+    kv_streams: bool = Field(
+        False,
+        description="llama.cpp: a KV stream of MUCODE_N_CTX cells per sequence (MUCODE_PARALLEL + "
+        "MUCODE_PREFIX_CACHE of them, reserved up front) instead of MUCODE_KV_TOKENS cells shared: "
+        "attention then walks only a sequence's own cells, faster with long contexts.",
+    )
     openai_base_url: str | None = Field(
         None, description="Upstream for the `openai` backend, e.g. http://host/v1."
     )

@@ -214,3 +214,62 @@ def test_a_prompt_that_begins_like_a_kept_one_skips_that_part(generator: Any) ->
     assert evicted > 0
     assert decoder._free_cells == decoder.kv_tokens and not decoder._kept
     assert sorted(decoder._free_ids) == list(range(decoder.max_sequences))
+
+
+@pytest.mark.timeout(900)  # ~1 min on a quiet 2-core machine
+def test_streams_decode_as_the_shared_buffer_with_running_sequences_packed(generator: Any) -> None:
+    """A KV stream per sequence (MUCODE_KV_STREAMS): a request's prompt, computed once and copied
+    to its other samples, gives the shared buffer's answers on an idle decoder; when a request
+    ends, the sequences above it move down into its streams (running ids stay consecutive) and
+    decode on as if nothing happened; a feedback turn still starts from its kept prompt."""
+    from mucode.engine.generators.llamacpp import LlamaCppGenerator
+
+    problem = next(p for p in load_humaneval() if p.id == "HumanEval/0")
+    chat: Any = [m.model_dump() for m in prompts.DEFAULT.first_turn(problem)]
+    prompt = generator._chat_template(messages=chat).prompt + prompts.DEFAULT.prefill
+    sampled = SamplingParams(n=2, temperature=0.8, max_tokens=80, seed=5)
+    greedy = SamplingParams(temperature=0.0, max_tokens=32, stop=prompts.DEFAULT.stop)
+    shared = [c.text for c in asyncio.run(generator.complete(prompt, sampled))]
+    streamed = LlamaCppGenerator.load(
+        pull_gguf(), n_ctx=2048, max_sequences=8, prefix_cache=4, kv_streams=True
+    )
+    decoder = streamed.decoder
+    running_ids: list[list[int]] = []
+
+    async def run() -> tuple[list[str], list[str], int]:
+        alone = [c.text for c in await streamed.complete(prompt, sampled)]
+        story = SamplingParams(n=2, temperature=0.7, max_tokens=400, seed=1, ignore_eos=True)
+        first = asyncio.create_task(streamed.complete("def long_story():", story))  # streams 0, 1
+        await asyncio.sleep(0.3)
+        brief = SamplingParams(n=2, temperature=0.7, max_tokens=10, seed=2, ignore_eos=True)
+        short = asyncio.create_task(streamed.complete("def short():", brief))  # streams 2, 3
+        await asyncio.sleep(0.3)
+        moved = asyncio.create_task(streamed.complete(prompt, sampled))  # 4, 5, then 2, 3
+        while not moved.done():
+            running_ids.append(sorted(s.seq_id for r in decoder._running for s in r.sequences))
+            await asyncio.sleep(0.1)
+        await short
+        before = decoder.reused_tokens
+        await streamed.complete(prompt + "    # sorted first\n", greedy)
+        reused = decoder.reused_tokens - before
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        for _ in range(100):
+            if not decoder._running:
+                break
+            await asyncio.sleep(0.05)
+        return alone, [c.text for c in await moved], reused
+
+    try:
+        alone, beside, reused = asyncio.run(run())
+        assert alone == shared and len(alone[0]) > 40
+        assert [0, 1, 2, 3, 4, 5] in running_ids and running_ids[-1] == [0, 1, 2, 3]
+        # Each sequence attends to its own stream only: its neighbours, and a move, change nothing.
+        assert beside == alone
+        size = len(streamed.llama.tokenize(prompt.encode(), add_bos=False, special=True))
+        assert reused >= size - 2, (reused, size)
+        assert decoder._free_cells == decoder.kv_tokens and not decoder._kept
+        assert sorted(decoder._free_ids) == list(range(decoder.max_sequences))
+    finally:
+        asyncio.run(streamed.close())

@@ -53,6 +53,7 @@ class LlamaCppGenerator(Generator):
         max_sequences: int = 16,
         draft_tokens: int = 0,
         prefix_cache: int = 16,
+        kv_streams: bool = False,
         n_threads: int | None = None,
     ) -> LlamaCppGenerator:
         from llama_cpp import Llama
@@ -69,6 +70,7 @@ class LlamaCppGenerator(Generator):
             n_threads=threads,
             draft_tokens=draft_tokens,
             prefix_cache=prefix_cache,
+            streams=kv_streams,
         )
         return cls(llama, name=Path(gguf).name, decoder=decoder)
 

@@ -13,6 +13,16 @@ a later request that begins the same way (a feedback turn after the first, a ref
 message) starts from their keys and values instead of computing them again (on this project's
 2-core CPU a prompt token costs about a fifth of an answer token). The kept prompts only fill room
 no request needs, and are dropped with everything else when the decoder falls idle.
+
+Two layouts of the KV cache. Shared (the default): one buffer of ``kv_tokens`` cells for all
+sequences, each taking only the cells it uses; but every row's attention walks the cells of all
+sequences, the others' masked out, so with long contexts a step costs more the more sequences
+run (``bench/llamacpp_kv_span.py``). Streams: one stream of ``n_ctx`` cells per sequence id, where
+attention walks only the row's own; memory for every sequence's longest context, reserved up front.
+llama.cpp then cannot store one token for several sequences, so a prompt is computed in its first
+sample's stream and copied to the others; and it decodes one pass per run of consecutive sequence
+ids in a step, so the running sequences are kept on the lowest ids (a stream moves when one
+before it ends).
 """
 
 from __future__ import annotations
@@ -101,8 +111,9 @@ class _Request:
 
 
 class BatchDecoder:
-    """Decodes requests on ``llama``'s model in a context of its own: ``kv_tokens`` KV cells shared
-    by at most ``max_sequences`` sequences of at most ``n_ctx`` tokens each."""
+    """Decodes requests on ``llama``'s model in a context of its own: at most ``max_sequences``
+    sequences of at most ``n_ctx`` tokens each, in ``kv_tokens`` KV cells shared by all of them,
+    or (``streams``) in a stream of ``n_ctx`` cells each."""
 
     def __init__(
         self,
@@ -114,25 +125,28 @@ class BatchDecoder:
         n_threads: int,
         draft_tokens: int = 0,
         prefix_cache: int = 0,
+        streams: bool = False,
     ) -> None:
         import llama_cpp as lc
 
         self._lc = lc
         self.llama = llama
         self.n_ctx = n_ctx
-        self.kv_tokens = kv_tokens
+        self.streams = streams
         # Greedy sequences verify up to this many looked-up tokens per step (0: no drafting).
         self.draft_tokens = draft_tokens
         self.max_sequences = min(max_sequences, lc.llama_max_parallel_sequences())
         # Prompts kept for reuse, each under a sequence id beyond the requests' ones.
         self.prefix_cache = min(prefix_cache, lc.llama_max_parallel_sequences() - self.max_sequences)
         self.step_tokens = 512
+        n_seq = self.max_sequences + self.prefix_cache
+        # Cells are counted alike in both layouts; a stream is n_ctx cells, used or not.
+        self.kv_tokens = n_seq * n_ctx if streams else kv_tokens
         params = lc.llama_context_default_params()
-        params.n_ctx = kv_tokens
+        params.n_ctx = self.kv_tokens
         params.n_batch = params.n_ubatch = self.step_tokens
-        params.n_seq_max = self.max_sequences + self.prefix_cache
-        # One buffer for all sequences: a request's samples share their prompt's cells.
-        params.kv_unified = True
+        params.n_seq_max = n_seq
+        params.kv_unified = not streams
         params.n_threads = params.n_threads_batch = n_threads
         params.no_perf = True
         self._ctx = lc.llama_init_from_model(llama.model, params)
@@ -142,8 +156,8 @@ class BatchDecoder:
         self._vocab = lc.llama_model_get_vocab(llama.model)
         self._n_vocab = lc.llama_vocab_n_tokens(self._vocab)
         self._batch = lc.llama_batch_init(self.step_tokens, 0, self.max_sequences)
-        self._free_ids = list(range(self.max_sequences))
-        self._free_cells = kv_tokens  # neither reserved by a request nor holding a kept prompt
+        self._free_ids = list(range(self.max_sequences))[::-1]  # pop() takes the lowest
+        self._free_cells = self.kv_tokens  # neither reserved by a request nor holding a kept prompt
         self._kept: list[_Cached] = []  # least recently used first
         self._kept_ids = list(range(self.max_sequences, self.max_sequences + self.prefix_cache))
         self.reused_tokens = 0  # prompt tokens not computed again, since the start
@@ -168,7 +182,7 @@ class BatchDecoder:
             prompt, params, concurrent.futures.Future(), on_text if params.n == 1 else None, on_tokens
         )
         samples = request.samples
-        request.cells = len(prompt) + samples * params.max_tokens
+        request.cells = samples * self.n_ctx if self.streams else len(prompt) + samples * params.max_tokens
         if not prompt:
             request.future.set_exception(GeneratorError("empty prompt"))
         elif len(prompt) + params.max_tokens > self.n_ctx:
@@ -229,7 +243,7 @@ class BatchDecoder:
             if request.future.cancelled():
                 self._waiting.pop(0)
                 continue
-            kept_cells = sum(len(kept.tokens) for kept in self._kept)
+            kept_cells = sum(self._kept_cells(kept.tokens) for kept in self._kept)
             if request.samples > len(self._free_ids) or request.cells > self._free_cells + kept_cells:
                 return
             source = self._longest_kept(request.prompt)
@@ -259,12 +273,21 @@ class BatchDecoder:
                 best, shared = kept, n
         return best
 
+    def _kept_cells(self, tokens: list[int]) -> int:
+        return self.n_ctx if self.streams else len(tokens)
+
     def _reuse(self, request: _Request, source: _Cached) -> None:
         """Start the request's sequences from the kept prompt's cells. The prompt's last token is
         always computed: its logits give the first sample."""
         shared = min(common_prefix(source.tokens, request.prompt), len(request.prompt) - 1)
-        for seq in request.sequences:
-            self._lc.llama_memory_seq_cp(self._memory, source.seq_id, seq.seq_id, 0, shared)
+        lc, memory = self._lc, self._memory
+        if self.streams:  # (streams copy whole; the other samples get the prompt once computed)
+            first = request.sequences[0].seq_id
+            lc.llama_memory_seq_cp(memory, source.seq_id, first, -1, -1)
+            lc.llama_memory_seq_rm(memory, first, shared, -1)
+        else:
+            for seq in request.sequences:
+                lc.llama_memory_seq_cp(memory, source.seq_id, seq.seq_id, 0, shared)
         request.fed = shared
         self.reused_tokens += shared
         self._kept.remove(source)
@@ -282,13 +305,15 @@ class BatchDecoder:
                 return  # already kept (whole or as the start of a longer one)
             if shared == len(kept.tokens):
                 self._forget(kept)  # this prompt serves every request that one would
-        while self._kept and (len(self._kept_ids) == 0 or self._free_cells < len(prompt)):
+        cells = self._kept_cells(prompt)
+        while self._kept and (len(self._kept_ids) == 0 or self._free_cells < cells):
             self._forget(self._kept[0])
-        if self._free_cells < len(prompt):
+        if self._free_cells < cells:
             return
         kept = _Cached(list(prompt), self._kept_ids.pop())
-        self._lc.llama_memory_seq_cp(self._memory, request.sequences[0].seq_id, kept.seq_id, 0, len(prompt))
-        self._free_cells -= len(prompt)
+        # The first sequence holds just the prompt now: its first answer token is fed next step.
+        self._lc.llama_memory_seq_cp(self._memory, request.sequences[0].seq_id, kept.seq_id, -1, -1)
+        self._free_cells -= cells
         self._kept.append(kept)
 
     def _forget(self, kept: _Cached) -> None:
@@ -297,7 +322,7 @@ class BatchDecoder:
         self._lc.llama_memory_seq_rm(self._memory, kept.seq_id, -1, -1)
         self._kept.remove(kept)
         self._kept_ids.append(kept.seq_id)
-        self._free_cells += len(kept.tokens)
+        self._free_cells += self._kept_cells(kept.tokens)
 
     def _sampler(self, params: SamplingParams, k: int) -> Any:
         lc = self._lc
@@ -320,71 +345,69 @@ class BatchDecoder:
 
     def _step(self) -> None:
         lc = self._lc
-        batch = self._batch
-        batch.n_tokens = 0
-        readers: list[tuple[int, _Request, list[_Sequence]]] = []  # output index -> who samples it
-        computed: list[_Request] = []  # requests whose prompt this step completes
-        drafts: list[tuple[int, _Request, _Sequence, list[int]]] = []  # and for drafted sequences
-
-        def add(token: int, pos: int, seq_ids: list[int], output: bool) -> None:
-            i = batch.n_tokens
-            batch.token[i] = token
-            batch.pos[i] = pos
-            batch.n_seq_id[i] = len(seq_ids)
-            for j, seq_id in enumerate(seq_ids):
-                batch.seq_id[i][j] = seq_id
-            batch.logits[i] = output
-            batch.n_tokens += 1
-
         for request in list(self._running):
             if request.future.cancelled():
                 self._finish(request)
-                continue
+        rows: list[tuple[int, int, list[int], bool]] = []  # token, position, sequences, output
+        readers: list[tuple[int, _Request, list[_Sequence]]] = []  # output row -> who samples it
+        computed: list[_Request] = []  # requests whose prompt this step completes
+        drafts: list[tuple[int, _Request, _Sequence, list[int]]] = []  # and for drafted sequences
+
+        def add(token: int, pos: int, seq_ids: list[int], output: bool) -> int:
+            rows.append((token, pos, seq_ids, output))
+            return len(rows) - 1
+
+        for request in self._running:
             for seq in request.sequences:
                 if request.fed < len(request.prompt) or seq.finish_reason is not None:
                     continue
                 pos = len(request.prompt) + len(seq.tokens) - 1
-                add(seq.tokens[-1], pos, [seq.seq_id], True)
+                row = add(seq.tokens[-1], pos, [seq.seq_id], True)
                 if seq.history is None:
-                    readers.append((batch.n_tokens - 1, request, [seq]))
+                    readers.append((row, request, [seq]))
                     continue
                 # Never past max_tokens (the cells reserved) nor the step's room.
                 limit = min(
                     self.draft_tokens,
                     request.params.max_tokens - len(seq.tokens) - 1,
-                    self.step_tokens - batch.n_tokens - len(self._running),
+                    self.step_tokens - len(rows) - len(self._running),
                 )
                 guess = draft(seq.history, limit) if limit > 0 and not seq.alone else []
                 seq.alone = False
-                drafts.append((batch.n_tokens - 1, request, seq, guess))
+                drafts.append((row, request, seq, guess))
                 for offset, token in enumerate(guess, start=1):
                     add(token, pos + offset, [seq.seq_id], True)
-        # Prompts fill what is left of the step, oldest request first.
+        # Prompts fill what is left of the step, oldest request first; in streams, only the first
+        # sample's (copied to the others once computed).
         for request in self._running:
-            room = self.step_tokens - batch.n_tokens
+            room = self.step_tokens - len(rows)
             if request.fed == len(request.prompt) or room == 0:
                 continue
             chunk = request.prompt[request.fed : request.fed + room]
-            ids = [seq.seq_id for seq in request.sequences]
+            ids = [seq.seq_id for seq in request.sequences[: 1 if self.streams else None]]
             for offset, token in enumerate(chunk):
                 last = request.fed + offset == len(request.prompt) - 1
-                add(token, request.fed + offset, ids, last)
+                row = add(token, request.fed + offset, ids, last)
             request.fed += len(chunk)
             if request.fed == len(request.prompt):
-                readers.append((batch.n_tokens - 1, request, request.sequences))
+                readers.append((row, request, request.sequences))
                 computed.append(request)
-        if batch.n_tokens == 0:
+        if not rows:
             return
-        status = lc.llama_decode(self._ctx, batch)
+        at = self._fill(rows)
+        status = lc.llama_decode(self._ctx, self._batch)
         if status != 0:
             raise GeneratorError(f"llama_decode failed with status {status}")
         for request in computed:
             self._keep(request)
-        for index, request, sequences in readers:
+            if self.streams:  # (the copies land at the next decode, before its tokens)
+                for seq in request.sequences[1:]:
+                    lc.llama_memory_seq_cp(self._memory, request.sequences[0].seq_id, seq.seq_id, -1, -1)
+        for row, request, sequences in readers:
             for seq in sequences:
-                self._advance(request, seq, lc.llama_sampler_sample(seq.sampler, self._ctx, index))
-        for index, request, seq, guess in drafts:
-            self._verify(index, request, seq, guess)
+                self._advance(request, seq, lc.llama_sampler_sample(seq.sampler, self._ctx, at[row]))
+        for row, request, seq, guess in drafts:
+            self._verify(at[row], request, seq, guess)
         reported = {id(r): r for _, r, _ in readers} | {id(r): r for _, r, _, _ in drafts}
         for request in reported.values():
             if request.on_tokens is not None:
@@ -393,6 +416,25 @@ class BatchDecoder:
         for request in list(self._running):
             if all(seq.finish_reason for seq in request.sequences):
                 self._finish(request)
+
+    def _fill(self, rows: list[tuple[int, int, list[int], bool]]) -> list[int]:
+        """Put the rows in the batch by sequence id (stable: a sequence's rows stay in order, so
+        a drafted sequence's outputs stay consecutive): with streams, llama.cpp decodes in one pass
+        only a run of consecutive ids in increasing order. Returns each row's place."""
+        batch = self._batch
+        order = sorted(range(len(rows)), key=lambda k: rows[k][2][0])
+        at = [0] * len(rows)
+        for i, k in enumerate(order):
+            at[k] = i
+            token, pos, seq_ids, output = rows[k]
+            batch.token[i] = token
+            batch.pos[i] = pos
+            batch.n_seq_id[i] = len(seq_ids)
+            for j, seq_id in enumerate(seq_ids):
+                batch.seq_id[i][j] = seq_id
+            batch.logits[i] = output
+        batch.n_tokens = len(rows)
+        return at
 
     def _verify(self, index: int, request: _Request, seq: _Sequence, guess: list[int]) -> None:
         """Greedy verification: the model's token after the fed one, then after each drafted
@@ -447,8 +489,11 @@ class BatchDecoder:
             self._lc.llama_memory_seq_rm(self._memory, seq.seq_id, -1, -1)
             self._lc.llama_sampler_free(seq.sampler)
             self._free_ids.append(seq.seq_id)
+        self._free_ids.sort(reverse=True)
         self._free_cells += request.cells
         self._running.remove(request)
+        if self.streams:
+            self._pack()
         if not self._running:
             # Back to an empty cache laid out from cell 0: where cells sit changes the order of
             # the attention sums, so this is what makes a seeded request on an idle server
@@ -472,6 +517,22 @@ class BatchDecoder:
                 )
             )
         self._settle(request.future, completions * request.params.n if request.samples == 1 else completions)
+
+    def _pack(self) -> None:
+        """Move the running sequence with the highest stream id into the lowest free one while
+        that is lower, so that running sequences hold consecutive ids again. The copy lands at the
+        next decode before anything is written there, so it reads what the source holds now."""
+        running = [seq for request in self._running for seq in request.sequences]
+        while running and self._free_ids:
+            seq = max(running, key=lambda seq: seq.seq_id)
+            if self._free_ids[-1] > seq.seq_id:
+                return
+            hole = self._free_ids.pop()
+            self._lc.llama_memory_seq_cp(self._memory, seq.seq_id, hole, -1, -1)
+            self._lc.llama_memory_seq_rm(self._memory, seq.seq_id, -1, -1)
+            self._free_ids.append(seq.seq_id)
+            self._free_ids.sort(reverse=True)
+            seq.seq_id = hole
 
     @staticmethod
     def _settle(future: concurrent.futures.Future[list[Completion]], outcome: Any) -> None:
