@@ -5,10 +5,10 @@ programs of problems it never saw, and what does it cost on this machine?
         --base ~/.cache/mucode/models/Qwen2.5-Coder-0.5B-Instruct-bf16 --cache runs/probe
 
 Both files are `LabeledCode` JSONL (`mucode train codes`). The features of every program are
-computed once and kept in CACHE/features.pt (a rerun reuses them). For each head (--losses:
-Bradley–Terry on pairs, BCE on labels, or both) the penalty is chosen by --choose-by on a seeded
-20 % of the --train problems, the head is then fitted on all of them and scored on --heldout: the
-held-out figures are never looked at while choosing.
+computed once and kept in CACHE/features.pt (later runs on other files reuse those they share).
+For each head (--losses: Bradley–Terry on pairs, BCE on labels, or both) the penalty is chosen by
+--choose-by on a seeded 20 % of the --train problems, the head is then fitted on all of them and
+scored on --heldout: the held-out figures are never looked at while choosing.
 """
 
 from __future__ import annotations
@@ -54,16 +54,21 @@ def main() -> None:
     row = {text: k for k, text in enumerate(texts)}
     args.cache.mkdir(parents=True, exist_ok=True)
     cached = args.cache / "features.pt"
-    saved = torch.load(cached) if cached.exists() else {}
-    if saved.get("texts") == texts:
-        features, seconds = saved["features"], saved["seconds"]
-    else:
+    saved = torch.load(cached) if cached.exists() else {"texts": [], "features": None, "seconds": 0.0}
+    known = {text: k for k, text in enumerate(saved["texts"])}
+    if missing := [text for text in texts if text not in known]:
         config = VerifierConfig(base=args.base, out=args.cache, max_length=args.max_length)
         model, tokenizer = load_probe_base(args.base)
         started = time.perf_counter()
-        features = probe_features(model, tokenizer, texts, config)
-        seconds = time.perf_counter() - started
-        torch.save({"texts": texts, "features": features, "seconds": seconds}, cached)
+        computed = probe_features(model, tokenizer, missing, config)
+        saved["seconds"] += time.perf_counter() - started
+        saved["texts"] += missing
+        parts = [f for f in (saved["features"], computed) if f is not None]
+        saved["features"] = torch.cat(parts)
+        known = {text: k for k, text in enumerate(saved["texts"])}
+        torch.save(saved, cached)
+    features = saved["features"][torch.tensor([known[text] for text in texts])]
+    seconds_per_program = saved["seconds"] / len(saved["texts"])
 
     def scored(head: dict[str, Any], codes: list[LabeledCode]) -> dict[str, float | None]:
         return heldout_metrics(codes, probe_scores(head, features)[code_rows(codes, row)].tolist())
@@ -97,7 +102,7 @@ def main() -> None:
             for name, column, sign in (("mean logprob", -4, 1), ("min logprob", -3, 1),
                                        ("share below 10 %, fewer first", -2, -1), ("shorter first", -1, -1))
         },
-        "feature_seconds_per_program": round(seconds / len(texts), 3),
+        "feature_seconds_per_program": round(seconds_per_program, 3),
         "threads": torch.get_num_threads(),
     }  # fmt: skip
     print(json.dumps(report, indent=2))
