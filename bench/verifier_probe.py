@@ -9,11 +9,18 @@ computed once and kept in CACHE/features.pt (later runs on other files reuse tho
 For each head (--losses: Bradley–Terry on pairs, BCE on labels, or both) the penalty is chosen by
 --choose-by on a seeded 20 % of the --train problems, the head is then fitted on all of them and
 scored on --heldout: the held-out figures are never looked at while choosing.
+
+--references SET adds the reference solution of every --train problem (from that problem set) as a
+correct program: positives for problems where the model never passed. --canonical rewrites every
+program (both files, the references) as ``ast`` prints it, docstrings dropped, so that comments,
+formatting and prose cannot tell a reference from a model's sample; the held-out figures then say
+whether what was learned still ranks the model's own programs.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import time
 from pathlib import Path
@@ -22,6 +29,8 @@ from typing import Any
 import torch
 
 from mucode.engine.verifier import load_probe_base, probe_scores, verifier_input
+from mucode.training.problems import load_problem_set
+from mucode.training.relabel import reference_codes
 from mucode.training.schemas import LabeledCode, read_jsonl, split_by_problem
 from mucode.training.verifier import (
     VerifierConfig,
@@ -32,6 +41,29 @@ from mucode.training.verifier import (
     probe_targets,
     sample_pairs,
 )
+
+
+def canonical(code: str) -> str:
+    """The program as ``ast`` prints it, without docstrings (code that does not parse as is)."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return code
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            first = node.body[0] if node.body else None
+            if isinstance(first, ast.Expr) and isinstance(getattr(first.value, "value", None), str):
+                node.body = node.body[1:] or [ast.Pass()]
+    return ast.unparse(tree)
+
+
+def prepared(codes: list[LabeledCode], rewrite: bool) -> list[LabeledCode]:
+    """The programs, rewritten when asked, each (problem, program) once."""
+    seen: dict[tuple[str, str], LabeledCode] = {}
+    for c in codes:
+        code = canonical(c.code) if rewrite else c.code
+        seen.setdefault((c.problem_id, code), c.model_copy(update={"code": code}))
+    return list(seen.values())
 
 
 def main() -> None:
@@ -47,9 +79,21 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=1024)
     parser.add_argument("--losses", default="bt,bce,bt+bce", help="Heads to fit: bt, bce, bt+bce.")
     parser.add_argument("--choose-by", choices=["pairwise_accuracy", "auc"], default="pairwise_accuracy")
+    parser.add_argument("--references", default=None, help="problem set of --train: add its references")
+    parser.add_argument("--canonical", action="store_true", help="rewrite every program (see above)")
+    parser.add_argument("--mixed-only", action="store_true", help="held out: problems with both kinds only")
     args = parser.parse_args()
 
     train, held = read_jsonl(args.train, LabeledCode), read_jsonl(args.heldout, LabeledCode)
+    if args.references:
+        ids = {c.problem_id for c in train}
+        train += reference_codes([p for p in load_problem_set(args.references) if p.id in ids])
+    train, held = prepared(train, args.canonical), prepared(held, args.canonical)
+    if args.mixed_only:
+        kinds: dict[str, set[bool]] = {}
+        for c in held:
+            kinds.setdefault(c.problem_id, set()).add(c.passed)
+        held = [c for c in held if len(kinds[c.problem_id]) == 2]
     texts = list(dict.fromkeys(verifier_input(c.prompt, c.code) for c in [*train, *held]))
     row = {text: k for k, text in enumerate(texts)}
     args.cache.mkdir(parents=True, exist_ok=True)
@@ -91,9 +135,11 @@ def main() -> None:
             "training_fit_metrics": scored(head, train),
         }
     report = {
-        "train": {"file": str(args.train), "programs": len(train), "correct": sum(c.passed for c in train),
+        "train": {"file": str(args.train), "references": args.references, "canonical": args.canonical,
+                  "programs": len(train), "correct": sum(c.passed for c in train),
                   "pairs": len(sample_pairs(train, args.pairs_per_problem, seed=0))},
-        "heldout": {"file": str(args.heldout), "programs": len(held), "correct": sum(c.passed for c in held)},
+        "heldout": {"file": str(args.heldout), "mixed_only": args.mixed_only, "programs": len(held),
+                    "correct": sum(c.passed for c in held)},
         f"losses (reg chosen by {args.choose_by} on the inner split)": losses,
         # The likelihood features (the last four columns) alone, each as the score, untrained.
         "single_features (train / heldout)": {
