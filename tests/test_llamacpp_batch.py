@@ -167,6 +167,17 @@ def test_a_watched_sample_reports_each_samples_tokens_as_they_are_written(genera
     assert [c.text for c in completions] == [c.text for c in asyncio.run(generator.sample(messages, params))]
 
 
+async def cancel_until_idle(task: asyncio.Task[Any], decoder: Any) -> None:
+    """Cancel the last running request: the decoder lets go of it at its next step, and idles."""
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    for _ in range(100):
+        if not decoder._running:
+            break
+        await asyncio.sleep(0.05)
+
+
 @pytest.mark.timeout(900)  # ~1 min on a quiet 2-core machine; several beside an evaluation
 def test_a_prompt_that_begins_like_a_kept_one_skips_that_part(generator: Any) -> None:
     """While other requests run, a computed prompt stays in the cache: the same prompt again and a
@@ -197,13 +208,7 @@ def test_a_prompt_that_begins_like_a_kept_one_skips_that_part(generator: Any) ->
         assert 2 * answers > decoder._free_cells
         await generator.complete("x = 1", big)
         evicted = kept - len(decoder._kept)
-        companion.cancel()  # the decoder lets go of it at its next step, and falls idle
-        with pytest.raises(asyncio.CancelledError):
-            await companion
-        for _ in range(100):
-            if not decoder._running:
-                break
-            await asyncio.sleep(0.05)
+        await cancel_until_idle(companion, decoder)
         return texts, reused, evicted
 
     texts, reused, evicted = asyncio.run(run())
@@ -252,13 +257,7 @@ def test_streams_decode_as_the_shared_buffer_with_running_sequences_packed(gener
         before = decoder.reused_tokens
         await streamed.complete(prompt + "    # sorted first\n", greedy)
         reused = decoder.reused_tokens - before
-        first.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await first
-        for _ in range(100):
-            if not decoder._running:
-                break
-            await asyncio.sleep(0.05)
+        await cancel_until_idle(first, decoder)
         return alone, [c.text for c in await moved], reused
 
     try:
