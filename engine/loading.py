@@ -9,7 +9,7 @@ from .generators.base import Generator, GeneratorError
 from .model_store import Progress, pull_gguf, pull_hf
 from .prompts import DEFAULT, PromptFormat, prompt_format
 from .settings import EngineSettings
-from .verifier import TorchVerifier, load_verifier
+from .verifier import Verifier, load_verifier
 
 log = logging.getLogger("mucode.engine")
 
@@ -99,7 +99,7 @@ def configured_prompt(settings: EngineSettings) -> PromptFormat:
     return prompt_format(version) if version else DEFAULT
 
 
-def load_configured_verifier(settings: EngineSettings) -> TorchVerifier | None:
+def load_configured_verifier(settings: EngineSettings) -> Verifier | None:
     settings = settings.resolved()
     verifier = load_verifier(settings.verifier, device=settings.device)
     log.info("verifier: %s", verifier.name if verifier else "none (selection by public tests)")

@@ -280,7 +280,7 @@ class SearchEngine:
     async def score(self, problem: Problem, candidates: list[Candidate]) -> None:
         """The verifier's score for each candidate (nothing without a verifier)."""
         if self.verifier is not None and candidates:
-            scores = await self.verifier.score(problem, [c.code or "" for c in candidates])
+            scores = await self.verifier.score(problem, candidates)
             for candidate, value in zip(candidates, scores, strict=True):
                 candidate.verifier_score = value
 
@@ -376,6 +376,7 @@ class SearchEngine:
             usage=Usage(
                 prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens
             ),
+            logprob=completion.logprob,
         )
         if extracted.code is None:
             candidate.execution = no_code_result(problem, extracted.note)

@@ -21,7 +21,10 @@ class EngineSettings(BaseSettings):
         description="HF folder, .gguf file or hub id; unset means the bundled Qwen2.5-Coder-0.5B-Instruct.",
     )
     verifier: str | None = Field(
-        None, description="Verifier folder (HF classifier, PEFT adapter or probe); unset = none."
+        None,
+        description="Verifier folder (HF classifier, PEFT adapter or probe), or `likelihood` (the "
+        "generator's mean token log-probability of each answer; llama.cpp and vLLM backends); "
+        "unset = none.",
     )
     device: str = Field("cpu", description="torch device for the transformers backend and the verifier.")
     dtype: str = Field(

@@ -65,6 +65,11 @@ class Candidate(BaseModel):
     )
     finish_reason: str = "stop"
     usage: Usage = Field(default_factory=Usage)
+    logprob: float | None = Field(
+        None,
+        description="Sum of the answer's token log-probabilities under the generator's own "
+        "distribution, where the backend reports it (what the `likelihood` verifier reads).",
+    )
     duplicate_of: int | None = Field(
         None, description="Index of an identical candidate that was run instead."
     )

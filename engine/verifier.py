@@ -1,8 +1,10 @@
-"""The learned verifier R(problem, code), in two designs: a sequence-classification model with
-one output (fine-tuned in full or as a LoRA adapter; scores read at the last non-pad token, as the
-HF classification heads for decoder models do from ``config.pad_token_id``), or a probe — a linear
-head on the frozen base model's hidden states. Inputs are batched. ``load_verifier(None)`` gives
-no verifier: selection then uses public tests and a deterministic tie-break.
+"""The verifier R(problem, candidate). Learned, in two designs: a sequence-classification model
+with one output (fine-tuned in full or as a LoRA adapter; scores read at the last non-pad token, as
+the HF classification heads for decoder models do from ``config.pad_token_id``), or a probe — a
+linear head on the frozen base model's hidden states; inputs are batched. Untrained: ``likelihood``,
+the generator's own mean token log-probability of each answer, read while it was written (no model
+and no pass of its own). ``load_verifier(None)`` gives no verifier: selection then uses public tests
+and a deterministic tie-break.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Any
 
 from mucode.problems import Problem
 
+from .trace import Candidate
+
 VERIFIER_TEMPLATE = "Problem:\n{problem}\n\nCandidate solution:\n```python\n{code}\n```\n"
 
 
@@ -28,8 +32,27 @@ class Verifier(ABC):
     name: str
 
     @abstractmethod
-    async def score(self, problem: Problem, codes: list[str]) -> list[float]:
-        """One score per code; higher means more likely correct."""
+    async def score(self, problem: Problem, candidates: list[Candidate]) -> list[float | None]:
+        """One score per candidate; higher means more likely correct; None where it cannot tell."""
+
+
+LIKELIHOOD = "likelihood"
+
+
+class LikelihoodVerifier(Verifier):
+    """How likely the generator found its own answer: the mean log-probability of its tokens
+    under the model's raw distribution, which the backend reads as it samples. No score for a
+    candidate whose backend does not report it, or that was not sampled (given code)."""
+
+    name = LIKELIHOOD
+
+    async def score(self, problem: Problem, candidates: list[Candidate]) -> list[float | None]:
+        return [_mean_logprob(c) for c in candidates]
+
+
+def _mean_logprob(candidate: Candidate) -> float | None:
+    tokens = candidate.usage.completion_tokens
+    return candidate.logprob / tokens if candidate.logprob is not None and tokens else None
 
 
 class TorchVerifier(Verifier):
@@ -42,7 +65,10 @@ class TorchVerifier(Verifier):
         self.max_length = max_length
         self._lock = threading.Lock()
 
-    async def score(self, problem: Problem, codes: list[str]) -> list[float]:
+    async def score(self, problem: Problem, candidates: list[Candidate]) -> list[float | None]:
+        return [*await self.score_codes(problem, [c.code or "" for c in candidates])]
+
+    async def score_codes(self, problem: Problem, codes: list[str]) -> list[float]:
         return await asyncio.to_thread(self.score_sync, problem.prompt, codes)
 
     def score_sync(self, problem_prompt: str, codes: list[str]) -> list[float]:
@@ -197,11 +223,13 @@ class ProbeVerifier(TorchVerifier):
         return probe_scores(self.head, program_features(self.model, self.tokenizer, texts, self.max_length))
 
 
-def load_verifier(path: str | Path | None, *, device: str = "cpu") -> TorchVerifier | None:
-    """A verifier from a local folder: a probe (``probe.json``), a PEFT adapter
+def load_verifier(path: str | Path | None, *, device: str = "cpu") -> Verifier | None:
+    """``likelihood``, or a verifier from a local folder: a probe (``probe.json``), a PEFT adapter
     (``adapter_config.json``) or a full classification model."""
     if path is None or str(path) in ("", "none"):
         return None
+    if str(path) == LIKELIHOOD:
+        return LikelihoodVerifier()
     import torch
     from transformers import AutoModelForSequenceClassification
 
@@ -225,3 +253,14 @@ def load_verifier(path: str | Path | None, *, device: str = "cpu") -> TorchVerif
     model.config.pad_token_id = tokenizer.pad_token_id
     model.to(device).eval()
     return HFVerifier(model, tokenizer, name=str(folder))
+
+
+def load_code_verifier(path: str | Path | None, *, device: str = "cpu") -> TorchVerifier | None:
+    """A verifier that reads programs, for training's relabelling and held-out scoring: a folder;
+    ``likelihood`` only scores answers while the generator writes them."""
+    verifier = load_verifier(path, device=device)
+    if verifier is not None and not isinstance(verifier, TorchVerifier):
+        raise ValueError(
+            f"the {verifier.name} verifier scores answers as they are sampled; give a verifier folder"
+        )
+    return verifier

@@ -62,6 +62,7 @@ def test_export_then_install_serves_the_trained_pair_by_default(cache: Path, tmp
 
     from mucode.engine.loading import load_configured_verifier, load_generator
     from mucode.engine.settings import EngineSettings
+    from mucode.engine.verifier import TorchVerifier
 
     base = build_causal_lm(hf_folder())  # where `models pull --hf` puts the default model
     lora_run(tmp_path / "run", base)
@@ -100,7 +101,7 @@ def test_export_then_install_serves_the_trained_pair_by_default(cache: Path, tmp
     assert generator.backend == "transformers"
     assert generator.model == settings.model
     verifier = load_configured_verifier(settings)
-    assert verifier is not None
+    assert isinstance(verifier, TorchVerifier)
     scores = verifier.score_sync("def f(x): ...", ["def f(x):\n    return x + 1\n"])
     assert len(scores) == 1
     assert scores[0] == scores[0]  # a number, not NaN
@@ -138,7 +139,7 @@ def test_a_probe_verifier_ships_alone_and_serves_beside_the_default_generator(
 
     from mucode.engine.loading import load_configured_verifier
     from mucode.engine.settings import EngineSettings
-    from mucode.engine.verifier import PROBE_CONFIG, PROBE_WEIGHTS, ProbeVerifier, load_verifier
+    from mucode.engine.verifier import PROBE_CONFIG, PROBE_WEIGHTS, ProbeVerifier, load_code_verifier
 
     base = build_causal_lm(hf_folder())
     run = tmp_path / "run"
@@ -190,7 +191,7 @@ def test_a_probe_verifier_ships_alone_and_serves_beside_the_default_generator(
     assert settings.verifier == str((cache / "checkpoint" / "verifier").resolve())
     verifier = load_configured_verifier(settings)
     assert isinstance(verifier, ProbeVerifier)
-    original = load_verifier(probe)
+    original = load_code_verifier(probe)
     assert original is not None
     codes = ["def f(x):\n    return x + 1\n", "def f(x):\n    return x\n"]
     # The shipped head is the trained one, bit for bit: the same scores as in the run folder.

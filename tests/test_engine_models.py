@@ -14,7 +14,7 @@ pytest.importorskip("transformers")
 from mucode.engine.generators.base import SamplingParams  # noqa: E402
 from mucode.engine.generators.hf import TransformersGenerator  # noqa: E402
 from mucode.engine.trace import ChatMessage  # noqa: E402
-from mucode.engine.verifier import load_verifier  # noqa: E402
+from mucode.engine.verifier import load_code_verifier, load_verifier  # noqa: E402
 from mucode.problems import Problem  # noqa: E402
 
 from .tiny_models import build_causal_lm, build_classifier, build_tokenizer  # noqa: E402
@@ -76,16 +76,16 @@ def test_a_stream_is_the_same_answer_token_by_token(generator: TransformersGener
 
 
 def test_verifier_scores_batches_consistently(tmp_path: Path) -> None:
-    verifier = load_verifier(build_classifier(tmp_path / "tiny-verifier"))
+    verifier = load_code_verifier(build_classifier(tmp_path / "tiny-verifier"))
     assert verifier is not None
     verifier.batch_size = 2
     problem = Problem(id="p", prompt="Write f.", entry_point="f")
     codes = ["def f(x):\n    return x\n", "def f(x):\n    return x + 1\n", "x = 1\n"]
-    scores = asyncio.run(verifier.score(problem, codes))
+    scores = asyncio.run(verifier.score_codes(problem, codes))
     assert len(scores) == 3
     assert len(set(scores)) == 3
     # Padding must not change a score: each code alone scores the same as in a padded batch.
-    alone = [asyncio.run(verifier.score(problem, [code]))[0] for code in codes]
+    alone = [asyncio.run(verifier.score_codes(problem, [code]))[0] for code in codes]
     assert alone == pytest.approx(scores, abs=1e-4)
 
 

@@ -19,8 +19,8 @@ from mucode.engine.prompts import PROMPT_VERSION
 from mucode.engine.search import REFILL_SEED_OFFSET, REFILL_TEMPERATURE, SearchEngine, SearchEvent, turn_seed
 from mucode.engine.settings import EngineSettings
 from mucode.engine.shape import shape
-from mucode.engine.trace import ChatMessage, SolveResult
-from mucode.engine.verifier import Verifier
+from mucode.engine.trace import Candidate, ChatMessage, SolveResult
+from mucode.engine.verifier import LIKELIHOOD, LikelihoodVerifier, Verifier, load_code_verifier, load_verifier
 from mucode.problems import ContextMessage, Problem
 from mucode.sandbox import ExecutionRequest, ExecutionResult, IOTest, SandboxPool
 from mucode.training.evaluate import explain, summary
@@ -46,9 +46,9 @@ class LengthVerifier(Verifier):
 
     name = "length"
 
-    async def score(self, problem: Problem, codes: list[str]) -> list[float]:
+    async def score(self, problem: Problem, candidates: list[Candidate]) -> list[float | None]:
         self.calls = getattr(self, "calls", 0) + 1
-        return [float(len(code)) for code in codes]
+        return [float(len(c.code or "")) for c in candidates]
 
 
 def solve(
@@ -118,6 +118,24 @@ def test_selection_rules(sandbox: Sandbox, rule: str, expected: int | None) -> N
         assert chosen in (0, 1)
     scores = [c.verifier_score for c in result.turns[0].candidates]
     assert all(s is not None for s in scores)
+
+
+def test_the_likelihood_verifier_ranks_by_the_generators_own_log_probabilities(sandbox: Sandbox) -> None:
+    """The scripted generator reports -1 per character as an answer's log-probability; the
+    verifier's score is that over the answer's tokens (words, for the script)."""
+    longer_wrong = "```python\ndef double(x):\n    # adds two\n    return x + 2\n```"
+    answers = [WORSE, longer_wrong, RIGHT]
+    verifier = load_verifier(LIKELIHOOD)
+    assert isinstance(verifier, LikelihoodVerifier)
+    result = solve(sandbox, ScriptedGenerator([answers]), verifier, n=3, turns=1, selection="lv")
+    candidates = result.turns[0].candidates
+    means = [-len(text) / len(text.split()) for text in answers]
+    assert [c.logprob for c in candidates] == [-float(len(text)) for text in answers]
+    assert [c.verifier_score for c in candidates] == pytest.approx(means)
+    assert result.turns[0].selected == means.index(max(means))
+    assert result.verifier == "likelihood"
+    with pytest.raises(ValueError, match="as they are sampled"):
+        load_code_verifier(LIKELIHOOD)  # relabelling and held-out scoring read programs, not answers
 
 
 def test_seeds_reproduce(sandbox: Sandbox) -> None:

@@ -272,3 +272,30 @@ def test_streams_decode_as_the_shared_buffer_with_running_sequences_packed(gener
         assert sorted(decoder._free_ids) == list(range(decoder.max_sequences))
     finally:
         asyncio.run(streamed.close())
+
+
+def test_completions_report_the_log_probability_of_their_tokens(generator: Any) -> None:
+    """What the likelihood verifier ranks by, read while sampling: the sum of each token's raw
+    log-probability, as the model gives it for the same tokens read in one pass afterwards."""
+    import numpy as np
+
+    problem = next(p for p in load_humaneval() if p.id == "HumanEval/0")
+    chat: Any = [m.model_dump() for m in prompts.DEFAULT.first_turn(problem)]
+    prompt = generator._chat_template(messages=chat).prompt + prompts.DEFAULT.prefill
+    params = SamplingParams(n=3, temperature=0.8, max_tokens=96, seed=3)
+    completions = asyncio.run(generator.complete(prompt, params))
+    reference = llama_cpp.Llama(model_path=str(pull_gguf()), n_ctx=2048, logits_all=True, verbose=False)
+    context = reference.tokenize(prompt.encode(), add_bos=True, special=True)
+    for completion in completions:
+        answer = reference.tokenize(completion.text.encode(), add_bos=False, special=False)
+        assert completion.logprob is not None and len(answer) == completion.completion_tokens
+        reference.reset()
+        reference.eval(context + answer)
+        logits = reference.scores[len(context) - 1 : len(context) - 1 + len(answer)].astype(np.float64)
+        top = logits.max(axis=1)
+        forced = (
+            logits[np.arange(len(answer)), answer] - top - np.log(np.exp(logits - top[:, None]).sum(axis=1))
+        )
+        assert completion.logprob < 0
+        # Batched and one-sequence kernels differ in the last bits, not in the figure.
+        assert completion.logprob == pytest.approx(float(forced.sum()), abs=0.01 * len(answer))

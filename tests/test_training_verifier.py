@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from mucode.engine.verifier import load_verifier
+from mucode.engine.verifier import load_code_verifier
 from mucode.problems import Problem
 from mucode.training.schemas import LabeledCode
 from mucode.training.verifier import (
@@ -102,18 +102,17 @@ def test_verifier_separates_held_out_code_and_loads_in_the_server(
     assert report.pairwise_accuracy > 0.8
     saved = "probe.json" if design == "probe" else "adapter_config.json" if lora else "config.json"
     assert (config.out / saved).exists()
-    verifier = load_verifier(config.out)
+    verifier = load_code_verifier(config.out)
     assert verifier is not None
     problem = Problem(id="new", prompt="def g(xs):\n    '''Return xs sorted.'''\n", entry_point="g")
-    good, bad = asyncio.run(
-        verifier.score(problem, ["def g(xs):\n    return sorted(xs)", "def g(xs):\n    return list(xs)[1:]"])
-    )
+    codes = ["def g(xs):\n    return sorted(xs)", "def g(xs):\n    return list(xs)[1:]"]
+    good, bad = asyncio.run(verifier.score_codes(problem, codes))
     assert good > bad
 
 
 def test_a_long_input_loses_the_start_of_the_problem_not_the_code(tmp_path: Path) -> None:
     """The classifier reads its score at the last token: truncation must keep the code's end."""
-    verifier = load_verifier(build_classifier(tmp_path / "classifier"))
+    verifier = load_code_verifier(build_classifier(tmp_path / "classifier"))
     assert verifier is not None
     verifier.max_length = 48
     code = "def f(x):\n    return x + 1"

@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 from mucode.engine import prompts
 from mucode.engine.checkpoint import Manifest, write_manifest
 from mucode.engine.generators.base import Generator
-from mucode.engine.verifier import load_verifier
+from mucode.engine.verifier import load_code_verifier
 from mucode.problems import Problem
 
 from .relabel import SFTRow, experts, labeled_codes, reference_codes, relabel
@@ -163,7 +163,7 @@ def iterate(
 
         rows_path = folder / "sft.jsonl"
         if (done := _done(folder, "relabel")) is None:
-            verifier = load_verifier(verifier_dir)
+            verifier = load_code_verifier(verifier_dir)
             score = verifier.score_sync if verifier else None
             known = reference_codes(problems) if config.reference_experts else []
             rows = relabel(every, experts(codes + known, score))

@@ -44,6 +44,11 @@ class Completion(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     finish_reason: str = Field("stop", description="`stop` or `length` (cut off by max_tokens).")
+    logprob: float | None = Field(
+        None,
+        description="Sum of the completion's token log-probabilities under the model's own "
+        "distribution (before temperature and top-p), where the backend reports it.",
+    )
 
 
 class Generator(ABC):

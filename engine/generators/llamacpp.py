@@ -22,23 +22,13 @@ class LlamaCppGenerator(Generator):
     supports_prefill = True
 
     def __init__(self, llama: Any, name: str, decoder: BatchDecoder) -> None:
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
         self.llama = llama
         self.model = name
         self.decoder = decoder
         self.fim = detect(self._is_special)
-        # The GGUF's own chat template, rendered here rather than by create_chat_completion so
-        # that an answer can be prefilled (the template's text, then the prefill, then the model).
-        template = llama.metadata.get("tokenizer.chat_template")
-        if not template:
-            raise GeneratorError(f"{name} has no chat template in its GGUF metadata")
-        token_text = llama._model.token_get_text
-        self._chat_template = Jinja2ChatFormatter(
-            template=template,
-            eos_token=token_text(llama.token_eos()),
-            bos_token=token_text(llama.token_bos()),
-        )
+        # Rendered here rather than by create_chat_completion so that an answer can be prefilled
+        # (the template's text, then the prefill, then the model).
+        self._chat_template = chat_formatter(llama, name)
 
     def _is_special(self, text: str) -> bool:
         return len(self.llama.tokenize(text.encode(), add_bos=False, special=True)) == 1
@@ -117,3 +107,17 @@ class LlamaCppGenerator(Generator):
 
     async def close(self) -> None:
         await asyncio.to_thread(self.decoder.close)
+
+
+def chat_formatter(llama: Any, name: str = "the model") -> Any:
+    """The GGUF's own chat template as llama-cpp-python's formatter: ``formatter(messages=...)``
+    gives the chat's raw text with the assistant's turn opened."""
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    template = llama.metadata.get("tokenizer.chat_template")
+    if not template:
+        raise GeneratorError(f"{name} has no chat template in its GGUF metadata")
+    token_text = llama._model.token_get_text
+    return Jinja2ChatFormatter(
+        template=template, eos_token=token_text(llama.token_eos()), bos_token=token_text(llama.token_bos())
+    )

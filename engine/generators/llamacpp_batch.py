@@ -49,6 +49,7 @@ class _Sequence:
     tokens: list[int] = field(default_factory=list)
     text: bytes = b""
     finish_reason: str | None = None
+    logprob: float = 0.0  # of the tokens so far, under the raw distribution
     history: array[int] | None = None  # prompt and answer, for drafting (greedy sequences only)
     alone: bool = False  # decode the next step without a draft (a near tie was not trusted)
 
@@ -405,7 +406,8 @@ class BatchDecoder:
                     lc.llama_memory_seq_cp(self._memory, request.sequences[0].seq_id, seq.seq_id, -1, -1)
         for row, request, sequences in readers:
             for seq in sequences:
-                self._advance(request, seq, lc.llama_sampler_sample(seq.sampler, self._ctx, at[row]))
+                token = lc.llama_sampler_sample(seq.sampler, self._ctx, at[row])
+                self._advance(request, seq, token, self._logprob(at[row], token))
         for row, request, seq, guess in drafts:
             self._verify(at[row], request, seq, guess)
         reported = {id(r): r for _, r, _ in readers} | {id(r): r for _, r, _, _ in drafts}
@@ -445,35 +447,43 @@ class BatchDecoder:
         one-row kernel's in the last bits: where the best two tokens are within
         ``NEAR_TIE`` logits the row is not trusted, and the next step decodes it alone, as
         decoding without a draft would (a step without a draft is that one row: trusted)."""
-        kept: list[int] = []
+        kept: list[tuple[int, float]] = []  # token, log-probability
         for j in range(len(guess) + 1):
             if guess and self._near_tie(index + j):
                 seq.alone = True
                 break
             token = self._lc.llama_sampler_sample(seq.sampler, self._ctx, index + j)
-            kept.append(token)
+            kept.append((token, self._logprob(index + j, token)))
             if j == len(guess) or token != guess[j]:
                 break
         first = len(request.prompt) + len(seq.tokens)  # position of guess[0]
         self._lc.llama_memory_seq_rm(self._memory, seq.seq_id, first - 1 + len(kept), -1)
-        for token in kept:
-            self._advance(request, seq, token)
+        for token, logprob in kept:
+            self._advance(request, seq, token, logprob)
             if seq.finish_reason is not None:
                 break
 
+    def _logits(self, index: int) -> Any:
+        return np.ctypeslib.as_array(self._lc.llama_get_logits_ith(self._ctx, index), shape=(self._n_vocab,))
+
     def _near_tie(self, index: int) -> bool:
-        logits = np.ctypeslib.as_array(
-            self._lc.llama_get_logits_ith(self._ctx, index), shape=(self._n_vocab,)
-        )
-        second, best = np.partition(logits, -2)[-2:]
+        second, best = np.partition(self._logits(index), -2)[-2:]
         return bool(best - second < NEAR_TIE)
 
-    def _advance(self, request: _Request, seq: _Sequence, token: int) -> None:
+    def _logprob(self, index: int, token: int) -> float:
+        """The token's log-probability under the model's own distribution at that row (before
+        temperature and top-p): what a likelihood verifier ranks candidates by."""
+        logits = self._logits(index)
+        top = logits.max()
+        return float(logits[token] - top - np.log(np.exp(logits - top).sum()))
+
+    def _advance(self, request: _Request, seq: _Sequence, token: int, logprob: float) -> None:
         params = request.params
         if self._lc.llama_vocab_is_eog(self._vocab, token) and not params.ignore_eos:
             seq.finish_reason = "stop"
             return
         seq.tokens.append(token)
+        seq.logprob += logprob
         if seq.history is not None:
             seq.history.append(token)
         seq.text += self.llama.detokenize([token])
@@ -514,6 +524,7 @@ class BatchDecoder:
                     prompt_tokens=len(request.prompt),
                     completion_tokens=len(seq.tokens),
                     finish_reason=seq.finish_reason or "stop",
+                    logprob=seq.logprob,
                 )
             )
         self._settle(request.future, completions * request.params.n if request.samples == 1 else completions)

@@ -131,7 +131,9 @@ class ScriptedGenerator(Generator):
         if self.supports_prefill:
             text = text.removeprefix(params.prefill)
             text, _ = cut_at_stop(text, params.stop)
-        return Completion(text=text, prompt_tokens=prompt_tokens, completion_tokens=len(text.split()))
+        # A stand-in likelihood: -1 per character, so a shorter answer is the likelier one.
+        tokens, logprob = len(text.split()), -float(len(text))
+        return Completion(text=text, prompt_tokens=prompt_tokens, completion_tokens=tokens, logprob=logprob)
 
 
 def _turns(value: Any) -> Script:

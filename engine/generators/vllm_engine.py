@@ -71,6 +71,9 @@ class VLLMGenerator(TemplatedGenerator):
             seed=params.seed,
             stop=params.stop or None,
             ignore_eos=params.ignore_eos,
+            # 0: the sampled token's log-probability only (raw, before temperature), summed by vLLM
+            # into `cumulative_logprob`: what the likelihood verifier reads. Streams have no use for it.
+            logprobs=None if delta else 0,
             output_kind=RequestOutputKind.DELTA if delta else RequestOutputKind.FINAL_ONLY,
         )
 
@@ -114,6 +117,7 @@ class VLLMGenerator(TemplatedGenerator):
                 prompt_tokens=prompt_tokens,
                 completion_tokens=len(choice.token_ids),
                 finish_reason=choice.finish_reason or "stop",
+                logprob=choice.cumulative_logprob,
             )
             for choice in final.outputs
         ]

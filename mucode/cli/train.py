@@ -97,7 +97,7 @@ def relabel_command(
     ] = False,
 ) -> None:
     """Local experts (100·oracle + verifier) and the SFT rows they give every state."""
-    from mucode.engine.verifier import load_verifier
+    from mucode.engine.verifier import load_code_verifier
     from mucode.training.problems import load_problem_set
     from mucode.training.relabel import experts, reference_codes, relabel
     from mucode.training.schemas import write_jsonl
@@ -105,7 +105,8 @@ def relabel_command(
     episodes, codes = _labeled(problems, rollouts)
     if references:
         codes += reference_codes(load_problem_set(problems))
-    scorer = load_verifier(verifier)
+    with user_errors():
+        scorer = load_code_verifier(verifier)
     rows = relabel(episodes, experts(codes, scorer.score_sync if scorer else None))
     write_jsonl(rows, out)
     own = sum(r.source == "own" for r in rows)
@@ -220,13 +221,13 @@ def verifier_eval_command(
     import time
     from collections import defaultdict
 
-    from mucode.engine.verifier import load_verifier
+    from mucode.engine.verifier import load_code_verifier
     from mucode.training.schemas import LabeledCode, read_jsonl
     from mucode.training.verifier import heldout_metrics
 
     with user_errors():
         records = read_jsonl(codes, LabeledCode)
-        scorer = load_verifier(verifier)
+        scorer = load_code_verifier(verifier)
     if scorer is None:
         raise fail("no verifier given")
     by_problem: dict[str, list[LabeledCode]] = defaultdict(list)
