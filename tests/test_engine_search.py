@@ -138,6 +138,15 @@ def test_the_likelihood_verifier_ranks_by_the_generators_own_log_probabilities(s
         load_code_verifier(LIKELIHOOD)  # relabelling and held-out scoring read programs, not answers
 
 
+def test_a_turns_seed_depends_on_the_problem_so_no_slot_draws_alike_everywhere() -> None:
+    other = PROBLEM.model_copy(update={"id": "triple", "prompt": 'def triple(x):\n    """Thrice x."""\n'})
+    renamed = PROBLEM.model_copy(update={"id": "chat-1234"})  # a chat's problem id is random
+    assert turn_seed(0, 1, PROBLEM) == turn_seed(0, 1, renamed)
+    seeds = {turn_seed(seed, turn, p) for seed in (0, 1) for turn in (1, 2, 3) for p in (PROBLEM, other)}
+    assert len(seeds) == 12
+    assert all(s >= 0 and s + REFILL_SEED_OFFSET + 64 < 2**31 for s in seeds)
+
+
 def test_seeds_reproduce(sandbox: Sandbox) -> None:
     script = [[WRONG, WORSE, WRONG, WORSE], [WORSE, WRONG]]
     runs = [
@@ -319,9 +328,9 @@ def test_a_repeated_program_is_refilled_from_the_first_turn_and_never_runs_twice
     # The refill is sampled (a greedy one would be turn 1's answer again), on a seed of its own.
     kinds = [(kind, p.n, p.temperature, p.seed) for kind, p in generator.requests]
     assert kinds == [
-        ("first", 1, 0.0, turn_seed(0, 1)),
-        ("repair", 1, 0.0, turn_seed(0, 2)),
-        ("first", 1, REFILL_TEMPERATURE, turn_seed(0, 2) + REFILL_SEED_OFFSET),
+        ("first", 1, 0.0, turn_seed(0, 1, PROBLEM)),
+        ("repair", 1, 0.0, turn_seed(0, 2, PROBLEM)),
+        ("first", 1, REFILL_TEMPERATURE, turn_seed(0, 2, PROBLEM) + REFILL_SEED_OFFSET),
     ]
     # Every sample the model wrote is paid for, the replaced one too; two prompts on turn 2.
     assert second.usage.completion_tokens == 10
