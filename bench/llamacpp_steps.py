@@ -1,7 +1,8 @@
 """What one llama.cpp decode step costs for 1 to 16 rows: the measurement behind the batching
 numbers in docs/benchmarks.md. Each row is a token of a different sequence at position 100+ (the
 cache holds 100 earlier tokens per sequence), with logits for every row or for one row only (the
-difference is the output layer's cost per sampled row).
+difference is the output layer's cost per sampled row), and what reading one sampled token's
+log-probability from a row's logits costs (the likelihood verifier's input, read every token).
 
     .venv/bin/python bench/llamacpp_steps.py [--gguf FILE] [--steps 20]
 """
@@ -14,8 +15,10 @@ import os
 import time
 from typing import Any
 
+import numpy as np
 from _machine import machine
 
+from mucode.engine.generators.llamacpp_batch import token_logprob
 from mucode.engine.model_store import pull_gguf
 
 ROWS = (1, 2, 4, 5, 8, 16)
@@ -39,6 +42,15 @@ def step_ms(lc: Any, ctx: Any, batch: Any, rows: int, all_logits: bool, steps: i
     return round((time.perf_counter() - start) / steps * 1000, 1)
 
 
+def logprob_ms(lc: Any, ctx: Any, rows: int, n_vocab: int) -> float:
+    """What reading a sampled token's log-probability costs per row (``token_logprob``: one
+    log-softmax over the vocabulary in numpy), after a step with logits for every row."""
+    start = time.perf_counter()
+    for row in range(rows):
+        token_logprob(np.ctypeslib.as_array(lc.llama_get_logits_ith(ctx, row), shape=(n_vocab,)), 100)
+    return round((time.perf_counter() - start) / rows * 1000, 2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -60,9 +72,11 @@ def main() -> None:
     ctx = lc.llama_init_from_model(llama.model, params)
     batch = lc.llama_batch_init(512, 0, max(ROWS))
     try:
+        n_vocab = lc.llama_vocab_n_tokens(lc.llama_model_get_vocab(llama.model))
         rows = {
             str(n): {
                 "ms_all_logits": step_ms(lc, ctx, batch, n, True, args.steps),
+                "ms_logprob_per_row": logprob_ms(lc, ctx, n, n_vocab),
                 "ms_one_logit": step_ms(lc, ctx, batch, n, False, args.steps),
             }
             for n in ROWS

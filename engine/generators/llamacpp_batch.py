@@ -81,6 +81,13 @@ class _Cached:
     seq_id: int
 
 
+def token_logprob(logits: Any, token: int) -> float:
+    """The token's log-probability under the model's own distribution at one row of logits
+    (before temperature and top-p): what the likelihood verifier ranks candidates by."""
+    top = logits.max()
+    return float(logits[token] - top - np.log(np.exp(logits - top).sum()))
+
+
 def common_prefix(a: list[int], b: list[int]) -> int:
     """How many leading tokens the two lists share."""
     n = min(len(a), len(b))
@@ -471,11 +478,7 @@ class BatchDecoder:
         return bool(best - second < NEAR_TIE)
 
     def _logprob(self, index: int, token: int) -> float:
-        """The token's log-probability under the model's own distribution at that row (before
-        temperature and top-p): what a likelihood verifier ranks candidates by."""
-        logits = self._logits(index)
-        top = logits.max()
-        return float(logits[token] - top - np.log(np.exp(logits - top).sum()))
+        return token_logprob(self._logits(index), token)
 
     def _advance(self, request: _Request, seq: _Sequence, token: int, logprob: float) -> None:
         params = request.params
