@@ -30,6 +30,8 @@ def verifier_input(problem_prompt: str, code: str) -> str:
 
 class Verifier(ABC):
     name: str
+    # Whether it can score a program it did not see sampled (``/v1/score``'s given code).
+    reads_code: bool = True
 
     @abstractmethod
     async def score(self, problem: Problem, candidates: list[Candidate]) -> list[float | None]:
@@ -45,6 +47,7 @@ class LikelihoodVerifier(Verifier):
     candidate whose backend does not report it, or that was not sampled (given code)."""
 
     name = LIKELIHOOD
+    reads_code = False
 
     async def score(self, problem: Problem, candidates: list[Candidate]) -> list[float | None]:
         return [_mean_logprob(c) for c in candidates]

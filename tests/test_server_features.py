@@ -9,6 +9,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -188,6 +189,39 @@ def test_score_ranks_given_programs(http: httpx.Client) -> None:
     assert no_tests.json()["error"]["code"] == "no_verifier"
     assert_openai_error(http.post("/v1/score", json={**body, "candidates": ["  "]}), 422, "candidates.0")
     assert_openai_error(http.post("/v1/score", json={**body, "candidates": []}), 422, "candidates")
+
+
+def test_the_likelihood_verifier_scores_what_the_server_samples(tmp_path: Path) -> None:
+    """`MUCODE_VERIFIER=likelihood`: /health names it, a search's candidates carry the generator's
+    log-probabilities and their mean as the score; given programs have none, so /v1/score needs
+    tests, and says why."""
+    wrong = "```python\ndef double(x):\n    return x + 2\n```"
+    right = "```python\ndef double(x):\n    return 2 * x\n```"
+    settings = server_settings(tmp_path, script=[[wrong, right]])
+    settings.engine = settings.engine.model_copy(update={"verifier": "likelihood"})
+    server = LiveServer(settings)
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as http:
+            assert http.get("/health").json()["generator"]["verifier"] == "likelihood"
+            options = {"turns": 1, "selection": "lv", "temperature": 0.7, "greedy_candidate": False}
+            solved = http.post("/v1/solve", json=solve_body(**options))
+            assert solved.status_code == 200, solved.text
+            trace = solved.json()
+            assert trace["verifier"] == "likelihood"
+            candidates = trace["turns"][0]["candidates"]
+            for c in candidates:
+                assert c["verifier_score"] == pytest.approx(c["logprob"] / c["usage"]["completion_tokens"])
+            best = max(candidates, key=lambda c: c["verifier_score"])["index"]
+            assert trace["turns"][0]["selected"] == best
+            body = {"prompt": PROMPT, "candidates": ["def double(x):\n    return 2 * x"]}
+            refused = http.post("/v1/score", json=body)
+            assert_openai_error(refused, 422, "tests")
+            assert "likelihood" in refused.json()["error"]["message"]
+            ranked = http.post("/v1/score", json={**body, "tests": TESTS})
+            assert ranked.status_code == 200, ranked.text
+            assert ranked.json()["candidates"][0]["verifier_score"] is None
+    finally:
+        server.stop()
 
 
 def access_line(caplog: pytest.LogCaptureFixture, match: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:

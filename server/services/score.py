@@ -32,10 +32,16 @@ class ScoreService:
             enforce_limits(self.settings, tests=0, code=code)
             if not code.strip():
                 raise APIError(422, f"candidate {k} is empty", param=f"candidates.{k}")
-        if self.engine.verifier is None and not (request.tests or request.io_tests):
+        verifier = self.engine.verifier
+        if not (verifier and verifier.reads_code) and not (request.tests or request.io_tests):
             raise APIError(
                 422,
-                "this server has no verifier: give `tests` or `io_tests` to rank by public tests",
+                (
+                    f"this server's verifier ({verifier.name}) scores only answers it samples"
+                    if verifier
+                    else "this server has no verifier"
+                )
+                + ": give `tests` or `io_tests` to rank by public tests",
                 param="tests",
                 code="no_verifier",
             )
