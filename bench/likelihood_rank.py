@@ -18,11 +18,10 @@ candidate, are written as they are computed; a rerun skips the problems already 
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from itertools import product
 from pathlib import Path
 from typing import Any
@@ -31,8 +30,10 @@ import numpy as np
 from _machine import machine
 
 from mucode.engine.generators.llamacpp import chat_formatter
+from mucode.engine.generators.llamacpp_batch import token_logprob
 from mucode.engine.prompts import FENCE_OPEN
 from mucode.engine.trace import SolveResult, TurnRecord
+from mucode.problems import iter_jsonl
 from mucode.training.problems import load_problem_set
 from mucode.training.schemas import LabeledCode, read_jsonl
 from mucode.training.verifier import heldout_metrics
@@ -50,11 +51,6 @@ SCORES: dict[str, Callable[[dict[str, Any]], float]] = {
 }
 
 
-def open_text(path: Path) -> Iterator[str]:
-    with gzip.open(path, "rt") if path.suffix == ".gz" else open(path) as handle:
-        yield from handle
-
-
 def token_logprobs(llama: Any, prompt: list[int], answers: list[list[int]]) -> list[np.ndarray]:
     """Each answer's tokens' log-probabilities after ``prompt``, the prompt computed once."""
     llama.reset()
@@ -64,9 +60,7 @@ def token_logprobs(llama: Any, prompt: list[int], answers: list[list[int]]) -> l
         llama.n_tokens = len(prompt)  # eval drops the cache from here on: the previous answer
         llama.eval(answer)
         logits = llama.scores[len(prompt) - 1 : len(prompt) - 1 + len(answer)]
-        top = logits.max(axis=1, keepdims=True)
-        norm = np.log(np.exp(logits - top).sum(axis=1, dtype=np.float64)) + top[:, 0]
-        out.append(logits[np.arange(len(answer)), answer] - norm)
+        out.append(np.array([token_logprob(row, token) for row, token in zip(logits, answer, strict=True)]))
     return out
 
 
@@ -143,7 +137,7 @@ def main() -> None:
     from llama_cpp import Llama
 
     labels = {(c.problem_id, c.code): c.passed for c in read_jsonl(args.codes, LabeledCode)}
-    done = {json.loads(line)["problem_id"] for line in open_text(args.rows)} if args.rows.exists() else set()
+    done = {str(row["problem_id"]) for _, row in iter_jsonl(args.rows)} if args.rows.exists() else set()
     threads = len(os.sched_getaffinity(0))
     llama = Llama(
         model_path=args.model, n_ctx=args.n_ctx, n_batch=512, n_threads=threads, n_threads_batch=threads,
@@ -153,10 +147,10 @@ def main() -> None:
     args.rows.parent.mkdir(parents=True, exist_ok=True)
     started, scored = time.perf_counter(), 0
     with open(args.rows, "a") as out:
-        for k, line in enumerate(open_text(args.traces)):
+        for k, (_, trace) in enumerate(iter_jsonl(args.traces)):
             if args.limit is not None and k >= args.limit:
                 break
-            result = SolveResult.model_validate_json(line)
+            result = SolveResult.model_validate(trace)
             if result.problem_id in done:
                 continue
             turn = result.turns[0]
@@ -172,7 +166,7 @@ def main() -> None:
             out.flush()
             done.add(result.problem_id)
     seconds = time.perf_counter() - started
-    rows = [json.loads(line) for line in open_text(args.rows)]
+    rows = [row for _, row in iter_jsonl(args.rows)]
     uniform = {r["problem_id"]: r["uniform"] for r in rows if "uniform" in r}
     rows = [r for r in rows if "uniform" not in r]
     splits = {"all": None, **{s: {p.id for p in load_problem_set(s)} for s in args.split}}

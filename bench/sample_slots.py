@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gzip
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -26,6 +25,7 @@ from mucode.engine.generators.base import SamplingParams
 from mucode.engine.prompts import DEFAULT
 from mucode.engine.search import turn_seed
 from mucode.engine.trace import SolveResult
+from mucode.problems import iter_jsonl
 from mucode.training.problems import load_problem_set
 from mucode.training.schemas import LabeledCode, read_jsonl
 
@@ -33,11 +33,10 @@ from mucode.training.schemas import LabeledCode, read_jsonl
 def slot_pass_rates(traces: Path, codes: Path) -> dict[str, Any]:
     labels = {(c.problem_id, c.code): c.passed for c in read_jsonl(codes, LabeledCode)}
     passed: dict[int, list[bool]] = defaultdict(list)
-    with gzip.open(traces, "rt") if traces.suffix == ".gz" else open(traces) as handle:
-        for line in handle:
-            result = SolveResult.model_validate_json(line)
-            for c in result.turns[0].candidates:
-                passed[c.index].append(bool(c.code and labels.get((result.problem_id, c.code))))
+    for _, row in iter_jsonl(traces):
+        result = SolveResult.model_validate(row)
+        for c in result.turns[0].candidates:
+            passed[c.index].append(bool(c.code and labels.get((result.problem_id, c.code))))
     return {
         str(k): {"problems": len(v), "pass_rate": round(sum(v) / len(v), 3)}
         for k, v in sorted(passed.items())

@@ -12,6 +12,7 @@ import pytest
 
 from mucode.engine import prompts
 from mucode.engine.generators.base import GeneratorError, SamplingParams
+from mucode.engine.generators.llamacpp_batch import token_logprob
 from mucode.engine.model_store import pull_gguf
 from mucode.engine.trace import ChatMessage
 from mucode.problems import load_humaneval
@@ -277,8 +278,6 @@ def test_streams_decode_as_the_shared_buffer_with_running_sequences_packed(gener
 def test_completions_report_the_log_probability_of_their_tokens(generator: Any) -> None:
     """What the likelihood verifier ranks by, read while sampling: the sum of each token's raw
     log-probability, as the model gives it for the same tokens read in one pass afterwards."""
-    import numpy as np
-
     problem = next(p for p in load_humaneval() if p.id == "HumanEval/0")
     chat: Any = [m.model_dump() for m in prompts.DEFAULT.first_turn(problem)]
     prompt = generator._chat_template(messages=chat).prompt + prompts.DEFAULT.prefill
@@ -291,11 +290,8 @@ def test_completions_report_the_log_probability_of_their_tokens(generator: Any) 
         assert completion.logprob is not None and len(answer) == completion.completion_tokens
         reference.reset()
         reference.eval(context + answer)
-        logits = reference.scores[len(context) - 1 : len(context) - 1 + len(answer)].astype(np.float64)
-        top = logits.max(axis=1)
-        forced = (
-            logits[np.arange(len(answer)), answer] - top - np.log(np.exp(logits - top[:, None]).sum(axis=1))
-        )
+        logits = reference.scores[len(context) - 1 : len(context) - 1 + len(answer)]
+        forced = sum(token_logprob(row, token) for row, token in zip(logits, answer, strict=True))
         assert completion.logprob < 0
         # Batched and one-sequence kernels differ in the last bits, not in the figure.
-        assert completion.logprob == pytest.approx(float(forced.sum()), abs=0.01 * len(answer))
+        assert completion.logprob == pytest.approx(forced, abs=0.01 * len(answer))
