@@ -3,13 +3,15 @@ numbers in docs/benchmarks.md. Each row is a token of a different sequence at po
 cache holds 100 earlier tokens per sequence), with logits for every row or for one row only (the
 difference is the output layer's cost per sampled row), and what reading one sampled token's
 log-probability from a row's logits costs (the likelihood verifier's input, read every token).
+With ``--lora``, the same steps again with a GGUF LoRA adapter applied (a trained generator).
 
-    .venv/bin/python bench/llamacpp_steps.py [--gguf FILE] [--steps 20]
+    .venv/bin/python bench/llamacpp_steps.py [--gguf FILE] [--lora ADAPTER.gguf] [--steps 20]
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import time
@@ -56,6 +58,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--gguf", default=None, help="default: the bundled model")
+    parser.add_argument("--lora", default=None, help="a GGUF LoRA adapter for the model")
     parser.add_argument("--steps", type=int, default=20)
     args = parser.parse_args()
 
@@ -81,10 +84,21 @@ def main() -> None:
             }
             for n in ROWS
         }
+        if args.lora:
+            adapter = lc.llama_adapter_lora_init(llama.model, args.lora.encode())
+            applied = lc.llama_set_adapters_lora(
+                ctx, (lc.llama_adapter_lora_p_ctypes * 1)(adapter), 1, (ctypes.c_float * 1)(1.0)
+            )
+            if not adapter or applied != 0:
+                raise SystemExit(f"llama.cpp could not apply {args.lora}")
+            for n in ROWS:
+                rows[str(n)]["ms_one_logit_lora"] = step_ms(lc, ctx, batch, n, False, args.steps)
     finally:
         lc.llama_batch_free(batch)
         lc.llama_free(ctx)
     report = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "gguf": os.path.basename(gguf)}
+    if args.lora:
+        report["lora"] = os.path.basename(args.lora)
     print(json.dumps(report | {"rows": rows}, indent=2))
 
 

@@ -24,6 +24,9 @@ class Manifest(BaseModel):
     generator_adapter: str | None = Field(
         None, description="The same generator as a LoRA adapter, when trained so."
     )
+    generator_lora: str | None = Field(
+        None, description="The generator adapter as a GGUF LoRA on the bundled GGUF (llama.cpp)."
+    )
     verifier: str | None = Field(None, description="Verifier folder, relative to the checkpoint.")
     prompt_version: str = Field(..., description="The chat format the generator was trained on.")
     training_data: list[str] = Field(default_factory=list, description="Problem sets and rollout files used.")
@@ -97,7 +100,8 @@ def install_checkpoint(source: str | Path, target: Path | None = None, base: str
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from .model_store import cache_dir, pull_hf
+    from .lora_gguf import adapter_to_gguf
+    from .model_store import cache_dir, pull_gguf, pull_hf
 
     source = Path(source)
     manifest = read_manifest(source)
@@ -118,6 +122,10 @@ def install_checkpoint(source: str | Path, target: Path | None = None, base: str
             tokenizer.save_pretrained(staging / "generator")
             shutil.copytree(source / manifest.generator_adapter, staging / "generator-adapter")
             installed.generator, installed.generator_adapter = "generator", "generator-adapter"
+            if manifest.base_model == BUNDLED_BASE and base is None:
+                # The adapter was trained on the bundled weights, which the bundled GGUF quantizes.
+                adapter_to_gguf(staging / "generator-adapter", pull_gguf(), staging / "generator-lora.gguf")
+                installed.generator_lora = "generator-lora.gguf"
         if manifest.verifier is not None:
             shutil.copytree(source / manifest.verifier, staging / "verifier")
             if (staging / "verifier" / PROBE_CONFIG).exists():  # reads the base's own tokenizer

@@ -19,9 +19,11 @@ def resolve_backend(settings: EngineSettings) -> str:
         return settings.generator
     if settings.openai_base_url:
         return "openai"
-    model = settings.resolved().model
-    # llama.cpp reads GGUF only: a Hugging Face folder or hub id goes to vLLM or transformers.
-    gguf = model is None or model.endswith(".gguf")
+    resolved = settings.resolved()
+    model = resolved.model
+    # llama.cpp reads GGUF only: a Hugging Face folder or hub id goes to vLLM or transformers,
+    # unless it comes with a GGUF LoRA for the bundled GGUF (an installed checkpoint's generator).
+    gguf = model is None or model.endswith(".gguf") or resolved.lora is not None
     for backend, module in (("vllm", "vllm"), ("llama-cpp", "llama_cpp")):
         if (gguf or backend != "llama-cpp") and importlib.util.find_spec(module) is not None:
             return backend
@@ -32,12 +34,10 @@ def ensure_model(settings: EngineSettings, progress: Progress | None = None) -> 
     """Pull the default model bundle now if the chosen backend will need it (a no-op once cached),
     so a long first download shows progress before the server starts."""
     settings = settings.resolved()
-    if settings.model is not None:
-        return
-    backend = resolve_backend(settings)
-    if backend == "llama-cpp":
-        pull_gguf(progress=progress)
-    elif backend in ("vllm", "transformers"):
+    model, backend = settings.model, resolve_backend(settings)
+    if backend == "llama-cpp" and (model is None or not model.endswith(".gguf")):
+        pull_gguf(progress=progress)  # the base of an installed checkpoint's LoRA, too
+    elif backend in ("vllm", "transformers") and model is None:
         pull_hf(progress=progress)
 
 
@@ -70,10 +70,12 @@ def load_generator(settings: EngineSettings, progress: Progress | None = None) -
     elif backend == "llama-cpp":
         from .generators.llamacpp import LlamaCppGenerator
 
-        if model is not None and not model.endswith(".gguf"):
+        gguf = model if model is not None and model.endswith(".gguf") else None
+        if model is not None and gguf is None and settings.lora is None:
             raise GeneratorError(f"the llama-cpp backend needs a .gguf file, not {model}")
         generator = LlamaCppGenerator.load(
-            model or pull_gguf(progress=progress),
+            gguf or pull_gguf(progress=progress),
+            lora=settings.lora,
             n_ctx=settings.n_ctx,
             kv_tokens=settings.kv_tokens,
             max_sequences=settings.parallel,

@@ -20,6 +20,11 @@ class EngineSettings(BaseSettings):
         None,
         description="HF folder, .gguf file or hub id; unset means the bundled Qwen2.5-Coder-0.5B-Instruct.",
     )
+    lora: str | None = Field(
+        None,
+        description="llama.cpp: a GGUF LoRA adapter applied to the model (MUCODE_MODEL when a .gguf, else "
+        "the bundled GGUF). An installed checkpoint sets it to its generator's adapter.",
+    )
     verifier: str | None = Field(
         None,
         description="Verifier folder (HF classifier, PEFT adapter or probe), or `likelihood` (the "
@@ -102,6 +107,8 @@ class EngineSettings(BaseSettings):
             update={
                 "checkpoint": str(checkpoint),
                 "model": self.model or resolve(checkpoint, manifest.generator),
+                # The same generator for llama.cpp: the bundled GGUF with the adapter converted for it.
+                "lora": self.lora or (None if self.model else resolve(checkpoint, manifest.generator_lora)),
                 "verifier": self.verifier or resolve(checkpoint, manifest.verifier),
                 # A verifier-only checkpoint leaves the generator, and so its prompt, as they were.
                 "prompt_version": self.prompt_version

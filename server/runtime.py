@@ -157,6 +157,7 @@ class Runtime:
             state=self.model_state,
             backend=self.generator.backend if self.generator else resolve_backend(self.settings.engine),
             model=self.generator.model if self.generator else self.settings.engine.model,
+            adapter=self.generator.adapter if self.generator else None,
             verifier=self.verifier.name if self.verifier else "none",
             error=self.model_error,
         )

@@ -196,3 +196,38 @@ def test_a_probe_verifier_ships_alone_and_serves_beside_the_default_generator(
     codes = ["def f(x):\n    return x + 1\n", "def f(x):\n    return x\n"]
     # The shipped head is the trained one, bit for bit: the same scores as in the run folder.
     assert verifier.score_sync("def f(x): ...", codes) == original.score_sync("def f(x): ...", codes)
+
+
+def test_a_checkpoint_with_a_gguf_lora_runs_on_llamacpp_over_the_bundled_gguf(
+    cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An installed checkpoint names its generator twice: merged (vLLM, transformers) and as a
+    GGUF LoRA for the bundled GGUF, so a CPU server without vLLM keeps llama.cpp."""
+    import importlib.util
+
+    from mucode.engine import loading
+    from mucode.engine.settings import EngineSettings
+
+    checkpoint = tmp_path / "checkpoint"
+    checkpoint.mkdir()
+    write_manifest(
+        checkpoint,
+        Manifest(
+            base_model=BUNDLED_BASE,
+            generator="generator",
+            generator_adapter="generator-adapter",
+            generator_lora="generator-lora.gguf",
+            prompt_version="mucode-chat-1",
+        ),
+    )
+    settings = EngineSettings(checkpoint=str(checkpoint)).resolved()
+    assert settings.model == str((checkpoint / "generator").resolve())
+    assert settings.lora == str((checkpoint / "generator-lora.gguf").resolve())
+    installed = {"llama_cpp"}
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object() if name in installed else None)
+    assert loading.resolve_backend(EngineSettings(checkpoint=str(checkpoint))) == "llama-cpp"
+    installed.add("vllm")
+    assert loading.resolve_backend(EngineSettings(checkpoint=str(checkpoint))) == "vllm"
+    # An explicit model is served as given: the adapter is never put on another base.
+    explicit = EngineSettings(checkpoint=str(checkpoint), model="/models/other.gguf").resolved()
+    assert explicit.model == "/models/other.gguf" and explicit.lora is None

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from mucode.engine.checkpoint import read_manifest
 from mucode.engine.model_store import GGUF_SHA256, GGUF_SIZE, pull_gguf
 from mucode.problems import load_humaneval
 from mucode.sandbox import ExecutionRequest, execute_sync
@@ -137,19 +138,25 @@ def test_served_model_solves_through_the_openai_sdk(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(1800)
 def test_shipped_checkpoint_installs_and_solves(tmp_path: Path) -> None:
-    """The adapters in the package: merged into the real base, then used for a solve through the
-    checkpoint (generator and verifier named in the trace)."""
+    """The adapters in the package: merged into the real base for vLLM and transformers, and
+    converted to a GGUF LoRA for llama.cpp; a solve through the checkpoint on each names the
+    generator and the verifier in the trace."""
     target = tmp_path / "checkpoint"
     done = run_cli("models", "install-checkpoint", "--target", str(target), timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
+    assert read_manifest(target).generator_lora == "generator-lora.gguf"
     problem = next(p for p in load_humaneval() if p.id == "HumanEval/2")
     (tmp_path / "problem.md").write_text(problem.prompt)
     (tmp_path / "tests.py").write_text("\n".join(problem.public_tests) + "\n")
     files = [str(tmp_path / "problem.md"), "--tests", str(tmp_path / "tests.py")]
-    env = {**os.environ, "MUCODE_CHECKPOINT": str(target), "MUCODE_GENERATOR": "transformers"}
-    done = run_cli("solve", *files, "--n", "2", "--turns", "1", "--json", env=env, timeout=900)
-    assert done.returncode == 0, done.stderr[-2000:]
-    trace = json.loads(done.stdout)
-    assert trace["generator"] == f"transformers:{(target / 'generator').resolve()}"
-    assert trace["verifier"] == str((target / "verifier").resolve())
-    assert all(c["verifier_score"] is not None for c in trace["turns"][0]["candidates"])
+    for backend, generator in (
+        ("transformers", f"transformers:{(target / 'generator').resolve()}"),
+        ("llama-cpp", f"llama-cpp:{pull_gguf().name} + generator-lora.gguf"),
+    ):
+        env = {**os.environ, "MUCODE_CHECKPOINT": str(target), "MUCODE_GENERATOR": backend}
+        done = run_cli("solve", *files, "--n", "2", "--turns", "1", "--json", env=env, timeout=900)
+        assert done.returncode == 0, done.stderr[-2000:]
+        trace = json.loads(done.stdout)
+        assert trace["generator"] == generator
+        assert trace["verifier"] == str((target / "verifier").resolve())
+        assert all(c["verifier_score"] is not None for c in trace["turns"][0]["candidates"])

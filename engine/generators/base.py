@@ -54,6 +54,7 @@ class Completion(BaseModel):
 class Generator(ABC):
     backend: str  # e.g. "transformers"
     model: str  # what the model is, for traces, /health and /v1/models
+    adapter: str | None = None  # the LoRA adapter applied to the model, by name (llama.cpp)
     fim: FimFormat | None = None  # the model's fill-in-the-middle tokens, when it has them
     # Whether `SamplingParams.prefill` is honoured: only where we render the chat template
     # ourselves, because an upstream server may ignore a trailing assistant message.
@@ -95,7 +96,7 @@ class Generator(ABC):
 
     @property
     def description(self) -> str:
-        return f"{self.backend}:{self.model}"
+        return f"{self.backend}:{self.model}" + (f" + {self.adapter}" if self.adapter else "")
 
 
 class TemplatedGenerator(Generator):

@@ -28,6 +28,7 @@ before it ends).
 from __future__ import annotations
 
 import concurrent.futures
+import ctypes
 import threading
 from array import array
 from collections.abc import Callable
@@ -134,7 +135,9 @@ class BatchDecoder:
         draft_tokens: int = 0,
         prefix_cache: int = 0,
         streams: bool = False,
+        lora: Any = None,
     ) -> None:
+        """``lora``: a LoRA adapter loaded on ``llama``'s model, applied at full scale."""
         import llama_cpp as lc
 
         self._lc = lc
@@ -160,6 +163,11 @@ class BatchDecoder:
         self._ctx = lc.llama_init_from_model(llama.model, params)
         if not self._ctx:
             raise GeneratorError(f"llama.cpp could not create a context of {kv_tokens} tokens")
+        if lora is not None:
+            adapters = (lc.llama_adapter_lora_p_ctypes * 1)(lora)
+            if lc.llama_set_adapters_lora(self._ctx, adapters, 1, (ctypes.c_float * 1)(1.0)) != 0:
+                lc.llama_free(self._ctx)
+                raise GeneratorError("llama.cpp could not apply the LoRA adapter")
         self._memory = lc.llama_get_memory(self._ctx)
         self._vocab = lc.llama_model_get_vocab(llama.model)
         self._n_vocab = lc.llama_vocab_n_tokens(self._vocab)

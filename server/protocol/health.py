@@ -27,6 +27,7 @@ class GeneratorHealth(BaseModel):
     state: Literal["loading", "ready", "error"]
     backend: str = Field(..., description="`vllm`, `llama-cpp`, `transformers`, `openai` or `scripted`.")
     model: str | None = None
+    adapter: str | None = Field(None, description="LoRA adapter applied to the model (a trained generator).")
     verifier: str = Field("none", description="Verifier model, or `none` (selection by public tests).")
     error: str | None = None
 
