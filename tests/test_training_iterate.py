@@ -273,3 +273,35 @@ def test_sft_runs_under_accelerate_launch_and_data_parallel_under_torchrun(tmp_p
         assert done.returncode == 0, done.stderr[-3000:]
         assert (out / "model" / "config.json").exists()
         assert json.loads(done.stdout.split("\n}")[0] + "}")["processes"] == processes
+
+
+def test_sft_saves_its_state_and_a_rerun_continues_from_it(tmp_path: Path) -> None:
+    """A CPU run longer than a session: with checkpoint steps, a rerun into the same folder picks
+    up the optimizer where the last saved state left it instead of starting over."""
+    from mucode.training.relabel import SFTRow
+    from mucode.training.sft import SFTConfig, train_generator
+
+    build_causal_lm(tmp_path / "base")
+    rows = [
+        SFTRow(
+            problem_id=f"toy/{k}", iteration=1, source="expert", target=right(name),
+            messages=[{"role": "user", "content": f"Write {name}."}],
+        )
+        for k, name in enumerate(NAMES)
+    ]  # fmt: skip
+    config = SFTConfig(
+        base=str(tmp_path / "base"), out=tmp_path / "gen", lora=True, lr=5e-3, epochs=1,
+        batch_size=2, checkpoint_steps=1, holdout=0.0,
+    )  # fmt: skip
+    steps = -(-len(rows) // 2)
+    first = train_generator(rows, config)
+    assert first.resumed_from_step is None
+    assert [p.name for p in (tmp_path / "gen" / "trainer").glob("checkpoint-*")] == [f"checkpoint-{steps}"]
+    second = train_generator(rows, config.model_copy(update={"epochs": 2}))
+    assert second.resumed_from_step == steps
+    assert [p.name for p in (tmp_path / "gen" / "trainer").glob("checkpoint-*")] == [
+        f"checkpoint-{2 * steps}"
+    ]
+    # Without checkpoint steps a run starts afresh whatever the folder holds.
+    third = train_generator(rows, config.model_copy(update={"checkpoint_steps": 0}))
+    assert third.resumed_from_step is None

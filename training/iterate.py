@@ -65,6 +65,7 @@ class IterateConfig(BaseModel):
     )
     sft_lr: float = 5e-7
     sft_epochs: int = 2
+    sft_checkpoint_steps: int = Field(0, ge=0, description="SFTConfig.checkpoint_steps: resumable SFT.")
     verifier_lr: float = 1e-6
     verifier_epochs: int = 2
     verifier_loss: Literal["bt", "bce", "bt+bce"] = "bt"
@@ -185,6 +186,7 @@ def iterate(
                     micro_batch_size=config.micro_batch_size,
                     lr=config.sft_lr,
                     epochs=config.sft_epochs,
+                    checkpoint_steps=config.sft_checkpoint_steps,
                     holdout=config.holdout,
                     seed=config.seed + i,
                     report_to=config.report_to,

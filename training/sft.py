@@ -36,6 +36,12 @@ class SFTConfig(BaseModel):
         1, ge=1, description="Rows per forward pass; gradients accumulate up to batch_size (memory)."
     )
     max_length: int = 2048
+    checkpoint_steps: int = Field(
+        0,
+        ge=0,
+        description="Save the trainer's state every K optimizer steps (with LoRA, a few MB) and continue "
+        "from the latest on a rerun into the same folder: a CPU run that outlasts a session. 0: never.",
+    )
     holdout: float = Field(0.2, ge=0.0, lt=1.0)
     seed: int = 0
     report_to: list[str] = Field(default_factory=list, description='e.g. ["tensorboard"]')
@@ -50,6 +56,7 @@ class SFTReport(BaseModel):
     heldout_logprob_after: float | None = Field(None, description="The same after fine-tuning.")
     final_loss: float | None
     seconds: float
+    resumed_from_step: int | None = Field(None, description="The optimizer step a rerun continued from.")
     processes: int = Field(1, description="Data-parallel processes that trained (torchrun, accelerate).")
 
 
@@ -78,6 +85,16 @@ def target_logprob(model: Any, tokenizer: Any, rows: list[SFTRow]) -> float | No
             total += float(picked.sum())
             count += len(picked)
     return total / max(count, 1)
+
+
+def _step(checkpoint: Path) -> int:
+    return int(checkpoint.name.removeprefix("checkpoint-"))
+
+
+def _last_checkpoint(folder: Path) -> Path | None:
+    """The trainer's latest saved state (``checkpoint-<step>``), if any."""
+    saved = [p for p in folder.glob("checkpoint-*") if p.name.removeprefix("checkpoint-").isdigit()]
+    return max(saved, key=_step, default=None)
 
 
 def train_generator(rows: list[SFTRow], config: SFTConfig) -> SFTReport:
@@ -120,7 +137,9 @@ def train_generator(rows: list[SFTRow], config: SFTConfig) -> SFTReport:
         assistant_only_loss=True,
         max_length=config.max_length,
         seed=config.seed,
-        save_strategy="no",
+        save_strategy="steps" if config.checkpoint_steps else "no",
+        save_steps=config.checkpoint_steps or 500,
+        save_total_limit=1,
         logging_steps=1,
         report_to=config.report_to,
         disable_tqdm=True,
@@ -135,7 +154,8 @@ def train_generator(rows: list[SFTRow], config: SFTConfig) -> SFTReport:
     # Without tqdm the trainer prints every log dict to stdout; the stage reports through its return
     # value (and TensorBoard when asked), so stdout stays the caller's.
     trainer.remove_callback(PrinterCallback)
-    result = trainer.train()
+    last = _last_checkpoint(config.out / "trainer") if config.checkpoint_steps else None
+    result = trainer.train(resume_from_checkpoint=str(last) if last else None)
     # trainer.save_model gathers sharded weights (ZeRO-3: 16-bit, per the shipped config) and writes
     # from the main process only, so the same code saves on one CPU and on many GPUs.
     if config.lora:
@@ -161,5 +181,6 @@ def train_generator(rows: list[SFTRow], config: SFTConfig) -> SFTReport:
         heldout_logprob_after=after,
         final_loss=float(result.training_loss) if result.training_loss is not None else None,
         seconds=round(time.perf_counter() - started, 1),
+        resumed_from_step=_step(last) if last else None,
         processes=trainer.accelerator.num_processes,
     )

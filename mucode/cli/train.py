@@ -126,6 +126,10 @@ def sft_command(
         int, typer.Option(help="Rows per optimizer step, over all processes under torchrun / accelerate.")
     ] = 4,
     micro_batch_size: Annotated[int, typer.Option(help="Rows per forward pass; raise it on GPUs.")] = 1,
+    checkpoint_steps: Annotated[
+        int,
+        typer.Option(help="Save the trainer's state every K steps; a rerun into --out continues (0: never)."),
+    ] = 0,
     holdout: Annotated[float, typer.Option()] = 0.2,
     seed: Annotated[int, typer.Option()] = 0,
     tensorboard: Annotated[bool, typer.Option()] = False,
@@ -141,7 +145,7 @@ def sft_command(
         records = read_jsonl(rows, SFTRow)
         config = SFTConfig(
             base=base, out=out, lora=lora, lora_rank=lora_rank, lr=lr, epochs=epochs, batch_size=batch_size,
-            micro_batch_size=micro_batch_size, holdout=holdout, seed=seed,
+            micro_batch_size=micro_batch_size, checkpoint_steps=checkpoint_steps, holdout=holdout, seed=seed,
             report_to=["tensorboard"] if tensorboard else [],
         )  # fmt: skip
         report = train_generator(records, config)
@@ -349,6 +353,9 @@ def iterate_command(
     ] = 1,
     sft_lr: Annotated[float, typer.Option()] = 5e-7,
     sft_epochs: Annotated[int, typer.Option()] = 2,
+    sft_checkpoint_steps: Annotated[
+        int, typer.Option(help="SFT saves its state every K steps; a rerun continues from it (0: never).")
+    ] = 0,
     verifier_lr: Annotated[float, typer.Option()] = 1e-6,
     verifier_epochs: Annotated[int, typer.Option()] = 2,
     pairs_per_problem: Annotated[int, typer.Option()] = 32,
@@ -379,7 +386,7 @@ def iterate_command(
             out=out, iterations=iterations,
             rollouts_per_problem=rollouts_per_problem, turns=turns, temperature=temperature,
             max_tokens=max_tokens, lora=lora, lora_rank=lora_rank, micro_batch_size=micro_batch_size,
-            sft_lr=sft_lr, sft_epochs=sft_epochs,
+            sft_lr=sft_lr, sft_epochs=sft_epochs, sft_checkpoint_steps=sft_checkpoint_steps,
             verifier_lr=verifier_lr,
             verifier_epochs=verifier_epochs, pairs_per_problem=pairs_per_problem, holdout=holdout, seed=seed,
             report_to=["tensorboard"] if tensorboard else [], limit=limit,
