@@ -240,6 +240,20 @@ def test_reference_solutions_are_experts_where_no_rollout_was_right(tmp_path: Pa
     assert targets[True] == {right(name) for name in NAMES}
 
 
+def test_a_state_that_failed_episodes_share_is_one_row(tmp_path: Path) -> None:
+    """Two episodes of a problem that fail alike reach the same states; each becomes one row."""
+    always_wrong = {"seeded": True, "script": {name: [[wrong(name)]] for name in NAMES}}
+    counts = {}
+    for per_problem in (1, 2):
+        folder = tmp_path / str(per_problem)
+        folder.mkdir()
+        (folder / "policy.json").write_text(json.dumps(always_wrong))
+        env, problems, _ = roll_out(folder, per_problem)
+        rolled = ("--problems", problems, "--rollouts", str(folder / "r.jsonl"), "--references")
+        counts[per_problem] = len(stage_rows(env, folder / "sft.jsonl", "relabel", *rolled))
+    assert counts[2] == counts[1] > 0
+
+
 def test_sft_runs_under_accelerate_launch_and_data_parallel_under_torchrun(tmp_path: Path) -> None:
     """The shipped accelerate config drives the same command, and so does torchrun with two
     data-parallel processes (DDP on GPUs and ZeRO-3 were not run here: no GPU)."""

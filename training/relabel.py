@@ -6,7 +6,8 @@ ties, and when nothing is correct it picks its favourite). Optionally the proble
 solutions join the candidates (``reference_codes``): the oracle knows them to be right. Every
 state of a failed trajectory is relabelled with the expert's code; every state of a successful
 trajectory keeps the trajectory's own final code. A row is (the conversation up to that state)
--> the target answer.
+-> the target answer; a row already made (the first turn of two failed episodes of a problem,
+say) is made once, as training on it twice teaches nothing new and costs a pass.
 """
 
 from __future__ import annotations
@@ -85,12 +86,17 @@ def experts(
 
 def relabel(rollouts: list[Rollout], expert: dict[str, str]) -> list[SFTRow]:
     rows = []
+    made: set[tuple[str, ...]] = set()
     for r in rollouts:
         own = r.success and r.trace.final_code
         target = r.trace.final_code if own else expert.get(r.problem_id)
         if not target:
             continue  # no program at all was seen for this problem
         for turn in r.trace.turns:
+            row = (r.problem_id, target, *(f"{m.role}:{m.content}" for m in turn.messages))
+            if row in made:
+                continue
+            made.add(row)
             rows.append(
                 SFTRow(
                     problem_id=r.problem_id,
