@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -16,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -184,6 +185,26 @@ def wait_healthy(url: str, proc: subprocess.Popen[Any], log: Path | None, timeou
             pass
         assert time.monotonic() < deadline, f"the server at {url} never became healthy"
         time.sleep(0.5)
+
+
+@contextlib.contextmanager
+def serve_process(tmp_path: Path, **settings: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """`mucode serve` as a user starts it, on a free port, with no MUCODE_ settings but these
+    (``checkpoint="..."`` is MUCODE_CHECKPOINT): (its URL, its first healthy /health)."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MUCODE_")}
+    env |= {"MUCODE_PORT": str(port)} | {f"MUCODE_{k.upper()}": v for k, v in settings.items()}
+    log = tmp_path / "server.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "mucode.cli", "serve"], env=env, stdout=out, stderr=out
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        yield url, wait_healthy(url, server, log, timeout=600)
+    finally:
+        server.terminate()
+        server.wait(60)
 
 
 # Request bodies and checks of the HTTP tests.

@@ -15,7 +15,7 @@ from mucode.engine.model_store import GGUF_SHA256, GGUF_SIZE, pull_gguf
 from mucode.problems import load_humaneval
 from mucode.sandbox import ExecutionRequest, execute_sync
 
-from .helpers import run_cli
+from .helpers import run_cli, serve_process
 
 pytestmark = pytest.mark.model
 
@@ -95,22 +95,10 @@ def test_served_model_solves_through_the_openai_sdk(tmp_path: Path) -> None:
     """`mucode serve` with its defaults (what `make serve` runs), driven by the official openai
     package: a HumanEval problem with its tests in extra_body, then a fill-in-the-middle
     completion through the model's FIM tokens."""
-    import os
-    import subprocess
-    import sys
-
     import openai
 
-    from .helpers import free_port, wait_healthy
-
     problem = next(p for p in load_humaneval() if p.id == "HumanEval/4")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MUCODE_")} | {"MUCODE_PORT": str(port)}
-    log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen([sys.executable, "-m", "mucode.cli", "serve"], env=env, stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, server, tmp_path / "server.log", timeout=600)
+    with serve_process(tmp_path) as (url, _):
         client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0, timeout=900)
         response = client.chat.completions.create(
             model="mucode",
@@ -131,32 +119,44 @@ def test_served_model_solves_through_the_openai_sdk(tmp_path: Path) -> None:
             temperature=0,
         )
         assert fim.choices[0].text.strip(), "the model wrote nothing into the middle"
-    finally:
-        server.terminate()
-        server.wait(60)
 
 
 @pytest.mark.timeout(1800)
 def test_shipped_checkpoint_installs_and_solves(tmp_path: Path) -> None:
-    """The adapters in the package: merged into the real base for vLLM and transformers, and
-    converted to a GGUF LoRA for llama.cpp; a solve through the checkpoint on each names the
-    generator and the verifier in the trace."""
+    """The adapters in the package: merged into the real base for vLLM and transformers (a CLI
+    solve names the generator and verifier in its trace), and converted to a GGUF LoRA that
+    `mucode serve` runs on llama.cpp (/health names the adapter; the openai SDK gets a ranked
+    answer)."""
+    import openai
+
     target = tmp_path / "checkpoint"
     done = run_cli("models", "install-checkpoint", "--target", str(target), timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     assert read_manifest(target).generator_lora == "generator-lora.gguf"
+    verifier = str((target / "verifier").resolve())
     problem = next(p for p in load_humaneval() if p.id == "HumanEval/2")
     (tmp_path / "problem.md").write_text(problem.prompt)
     (tmp_path / "tests.py").write_text("\n".join(problem.public_tests) + "\n")
     files = [str(tmp_path / "problem.md"), "--tests", str(tmp_path / "tests.py")]
-    for backend, generator in (
-        ("transformers", f"transformers:{(target / 'generator').resolve()}"),
-        ("llama-cpp", f"llama-cpp:{pull_gguf().name} + generator-lora.gguf"),
-    ):
-        env = {**os.environ, "MUCODE_CHECKPOINT": str(target), "MUCODE_GENERATOR": backend}
-        done = run_cli("solve", *files, "--n", "2", "--turns", "1", "--json", env=env, timeout=900)
-        assert done.returncode == 0, done.stderr[-2000:]
-        trace = json.loads(done.stdout)
-        assert trace["generator"] == generator
-        assert trace["verifier"] == str((target / "verifier").resolve())
+    env = {**os.environ, "MUCODE_CHECKPOINT": str(target), "MUCODE_GENERATOR": "transformers"}
+    done = run_cli("solve", *files, "--n", "2", "--turns", "1", "--json", env=env, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    trace = json.loads(done.stdout)
+    assert trace["generator"] == f"transformers:{(target / 'generator').resolve()}"
+    assert trace["verifier"] == verifier
+    assert all(c["verifier_score"] is not None for c in trace["turns"][0]["candidates"])
+
+    with serve_process(tmp_path, checkpoint=str(target)) as (url, health):
+        assert health["generator"]["backend"] == "llama-cpp"
+        assert health["generator"]["model"] == pull_gguf().name
+        assert health["generator"]["adapter"] == "generator-lora.gguf"
+        assert health["generator"]["verifier"] == verifier
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0, timeout=900)
+        response = client.chat.completions.create(
+            model="mucode",
+            messages=[{"role": "user", "content": problem.prompt}],
+            extra_body={"tests": problem.public_tests, "n": 2, "turns": 1},
+        )
+        trace = response.model_extra["mucode"]  # type: ignore[index]
+        assert trace["generator"] == f"llama-cpp:{pull_gguf().name} + generator-lora.gguf"
         assert all(c["verifier_score"] is not None for c in trace["turns"][0]["candidates"])

@@ -254,20 +254,26 @@ def test_a_state_that_failed_episodes_share_is_one_row(tmp_path: Path) -> None:
     assert counts[2] == counts[1] > 0
 
 
-def test_sft_runs_under_accelerate_launch_and_data_parallel_under_torchrun(tmp_path: Path) -> None:
-    """The shipped accelerate config drives the same command, and so does torchrun with two
-    data-parallel processes (DDP on GPUs and ZeRO-3 were not run here: no GPU)."""
+def toy_sft_rows() -> list[Any]:
+    """One expert row per toy problem: its right answer to a one-line request."""
     from mucode.training.relabel import SFTRow
-    from mucode.training.schemas import write_jsonl
 
-    build_causal_lm(tmp_path / "base")
-    rows = [
+    return [
         SFTRow(
             problem_id=f"toy/{k}", iteration=1, source="expert", target=right(name),
             messages=[{"role": "user", "content": f"Write {name}."}],
         )
         for k, name in enumerate(NAMES)
     ]  # fmt: skip
+
+
+def test_sft_runs_under_accelerate_launch_and_data_parallel_under_torchrun(tmp_path: Path) -> None:
+    """The shipped accelerate config drives the same command, and so does torchrun with two
+    data-parallel processes (DDP on GPUs and ZeRO-3 were not run here: no GPU)."""
+    from mucode.training.schemas import write_jsonl
+
+    build_causal_lm(tmp_path / "base")
+    rows = toy_sft_rows()
     write_jsonl(rows, tmp_path / "sft.jsonl")
     config = Path(__file__).resolve().parent.parent / "training" / "configs" / "cpu.yaml"
     sft = ["-m", "mucode.cli", "train", "sft", str(tmp_path / "sft.jsonl"), "--base", str(tmp_path / "base"),
@@ -292,17 +298,10 @@ def test_sft_runs_under_accelerate_launch_and_data_parallel_under_torchrun(tmp_p
 def test_sft_saves_its_state_and_a_rerun_continues_from_it(tmp_path: Path) -> None:
     """A CPU run longer than a session: with checkpoint steps, a rerun into the same folder picks
     up the optimizer where the last saved state left it instead of starting over."""
-    from mucode.training.relabel import SFTRow
     from mucode.training.sft import SFTConfig, train_generator
 
     build_causal_lm(tmp_path / "base")
-    rows = [
-        SFTRow(
-            problem_id=f"toy/{k}", iteration=1, source="expert", target=right(name),
-            messages=[{"role": "user", "content": f"Write {name}."}],
-        )
-        for k, name in enumerate(NAMES)
-    ]  # fmt: skip
+    rows = toy_sft_rows()
     config = SFTConfig(
         base=str(tmp_path / "base"), out=tmp_path / "gen", lora=True, lr=5e-3, epochs=1,
         batch_size=2, checkpoint_steps=1, holdout=0.0,
