@@ -63,7 +63,7 @@ class IterateConfig(BaseModel):
     reference_experts: bool = Field(
         False, description="The problems' reference solutions are candidate experts (relabel)."
     )
-    sft_lr: float = 5e-7
+    sft_lr: float | None = Field(None, description="SFTConfig.lr (default by --lora).")
     sft_epochs: int = 2
     sft_checkpoint_steps: int = Field(0, ge=0, description="SFTConfig.checkpoint_steps: resumable SFT.")
     verifier_lr: float = 1e-6

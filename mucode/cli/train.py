@@ -120,7 +120,9 @@ def sft_command(
     out: Annotated[Path, typer.Option(help="Output: OUT/model (merged HF folder), OUT/adapter with --lora.")],
     lora: Annotated[bool, typer.Option()] = False,
     lora_rank: Annotated[int, typer.Option()] = 16,
-    lr: Annotated[float, typer.Option()] = 5e-7,
+    lr: Annotated[
+        float | None, typer.Option(help="Default: 5e-7 (the paper's, full fine-tune), 1e-4 with --lora.")
+    ] = None,
     epochs: Annotated[int, typer.Option()] = 2,
     batch_size: Annotated[
         int, typer.Option(help="Rows per optimizer step, over all processes under torchrun / accelerate.")
@@ -351,7 +353,9 @@ def iterate_command(
     micro_batch_size: Annotated[
         int, typer.Option(help="Examples per forward pass (verifier, SFT); raise it on GPUs.")
     ] = 1,
-    sft_lr: Annotated[float, typer.Option()] = 5e-7,
+    sft_lr: Annotated[
+        float | None, typer.Option(help="Default: 5e-7 (the paper's, full fine-tune), 1e-4 with --lora.")
+    ] = None,
     sft_epochs: Annotated[int, typer.Option()] = 2,
     sft_checkpoint_steps: Annotated[
         int, typer.Option(help="SFT saves its state every K steps; a rerun continues from it (0: never).")
