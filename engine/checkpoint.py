@@ -54,6 +54,7 @@ BUNDLED_BASE = "bundled"
 
 
 ADAPTER_CONFIG = "adapter_config.json"  # PEFT's: marks a folder as an adapter, names its base
+ADAPTER_WEIGHTS = "adapter_model.safetensors"  # PEFT's adapter weights
 
 
 def set_adapter_base(folder: Path, base: str) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from mucode.engine.checkpoint import (
     ADAPTER_CONFIG,
+    ADAPTER_WEIGHTS,
     BUNDLED_BASE,
     Manifest,
     read_manifest,
@@ -24,7 +25,6 @@ from mucode.engine.checkpoint import (
 from mucode.engine.model_store import hf_folder
 from mucode.engine.verifier import PROBE_CONFIG, PROBE_WEIGHTS
 
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
 PARTS = ("generator", "verifier")
 
 
