@@ -7,12 +7,13 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mucode.engine.checkpoint import read_manifest
 from mucode.engine.model_store import GGUF_SHA256, GGUF_SIZE, pull_gguf
-from mucode.problems import load_humaneval
+from mucode.problems import Problem, load_humaneval
 from mucode.sandbox import ExecutionRequest, execute_sync
 
 from .helpers import run_cli, serve_process
@@ -91,21 +92,27 @@ def test_each_installed_backend_generates_code(backend: str) -> None:
     assert extracted.how == "fenced" and extracted.code and "def truncate_number" in extracted.code
 
 
+def solve_through_sdk(url: str, problem: Problem, **options: int) -> tuple[Any, Any, dict[str, Any]]:
+    """A problem and its public tests through the official openai package, as a client sends
+    them: (the client, the response, the search's trace in it)."""
+    import openai
+
+    client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0, timeout=900)
+    response = client.chat.completions.create(
+        model="mucode",
+        messages=[{"role": "user", "content": problem.prompt}],
+        extra_body={"tests": problem.public_tests, **options},
+    )
+    return client, response, response.model_extra["mucode"]  # type: ignore[index]
+
+
 def test_served_model_solves_through_the_openai_sdk(tmp_path: Path) -> None:
     """`mucode serve` with its defaults (what `make serve` runs), driven by the official openai
     package: a HumanEval problem with its tests in extra_body, then a fill-in-the-middle
     completion through the model's FIM tokens."""
-    import openai
-
     problem = next(p for p in load_humaneval() if p.id == "HumanEval/4")
     with serve_process(tmp_path) as (url, _):
-        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0, timeout=900)
-        response = client.chat.completions.create(
-            model="mucode",
-            messages=[{"role": "user", "content": problem.prompt}],
-            extra_body={"tests": problem.public_tests, "n": 3, "turns": 3},
-        )
-        trace = response.model_extra["mucode"]  # type: ignore[index]
+        client, response, trace = solve_through_sdk(url, problem, n=3, turns=3)
         assert trace["public_all_passed"], response.choices[0].message.content
         graded = execute_sync(ExecutionRequest(code=trace["final_code"], tests=problem.private_tests))
         assert graded.passed, graded.feedback
@@ -127,8 +134,6 @@ def test_shipped_checkpoint_installs_and_solves(tmp_path: Path) -> None:
     solve names the generator and verifier in its trace), and converted to a GGUF LoRA that
     `mucode serve` runs on llama.cpp (/health names the adapter; the openai SDK gets a ranked
     answer)."""
-    import openai
-
     target = tmp_path / "checkpoint"
     done = run_cli("models", "install-checkpoint", "--target", str(target), timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -151,12 +156,6 @@ def test_shipped_checkpoint_installs_and_solves(tmp_path: Path) -> None:
         assert health["generator"]["model"] == pull_gguf().name
         assert health["generator"]["adapter"] == "generator-lora.gguf"
         assert health["generator"]["verifier"] == verifier
-        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0, timeout=900)
-        response = client.chat.completions.create(
-            model="mucode",
-            messages=[{"role": "user", "content": problem.prompt}],
-            extra_body={"tests": problem.public_tests, "n": 2, "turns": 1},
-        )
-        trace = response.model_extra["mucode"]  # type: ignore[index]
+        _, _, trace = solve_through_sdk(url, problem, n=2, turns=1)
         assert trace["generator"] == f"llama-cpp:{pull_gguf().name} + generator-lora.gguf"
         assert all(c["verifier_score"] is not None for c in trace["turns"][0]["candidates"])
