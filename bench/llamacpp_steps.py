@@ -11,7 +11,6 @@ With ``--lora``, the same steps again with a GGUF LoRA adapter applied (a traine
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
 import time
@@ -20,7 +19,7 @@ from typing import Any
 import numpy as np
 from _machine import machine
 
-from mucode.engine.generators.llamacpp_batch import token_logprob
+from mucode.engine.generators.llamacpp_batch import apply_lora, token_logprob
 from mucode.engine.model_store import pull_gguf
 
 ROWS = (1, 2, 4, 5, 8, 16)
@@ -85,12 +84,7 @@ def main() -> None:
             for n in ROWS
         }
         if args.lora:
-            adapter = lc.llama_adapter_lora_init(llama.model, args.lora.encode())
-            applied = lc.llama_set_adapters_lora(
-                ctx, (lc.llama_adapter_lora_p_ctypes * 1)(adapter), 1, (ctypes.c_float * 1)(1.0)
-            )
-            if not adapter or applied != 0:
-                raise SystemExit(f"llama.cpp could not apply {args.lora}")
+            apply_lora(llama.model, ctx, args.lora)
             for n in ROWS:
                 rows[str(n)]["ms_one_logit_lora"] = step_ms(lc, ctx, batch, n, False, args.steps)
     finally:

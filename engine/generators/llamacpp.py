@@ -47,19 +47,12 @@ class LlamaCppGenerator(Generator):
         n_threads: int | None = None,
         lora: str | Path | None = None,
     ) -> LlamaCppGenerator:
-        import llama_cpp as lc
         from llama_cpp import Llama
 
         threads = n_threads or len(os.sched_getaffinity(0))
         # This Llama serves the vocabulary and the chat template; its own small context is never
         # decoded in. The weights are mapped once and shared with the decoder's context.
         llama = Llama(model_path=str(gguf), n_ctx=512, n_batch=32, n_threads=1, verbose=False)
-        adapter = None
-        if lora is not None:
-            # Owned by the model from here: llama.cpp frees it with the weights.
-            adapter = lc.llama_adapter_lora_init(llama.model, str(lora).encode())
-            if not adapter:
-                raise GeneratorError(f"llama.cpp could not load the LoRA adapter {lora} onto {gguf}")
         decoder = BatchDecoder(
             llama,
             n_ctx=n_ctx,
@@ -69,10 +62,10 @@ class LlamaCppGenerator(Generator):
             draft_tokens=draft_tokens,
             prefix_cache=prefix_cache,
             streams=kv_streams,
-            lora=adapter,
+            lora=None if lora is None else str(lora),
         )
         generator = cls(llama, name=Path(gguf).name, decoder=decoder)
-        generator.adapter = Path(lora).name if lora is not None else None
+        generator.adapter = None if lora is None else Path(lora).name
         return generator
 
     def _opened(self, messages: list[ChatMessage]) -> str:

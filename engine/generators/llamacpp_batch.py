@@ -89,6 +89,19 @@ def token_logprob(logits: Any, token: int) -> float:
     return float(logits[token] - top - np.log(np.exp(logits - top).sum()))
 
 
+def apply_lora(model: Any, ctx: Any, path: str) -> None:
+    """Loads the GGUF LoRA at ``path`` onto ``model`` (which then owns it: llama.cpp frees it
+    with the weights) and applies it at full scale in the context ``ctx``."""
+    import llama_cpp as lc
+
+    adapter = lc.llama_adapter_lora_init(model, path.encode())
+    if not adapter:
+        raise GeneratorError(f"llama.cpp could not load the LoRA adapter {path}")
+    adapters = (lc.llama_adapter_lora_p_ctypes * 1)(adapter)
+    if lc.llama_set_adapters_lora(ctx, adapters, 1, (ctypes.c_float * 1)(1.0)) != 0:
+        raise GeneratorError(f"llama.cpp could not apply the LoRA adapter {path}")
+
+
 def common_prefix(a: list[int], b: list[int]) -> int:
     """How many leading tokens the two lists share."""
     n = min(len(a), len(b))
@@ -135,9 +148,9 @@ class BatchDecoder:
         draft_tokens: int = 0,
         prefix_cache: int = 0,
         streams: bool = False,
-        lora: Any = None,
+        lora: str | None = None,
     ) -> None:
-        """``lora``: a LoRA adapter loaded on ``llama``'s model, applied at full scale."""
+        """``lora``: a GGUF LoRA adapter file, applied to the model at full scale."""
         import llama_cpp as lc
 
         self._lc = lc
@@ -164,10 +177,11 @@ class BatchDecoder:
         if not self._ctx:
             raise GeneratorError(f"llama.cpp could not create a context of {kv_tokens} tokens")
         if lora is not None:
-            adapters = (lc.llama_adapter_lora_p_ctypes * 1)(lora)
-            if lc.llama_set_adapters_lora(self._ctx, adapters, 1, (ctypes.c_float * 1)(1.0)) != 0:
+            try:
+                apply_lora(llama.model, self._ctx, lora)
+            except GeneratorError:
                 lc.llama_free(self._ctx)
-                raise GeneratorError("llama.cpp could not apply the LoRA adapter")
+                raise
         self._memory = lc.llama_get_memory(self._ctx)
         self._vocab = lc.llama_model_get_vocab(llama.model)
         self._n_vocab = lc.llama_vocab_n_tokens(self._vocab)
