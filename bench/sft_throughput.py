@@ -18,9 +18,7 @@ from _machine import machine
 from mucode.engine.model_store import pull_hf
 from mucode.training.relabel import SFTRow
 from mucode.training.schemas import read_jsonl
-
-# What "all-linear" picks in Qwen2 (PEFT takes a layer range only with module names).
-LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+from mucode.training.sft import lora_config
 
 
 def encode(tokenizer: Any, row: SFTRow, max_length: int) -> tuple[list[int], int]:
@@ -46,7 +44,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     base = args.base or str(pull_hf())
@@ -58,15 +56,8 @@ def main() -> None:
     results = {}
     for setting in args.layers.split(","):
         plain = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
-        layers = plain.config.num_hidden_layers
-        top = None if setting == "all" else list(range(layers - int(setting), layers))
-        model = get_peft_model(
-            plain,
-            LoraConfig(
-                task_type="CAUSAL_LM", r=args.rank, lora_alpha=2 * args.rank,
-                target_modules=LINEAR, layers_to_transform=top,
-            ),
-        )  # fmt: skip
+        top = None if setting == "all" else int(setting)
+        model = get_peft_model(plain, lora_config(plain, args.rank, top))
         tokens, seconds = 0, 0.0
         for k, (ids, answer_start) in enumerate(timed):
             input_ids = torch.tensor([ids])

@@ -318,3 +318,43 @@ def test_sft_saves_its_state_and_a_rerun_continues_from_it(tmp_path: Path) -> No
     # Without checkpoint steps a run starts afresh whatever the folder holds.
     third = train_generator(rows, config.model_copy(update={"checkpoint_steps": 0}))
     assert third.resumed_from_step is None
+
+
+def test_an_adapter_on_the_top_blocks_and_a_rerun_that_reuses_the_bases_heldout_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`lora_layers` adapts every linear layer of the top blocks and nothing below; the base's
+    held-out log-likelihood (a pass over the held-out rows) is measured once per folder and rows."""
+    from safetensors.torch import load_file
+
+    from mucode.training import sft
+    from mucode.training.sft import SFTConfig, train_generator
+
+    passes: list[int] = []
+    measure = sft.target_logprob
+
+    def counted(model: Any, tokenizer: Any, rows: list[Any]) -> float | None:
+        passes.append(len(rows))
+        return measure(model, tokenizer, rows)
+
+    monkeypatch.setattr(sft, "target_logprob", counted)
+    build_causal_lm(tmp_path / "base")
+    rows = toy_sft_rows()
+    config = SFTConfig(
+        base=str(tmp_path / "base"), out=tmp_path / "gen", lora=True, lora_layers=1, lr=5e-3, epochs=1,
+        batch_size=2, holdout=0.4,
+    )  # fmt: skip
+    first = train_generator(rows, config)
+    weights = load_file(str(tmp_path / "gen" / "adapter" / "adapter_model.safetensors"))
+    adapted = {(k.split(".layers.")[1].split(".")[0], k.split(".")[-3]) for k in weights}
+    kinds = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    assert adapted == {("1", kind) for kind in kinds}  # block 1 of 0..1, every linear kind
+    assert len(passes) == 2 and first.heldout_logprob_before is not None  # before and after
+
+    passes.clear()
+    second = train_generator(rows, config)
+    assert len(passes) == 1  # after only: the base's figure was kept
+    assert second.heldout_logprob_before == first.heldout_logprob_before
+    passes.clear()
+    train_generator([r.model_copy(update={"target": r.target + "\n"}) for r in rows], config)
+    assert len(passes) == 2  # the same problems with other targets: measured again

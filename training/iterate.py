@@ -66,6 +66,7 @@ class IterateConfig(BaseModel):
     sft_lr: float | None = Field(None, description="SFTConfig.lr (default by --lora).")
     sft_epochs: int = 2
     sft_checkpoint_steps: int = Field(0, ge=0, description="SFTConfig.checkpoint_steps: resumable SFT.")
+    sft_lora_layers: int | None = Field(None, ge=1, description="SFTConfig.lora_layers: top K blocks.")
     verifier_lr: float = 1e-6
     verifier_epochs: int = 2
     verifier_loss: Literal["bt", "bce", "bt+bce"] = "bt"
@@ -183,6 +184,7 @@ def iterate(
                     out=generator_dir,
                     lora=config.lora,
                     lora_rank=config.lora_rank,
+                    lora_layers=config.sft_lora_layers,
                     micro_batch_size=config.micro_batch_size,
                     lr=config.sft_lr,
                     epochs=config.sft_epochs,

@@ -11,8 +11,11 @@ and after.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,12 @@ class SFTConfig(BaseModel):
     out: Path
     lora: bool = False
     lora_rank: int = 16
+    lora_layers: int | None = Field(
+        None,
+        ge=1,
+        description="Adapt the top K transformer blocks only (the gradient stops K blocks down: 1.8x "
+        "cheaper at 4 of 24 on a CPU). Default: every block.",
+    )
     lr: float | None = Field(
         None, description="Default: the paper's 5e-7 for a full fine-tune, 1e-4 for a LoRA adapter."
     )
@@ -38,6 +47,12 @@ class SFTConfig(BaseModel):
         1, ge=1, description="Rows per forward pass; gradients accumulate up to batch_size (memory)."
     )
     max_length: int = 2048
+    gradient_checkpointing: bool = Field(
+        False,
+        description="Recompute activations during backward: less memory for a third more compute. TRL "
+        "turns it on by default, and with an adapter it then also sends the gradient through the frozen "
+        "blocks below it (to the inputs); a 0.5B model at 2048 tokens fits a CPU's memory without.",
+    )
     checkpoint_steps: int = Field(
         0,
         ge=0,
@@ -99,6 +114,54 @@ def _last_checkpoint(folder: Path) -> Path | None:
     return max(saved, key=_step, default=None)
 
 
+def lora_config(model: Any, rank: int, top_layers: int | None = None) -> Any:
+    """A PEFT adapter on every linear layer but the output head (PEFT's "all-linear"), on every
+    block or on the top ``top_layers`` blocks only."""
+    import torch
+    from peft import LoraConfig
+
+    if top_layers is None:
+        return LoraConfig(task_type="CAUSAL_LM", r=rank, lora_alpha=2 * rank, target_modules="all-linear")
+    # PEFT takes a block range only with module names, so name what "all-linear" would pick.
+    head = model.get_output_embeddings()
+    names = sorted(
+        {
+            name.rsplit(".", 1)[-1]
+            for name, module in model.named_modules()
+            if isinstance(module, torch.nn.Linear) and module is not head
+        }
+    )
+    blocks = model.config.num_hidden_layers
+    if top_layers > blocks:
+        raise ValueError(f"lora_layers {top_layers}: the model has {blocks} blocks")
+    return LoraConfig(
+        task_type="CAUSAL_LM",
+        r=rank,
+        lora_alpha=2 * rank,
+        target_modules=names,
+        layers_to_transform=list(range(blocks - top_layers, blocks)),
+    )
+
+
+def _heldout_before(
+    config: SFTConfig, held: list[SFTRow], measure: Callable[[], float | None]
+) -> float | None:
+    """The base's held-out log-likelihood, kept in the output folder: a resumed run (a CPU epoch
+    outlasts a session) does not pay the pass over the held-out rows again."""
+    saved = config.out / "heldout-before.json"
+    rows = "\n".join(r.model_dump_json() for r in held)
+    key = {"base": config.base, "rows": hashlib.sha256(rows.encode()).hexdigest()}
+    if saved.exists():
+        record = json.loads(saved.read_text())
+        if record["key"] == key:
+            kept: float | None = record["logprob"]
+            return kept
+    value = measure()
+    config.out.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps({"key": key, "logprob": value}))
+    return value
+
+
 def train_generator(rows: list[SFTRow], config: SFTConfig) -> SFTReport:
     import torch
     from datasets import Dataset
@@ -113,18 +176,8 @@ def train_generator(rows: list[SFTRow], config: SFTConfig) -> SFTReport:
         raise ValueError("no SFT rows to train on")
     tokenizer = AutoTokenizer.from_pretrained(config.base)
     base = AutoModelForCausalLM.from_pretrained(config.base, dtype=torch.float32)
-    before = target_logprob(base, tokenizer, held)
-
-    peft_config = None
-    if config.lora:
-        from peft import LoraConfig
-
-        peft_config = LoraConfig(
-            task_type="CAUSAL_LM",
-            r=config.lora_rank,
-            lora_alpha=2 * config.lora_rank,
-            target_modules="all-linear",
-        )
+    before = _heldout_before(config, held, lambda: target_logprob(base, tokenizer, held))
+    peft_config = lora_config(base, config.lora_rank, config.lora_layers) if config.lora else None
     args = TrainerArguments(
         output_dir=str(config.out / "trainer"),
         num_train_epochs=config.epochs,
@@ -140,6 +193,7 @@ def train_generator(rows: list[SFTRow], config: SFTConfig) -> SFTReport:
         ),
         assistant_only_loss=True,
         max_length=config.max_length,
+        gradient_checkpointing=config.gradient_checkpointing,
         seed=config.seed,
         save_strategy="steps" if config.checkpoint_steps else "no",
         save_steps=config.checkpoint_steps or 500,

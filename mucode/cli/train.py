@@ -120,6 +120,9 @@ def sft_command(
     out: Annotated[Path, typer.Option(help="Output: OUT/model (merged HF folder), OUT/adapter with --lora.")],
     lora: Annotated[bool, typer.Option()] = False,
     lora_rank: Annotated[int, typer.Option()] = 16,
+    lora_layers: Annotated[
+        int | None, typer.Option(help="With --lora: adapt the top K blocks only (default: every block).")
+    ] = None,
     lr: Annotated[
         float | None, typer.Option(help="Default: 5e-7 (the paper's, full fine-tune), 1e-4 with --lora.")
     ] = None,
@@ -132,6 +135,9 @@ def sft_command(
         int,
         typer.Option(help="Save the trainer's state every K steps; a rerun into --out continues (0: never)."),
     ] = 0,
+    gradient_checkpointing: Annotated[
+        bool, typer.Option(help="Recompute activations in backward: less memory, a third more compute.")
+    ] = False,
     holdout: Annotated[float, typer.Option()] = 0.2,
     seed: Annotated[int, typer.Option()] = 0,
     tensorboard: Annotated[bool, typer.Option()] = False,
@@ -146,8 +152,9 @@ def sft_command(
     with user_errors():
         records = read_jsonl(rows, SFTRow)
         config = SFTConfig(
-            base=base, out=out, lora=lora, lora_rank=lora_rank, lr=lr, epochs=epochs, batch_size=batch_size,
-            micro_batch_size=micro_batch_size, checkpoint_steps=checkpoint_steps, holdout=holdout, seed=seed,
+            base=base, out=out, lora=lora, lora_rank=lora_rank, lora_layers=lora_layers, lr=lr, epochs=epochs,
+            batch_size=batch_size, micro_batch_size=micro_batch_size, checkpoint_steps=checkpoint_steps,
+            gradient_checkpointing=gradient_checkpointing, holdout=holdout, seed=seed,
             report_to=["tensorboard"] if tensorboard else [],
         )  # fmt: skip
         report = train_generator(records, config)
@@ -360,6 +367,9 @@ def iterate_command(
     sft_checkpoint_steps: Annotated[
         int, typer.Option(help="SFT saves its state every K steps; a rerun continues from it (0: never).")
     ] = 0,
+    sft_lora_layers: Annotated[
+        int | None, typer.Option(help="With --lora: the generator adapts its top K blocks only.")
+    ] = None,
     verifier_lr: Annotated[float, typer.Option()] = 1e-6,
     verifier_epochs: Annotated[int, typer.Option()] = 2,
     pairs_per_problem: Annotated[int, typer.Option()] = 32,
@@ -391,7 +401,7 @@ def iterate_command(
             rollouts_per_problem=rollouts_per_problem, turns=turns, temperature=temperature,
             max_tokens=max_tokens, lora=lora, lora_rank=lora_rank, micro_batch_size=micro_batch_size,
             sft_lr=sft_lr, sft_epochs=sft_epochs, sft_checkpoint_steps=sft_checkpoint_steps,
-            verifier_lr=verifier_lr,
+            sft_lora_layers=sft_lora_layers, verifier_lr=verifier_lr,
             verifier_epochs=verifier_epochs, pairs_per_problem=pairs_per_problem, holdout=holdout, seed=seed,
             report_to=["tensorboard"] if tensorboard else [], limit=limit,
             rollout_concurrency=rollout_concurrency, reference_experts=reference_experts,
