@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from .verifier import PROBE_CONFIG
+from .verifier import LIKELIHOOD, PROBE_CONFIG
 
 MANIFEST = "mucode.json"
 
@@ -27,7 +27,9 @@ class Manifest(BaseModel):
     generator_lora: str | None = Field(
         None, description="The generator adapter as a GGUF LoRA on the bundled GGUF (llama.cpp)."
     )
-    verifier: str | None = Field(None, description="Verifier folder, relative to the checkpoint.")
+    verifier: str | None = Field(
+        None, description="Verifier folder, relative to the checkpoint, or `likelihood` (untrained)."
+    )
     prompt_version: str = Field(..., description="The chat format the generator was trained on.")
     training_data: list[str] = Field(default_factory=list, description="Problem sets and rollout files used.")
     iterations: list[dict[str, Any]] = Field(default_factory=list, description="Metrics of every iteration.")
@@ -45,7 +47,8 @@ def write_manifest(folder: str | Path, manifest: Manifest) -> None:
 
 
 def resolve(folder: str | Path, relative: str | None) -> str | None:
-    return None if relative is None else str((Path(folder) / relative).resolve())
+    """A manifest's entry as a path; ``likelihood`` (the untrained verifier) names no file."""
+    return relative if relative in (None, LIKELIHOOD) else str((Path(folder) / relative).resolve())
 
 
 # A shipped checkpoint names its base this way when the base is the bundled default model
@@ -127,7 +130,7 @@ def install_checkpoint(source: str | Path, target: Path | None = None, base: str
                 # The adapter was trained on the bundled weights, which the bundled GGUF quantizes.
                 adapter_to_gguf(staging / "generator-adapter", pull_gguf(), staging / "generator-lora.gguf")
                 installed.generator_lora = "generator-lora.gguf"
-        if manifest.verifier is not None:
+        if manifest.verifier not in (None, LIKELIHOOD):
             shutil.copytree(source / manifest.verifier, staging / "verifier")
             if (staging / "verifier" / PROBE_CONFIG).exists():  # reads the base's own tokenizer
                 set_probe_base(staging / "verifier", base_path)

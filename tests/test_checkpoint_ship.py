@@ -14,6 +14,7 @@ from mucode.engine.model_store import hf_folder
 
 from .helpers import run_cli
 from .tiny_models import build_causal_lm
+from .toy_problems import toy_sft_rows
 
 
 def lora_run(run: Path, base: Path) -> None:
@@ -231,3 +232,45 @@ def test_a_checkpoint_with_a_gguf_lora_runs_on_llamacpp_over_the_bundled_gguf(
     # An explicit model is served as given: the adapter is never put on another base.
     explicit = EngineSettings(checkpoint=str(checkpoint), model="/models/other.gguf").resolved()
     assert explicit.model == "/models/other.gguf" and explicit.lora is None
+
+
+def test_a_generator_from_train_sft_ships_with_the_likelihood_verifier(cache: Path, tmp_path: Path) -> None:
+    """`train sft --lora` leaves a generator checkpoint; `export --likelihood` pairs its adapter
+    with the untrained verifier, which installs as a name and serves by default."""
+    from mucode.engine.loading import load_configured_verifier
+    from mucode.engine.settings import EngineSettings
+    from mucode.engine.verifier import LikelihoodVerifier
+    from mucode.training.schemas import write_jsonl
+
+    base = build_causal_lm(hf_folder())
+    write_jsonl(toy_sft_rows(), tmp_path / "rows.jsonl")
+    env = os.environ.copy()
+    trained = run_cli(
+        "train", "sft", str(tmp_path / "rows.jsonl"), "--base", str(base), "--out", str(tmp_path / "run"),
+        "--lora", "--lr", "5e-3", "--epochs", "1", "--holdout", "0", env=env,
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    run = read_manifest(tmp_path / "run")
+    assert (run.generator, run.generator_adapter, run.verifier) == ("model", "adapter", None)
+    assert run.training_data == [str(tmp_path / "rows.jsonl")]
+    assert run.iterations[0]["sft"]["train_rows"] == len(toy_sft_rows())
+
+    # Its verifier part is the likelihood or nothing: a run without one cannot ship one.
+    done = run_cli("train", "export", str(tmp_path / "run"), "--out", str(tmp_path / "ship"), env=env)
+    assert done.returncode != 0 and "--likelihood" in done.stderr and "Traceback" not in done.stderr
+    done = run_cli(
+        "train", "export", str(tmp_path / "run"), "--out", str(tmp_path / "ship"), "--likelihood", env=env
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    shipped = read_manifest(tmp_path / "ship")
+    assert (shipped.base_model, shipped.verifier) == (BUNDLED_BASE, "likelihood")
+    assert shipped.training_data == ["rows.jsonl"]
+    assert sorted(p.name for p in (tmp_path / "ship").iterdir()) == ["generator-adapter", "mucode.json"]
+
+    installed = run_cli("models", "install-checkpoint", str(tmp_path / "ship"), "--base", str(base), env=env)
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    assert read_manifest(cache / "checkpoint").verifier == "likelihood"
+    settings = EngineSettings(generator="transformers", dtype="float32").resolved()
+    assert settings.model == str((cache / "checkpoint" / "generator").resolve())
+    assert settings.verifier == "likelihood"
+    assert isinstance(load_configured_verifier(settings), LikelihoodVerifier)

@@ -23,7 +23,7 @@ from mucode.engine.prompts import PROMPT_VERSION
 
 from .helpers import free_port, run_cli, wait_healthy
 from .tiny_models import build_causal_lm, build_classifier
-from .toy_problems import NAMES, right, write_problems, wrong
+from .toy_problems import NAMES, right, toy_sft_rows, write_problems, wrong
 
 
 def write_policy(path: Path) -> None:
@@ -252,19 +252,6 @@ def test_a_state_that_failed_episodes_share_is_one_row(tmp_path: Path) -> None:
         rolled = ("--problems", problems, "--rollouts", str(folder / "r.jsonl"), "--references")
         counts[per_problem] = len(stage_rows(env, folder / "sft.jsonl", "relabel", *rolled))
     assert counts[2] == counts[1] > 0
-
-
-def toy_sft_rows() -> list[Any]:
-    """One expert row per toy problem: its right answer to a one-line request."""
-    from mucode.training.relabel import SFTRow
-
-    return [
-        SFTRow(
-            problem_id=f"toy/{k}", iteration=1, source="expert", target=right(name),
-            messages=[{"role": "user", "content": f"Write {name}."}],
-        )
-        for k, name in enumerate(NAMES)
-    ]  # fmt: skip
 
 
 def test_sft_runs_under_accelerate_launch_and_data_parallel_under_torchrun(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ out scripted policies on them, so labels exist without a model."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from mucode.problems import Problem, write_jsonl
 
@@ -31,3 +32,16 @@ def write_problems(path: Path) -> None:
         for k, name in enumerate(NAMES)
     ]
     write_jsonl(problems, path)
+
+
+def toy_sft_rows() -> list[Any]:
+    """One expert row per toy problem: its right answer to a one-line request."""
+    from mucode.training.relabel import SFTRow
+
+    return [
+        SFTRow(
+            problem_id=f"toy/{k}", iteration=1, source="expert", target=right(name),
+            messages=[{"role": "user", "content": f"Write {name}."}],
+        )
+        for k, name in enumerate(NAMES)
+    ]  # fmt: skip

@@ -23,7 +23,7 @@ from mucode.engine.checkpoint import (
     write_manifest,
 )
 from mucode.engine.model_store import hf_folder
-from mucode.engine.verifier import PROBE_CONFIG, PROBE_WEIGHTS
+from mucode.engine.verifier import LIKELIHOOD, PROBE_CONFIG, PROBE_WEIGHTS
 
 PARTS = ("generator", "verifier")
 
@@ -58,24 +58,30 @@ def _copy_probe(source: Path, target: Path) -> None:
     set_probe_base(target, _shipped_base(json.loads((source / PROBE_CONFIG).read_text())["base"]))
 
 
-def export_checkpoint(run: Path, out: Path, parts: Collection[str] = PARTS) -> Manifest:
+def export_checkpoint(
+    run: Path, out: Path, parts: Collection[str] = PARTS, likelihood: bool = False
+) -> Manifest:
     """Copies ``parts`` of ``run`` (its generator adapter, its verifier) to ``out`` (replaced).
-    Only what is small ships: a LoRA generator, a LoRA or probe verifier."""
+    Only what is small ships: a LoRA generator, a LoRA or probe verifier. ``likelihood`` ships the
+    untrained verifier (the generator's own likelihood of a program) as the verifier part instead:
+    for a run whose trained verifier lost to it, or that trained none (``mucode train sft``)."""
     if not parts or set(parts) - set(PARTS):
         raise ValueError(f"parts to export: generator and/or verifier, not {', '.join(parts) or 'none'}")
     manifest = read_manifest(run)
     adapter = resolve(run, manifest.generator_adapter)
-    verifier = resolve(run, manifest.verifier)
+    verifier = LIKELIHOOD if likelihood else resolve(run, manifest.verifier)
     if "generator" in parts and adapter is None:
         raise ValueError(
             f"{run}'s generator is not a LoRA adapter (train with --lora): it is too big to ship"
         )
     if "verifier" in parts and not (
-        verifier and any((Path(verifier) / name).exists() for name in (ADAPTER_CONFIG, PROBE_CONFIG))
+        verifier == LIKELIHOOD
+        or (verifier and any((Path(verifier) / name).exists() for name in (ADAPTER_CONFIG, PROBE_CONFIG)))
     ):
         raise ValueError(
-            f"{run}'s verifier is neither a LoRA adapter (--lora) nor a probe (--verifier-design probe): "
-            "only those are small enough to ship"
+            f"{run}'s verifier is neither a LoRA adapter (--lora) nor a probe (--verifier-design probe), "
+            "the only trained ones small enough to ship: ship --parts generator, or --likelihood "
+            "for the untrained verifier"
         )
     base = _shipped_base(manifest.base_model)
     if out.exists():
@@ -83,7 +89,7 @@ def export_checkpoint(run: Path, out: Path, parts: Collection[str] = PARTS) -> M
     out.mkdir(parents=True)
     if adapter and "generator" in parts:
         _copy_adapter(Path(adapter), out / "generator-adapter", base)
-    if verifier and "verifier" in parts:
+    if verifier and verifier != LIKELIHOOD and "verifier" in parts:
         if (Path(verifier) / PROBE_CONFIG).exists():
             _copy_probe(Path(verifier), out / "verifier")
         else:
@@ -93,7 +99,9 @@ def export_checkpoint(run: Path, out: Path, parts: Collection[str] = PARTS) -> M
             "base_model": base,
             "generator": None,
             "generator_adapter": "generator-adapter" if "generator" in parts else None,
-            "verifier": "verifier" if "verifier" in parts else None,
+            "verifier": (LIKELIHOOD if verifier == LIKELIHOOD else "verifier")
+            if "verifier" in parts
+            else None,
             "training_data": [Path(d).name if Path(d).is_absolute() else d for d in manifest.training_data],
             # The stage metrics name the base too (the verifier report): no machine paths ship.
             "iterations": json.loads(json.dumps(manifest.iterations).replace(manifest.base_model, base)),

@@ -21,6 +21,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from mucode.engine.checkpoint import Manifest, write_manifest
+from mucode.engine.prompts import PROMPT_VERSION
+
 from .relabel import SFTRow
 from .schemas import split_by_problem
 
@@ -242,3 +245,19 @@ def train_generator(rows: list[SFTRow], config: SFTConfig) -> SFTReport:
         resumed_from_step=_step(last) if last else None,
         processes=trainer.accelerator.num_processes,
     )
+
+
+def write_sft_checkpoint(config: SFTConfig, report: SFTReport, data: str) -> Manifest:
+    """Makes the stage's output folder a generator-only checkpoint (``mucode serve --checkpoint``,
+    ``mucode train export``) that names its base, data and metrics, as ``train iterate`` does."""
+    manifest = Manifest(
+        base_model=config.base,
+        generator="model",
+        generator_adapter="adapter" if config.lora else None,
+        prompt_version=PROMPT_VERSION,
+        training_data=[data],
+        iterations=[{"iteration": 1, "sft": report.model_dump()}],
+    )
+    if os.environ.get("RANK", "0") == "0":  # one writer under torchrun / accelerate
+        write_manifest(config.out, manifest)
+    return manifest

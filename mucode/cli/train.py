@@ -142,12 +142,13 @@ def sft_command(
     seed: Annotated[int, typer.Option()] = 0,
     tensorboard: Annotated[bool, typer.Option()] = False,
 ) -> None:
-    """TRL SFT with the loss on the assistant answers only; prints held-out log-likelihoods.
+    """TRL SFT with the loss on the assistant answers only; prints held-out log-likelihoods. OUT
+    is a generator checkpoint (`mucode serve --checkpoint`, `mucode train export`).
     Data-parallel under `torchrun` or `accelerate launch` (training/configs/)."""
 
     from mucode.training.relabel import SFTRow
     from mucode.training.schemas import read_jsonl
-    from mucode.training.sft import SFTConfig, train_generator
+    from mucode.training.sft import SFTConfig, train_generator, write_sft_checkpoint
 
     with user_errors():
         records = read_jsonl(rows, SFTRow)
@@ -158,6 +159,7 @@ def sft_command(
             report_to=["tensorboard"] if tensorboard else [],
         )  # fmt: skip
         report = train_generator(records, config)
+        write_sft_checkpoint(config, report, str(rows))
     console.print_json(report.model_dump_json())
 
 
@@ -320,7 +322,9 @@ def verifier_command(
 
 @app.command("export")
 def export_command(
-    run: Annotated[Path, typer.Argument(help="A run folder (`mucode train iterate`).")],
+    run: Annotated[
+        Path, typer.Argument(help="A run folder (`mucode train iterate`, or `train sft`'s --out).")
+    ],
     out: Annotated[Path, typer.Option(help="Folder for the shippable checkpoint (replaced).")],
     parts: Annotated[
         str,
@@ -328,6 +332,10 @@ def export_command(
             help="What ships, comma-separated: generator (a LoRA adapter), verifier (LoRA or probe)."
         ),
     ] = "generator,verifier",
+    likelihood: Annotated[
+        bool,
+        typer.Option(help="The verifier part is the untrained likelihood verifier, not the run's own."),
+    ] = False,
 ) -> None:
     """The run's generator adapter and verifier with a manifest: a few MB that ship and install
     anywhere (`mucode models install-checkpoint`). Ship only the part that won: `--parts verifier`
@@ -335,7 +343,7 @@ def export_command(
     from mucode.training.export import export_checkpoint
 
     with user_errors():
-        export_checkpoint(run, out, [p.strip() for p in parts.split(",") if p.strip()])
+        export_checkpoint(run, out, [p.strip() for p in parts.split(",") if p.strip()], likelihood)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     console.print(f"{out} ({size / 1e6:.1f} MB)")
 
