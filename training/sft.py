@@ -98,10 +98,12 @@ def target_logprob(model: Any, tokenizer: Any, rows: list[SFTRow]) -> float | No
             )
             full = tokenizer.apply_chat_template(row.conversation(), tokenize=True, return_dict=False)
             ids = torch.tensor([full])
-            logits = model(input_ids=ids).logits[0, :-1].float()
+            # Only the positions that predict the target: most of a row is its prompt, and the
+            # output head over the whole vocabulary is a quarter of a 0.5B model's forward pass.
+            logits = model(input_ids=ids, logits_to_keep=len(full) - len(prompt) + 1).logits[0, :-1].float()
             logprobs = torch.log_softmax(logits, dim=-1)
-            targets = ids[0, 1:]
-            picked = logprobs[torch.arange(len(targets)), targets][len(prompt) - 1 :]
+            targets = ids[0, len(prompt) :]
+            picked = logprobs[torch.arange(len(targets)), targets]
             total += float(picked.sum())
             count += len(picked)
     return total / max(count, 1)
