@@ -345,3 +345,35 @@ def test_an_adapter_on_the_top_blocks_and_a_rerun_that_reuses_the_bases_heldout_
     passes.clear()
     train_generator([r.model_copy(update={"target": r.target + "\n"}) for r in rows], config)
     assert len(passes) == 2  # the same problems with other targets: measured again
+
+
+def test_scoring_only_the_answers_positions_trains_the_same_adapter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a CPU, SFT switches TRL's fused head to score the answer's positions only: the same
+    loss and weights as scoring every position, and TRL still has the switch it uses."""
+    import contextlib
+
+    import torch
+    from safetensors.torch import load_file
+    from trl.trainer import utils
+
+    from mucode.training import sft
+    from mucode.training.sft import SFTConfig, train_generator
+
+    real = vars(utils).get("_use_triton")  # TRL's private switch
+    assert callable(real)  # else the switch silently does nothing
+    build_causal_lm(tmp_path / "base")
+    config = SFTConfig(
+        base=str(tmp_path / "base"), out=tmp_path / "a", lora=True, lr=5e-3, epochs=1, holdout=0.0
+    )
+    with sft._answer_positions_only():
+        assert vars(utils)["_use_triton"](torch.device("cpu"))
+    assert vars(utils)["_use_triton"] is real and not real(torch.device("cpu"))
+
+    answers_only = train_generator(toy_sft_rows(), config)
+    monkeypatch.setattr(sft, "_answer_positions_only", contextlib.nullcontext)
+    every_position = train_generator(toy_sft_rows(), config.model_copy(update={"out": tmp_path / "b"}))
+    assert answers_only.final_loss == pytest.approx(every_position.final_loss, rel=1e-5)
+    a, b = (load_file(str(tmp_path / d / "adapter" / "adapter_model.safetensors")) for d in "ab")
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)

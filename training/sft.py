@@ -15,7 +15,8 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +168,27 @@ def _heldout_before(
     return value
 
 
+@contextmanager
+def _answer_positions_only() -> Iterator[None]:
+    """TRL's fused output head scores every position of a row, masked or not, except on Triton
+    devices: elsewhere it keeps tile shapes fixed for graph compilers (Neuron). On a CPU, in eager
+    mode, nothing recompiles, and scoring only the answer's positions gives the same loss without
+    running the vocabulary head over the prompt, most of a relabelled row (it was a third of a
+    step's time). The switch is TRL's own; a TRL without it trains as before."""
+    from trl.trainer import utils
+
+    switch = "_use_triton"  # private to TRL (1.16): looked up, never assumed
+    on_triton = getattr(utils, switch, None)
+    if on_triton is None:
+        yield
+        return
+    setattr(utils, switch, lambda device: device.type == "cpu" or on_triton(device))
+    try:
+        yield
+    finally:
+        setattr(utils, switch, on_triton)
+
+
 def train_generator(rows: list[SFTRow], config: SFTConfig) -> SFTReport:
     import torch
     from datasets import Dataset
@@ -218,7 +240,8 @@ def train_generator(rows: list[SFTRow], config: SFTConfig) -> SFTReport:
     # value (and TensorBoard when asked), so stdout stays the caller's.
     trainer.remove_callback(PrinterCallback)
     last = _last_checkpoint(config.out / "trainer") if config.checkpoint_steps else None
-    result = trainer.train(resume_from_checkpoint=str(last) if last else None)
+    with _answer_positions_only():
+        result = trainer.train(resume_from_checkpoint=str(last) if last else None)
     # trainer.save_model gathers sharded weights (ZeRO-3: 16-bit, per the shipped config) and writes
     # from the main process only, so the same code saves on one CPU and on many GPUs.
     if config.lora:
