@@ -136,7 +136,7 @@ def sft_command(
         typer.Option(help="Save the trainer's state every K steps; a rerun into --out continues (0: never)."),
     ] = 0,
     gradient_checkpointing: Annotated[
-        bool, typer.Option(help="Recompute activations in backward: less memory, a third more compute.")
+        bool, typer.Option(help="Recompute activations in backward: memory for compute (TRL's default).")
     ] = False,
     holdout: Annotated[float, typer.Option()] = 0.2,
     seed: Annotated[int, typer.Option()] = 0,
