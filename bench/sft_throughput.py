@@ -41,6 +41,9 @@ def main() -> None:
     parser.add_argument("--layers", default="all,8,4", help="adapted layers: all, or the top K")
     parser.add_argument("--rank", type=int, default=16)
     parser.add_argument("--max-length", type=int, default=2048)
+    parser.add_argument(
+        "--precisions", default="float32", help="float32, and/or bfloat16 (autocast over float32 weights)"
+    )
     args = parser.parse_args()
 
     import torch
@@ -54,22 +57,27 @@ def main() -> None:
     timed = encoded[: args.count + 1]
     torch.manual_seed(0)
     results = {}
-    for setting in args.layers.split(","):
+    settings = [(layers, p) for layers in args.layers.split(",") for p in args.precisions.split(",")]
+    for layers, precision in settings:
         plain = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
-        top = None if setting == "all" else int(setting)
+        top = None if layers == "all" else int(layers)
         model = get_peft_model(plain, lora_config(plain, args.rank, top))
+        # What the trainer's bf16=True does on a CPU: float32 weights, bfloat16 matrix products.
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bfloat16")
         tokens, seconds = 0, 0.0
         for k, (ids, answer_start) in enumerate(timed):
             input_ids = torch.tensor([ids])
             labels = input_ids.clone()
             labels[0, :answer_start] = -100
             start = time.perf_counter()
-            model(input_ids=input_ids, labels=labels).loss.backward()
+            with autocast:
+                loss = model(input_ids=input_ids, labels=labels).loss
+            loss.backward()
             model.zero_grad(set_to_none=True)
             if k > 0:  # the first row warms the allocator and the kernels
                 tokens, seconds = tokens + len(ids), seconds + time.perf_counter() - start
         rate = tokens / seconds
-        results[setting] = {
+        results[f"{layers}/{precision}"] = {
             "tokens_per_s": round(rate, 1),
             "s_per_row": round(seconds / (len(timed) - 1), 2),
             "hours_per_epoch": round(sum(len(ids) for ids, _ in encoded) / rate / 3600, 2),

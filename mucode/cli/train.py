@@ -138,6 +138,9 @@ def sft_command(
     gradient_checkpointing: Annotated[
         bool, typer.Option(help="Recompute activations in backward: memory for compute (TRL's default).")
     ] = False,
+    precision: Annotated[
+        str, typer.Option(help="auto (bfloat16 autocast where the hardware has it), float32, or bfloat16.")
+    ] = "auto",
     holdout: Annotated[float, typer.Option()] = 0.2,
     seed: Annotated[int, typer.Option()] = 0,
     tensorboard: Annotated[bool, typer.Option()] = False,
@@ -155,7 +158,7 @@ def sft_command(
         config = SFTConfig(
             base=base, out=out, lora=lora, lora_rank=lora_rank, lora_layers=lora_layers, lr=lr, epochs=epochs,
             batch_size=batch_size, micro_batch_size=micro_batch_size, checkpoint_steps=checkpoint_steps,
-            gradient_checkpointing=gradient_checkpointing, holdout=holdout, seed=seed,
+            gradient_checkpointing=gradient_checkpointing, precision=precision, holdout=holdout, seed=seed,
             report_to=["tensorboard"] if tensorboard else [],
         )  # fmt: skip
         report = train_generator(records, config)
