@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from mucode.engine.loading import compute_dtype
 from mucode.engine.verifier import (
     CODE_MARKER,
     PROBE_CONFIG,
@@ -61,6 +62,9 @@ class VerifierConfig(BaseModel):
     )
     reg: float = 1e-3
     max_length: int = 1024
+    precision: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto", description="classifier: as SFTConfig.precision (bfloat16 autocast where the CPU has it)."
+    )
     holdout: float = Field(0.2, ge=0.0, lt=1.0, description="Share of problems held out for the metrics.")
     seed: int = 0
 
@@ -260,7 +264,8 @@ def train_verifier(
     started = time.perf_counter()
     # One process, or one of N under `torchrun` / `accelerate launch` (DDP): every process sees
     # the same shuffled batches and trains on its share of each; gradients are averaged.
-    accelerator = Accelerator()
+    bf16 = compute_dtype(config.precision, gpu=torch.cuda.is_available()) == "bfloat16"
+    accelerator = Accelerator(mixed_precision="bf16" if bf16 else "no")
     rank, world = accelerator.process_index, accelerator.num_processes
     if config.batch_size % world:
         raise ValueError(f"--batch-size {config.batch_size} must be a multiple of the {world} processes")

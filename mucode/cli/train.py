@@ -22,6 +22,7 @@ PROBLEMS_HELP = (
     "humaneval:fold0, humaneval:fold1, humaneval, dataframebench:SPLIT or a JSONL file; add :no-tests "
     "to withhold the public tests."
 )
+PRECISION_HELP = "auto (bfloat16 autocast where the hardware computes in it), float32, or bfloat16."
 
 
 def _policy(policy_script: Path | None) -> Callable[[str], Generator]:
@@ -138,9 +139,7 @@ def sft_command(
     gradient_checkpointing: Annotated[
         bool, typer.Option(help="Recompute activations in backward: memory for compute (TRL's default).")
     ] = False,
-    precision: Annotated[
-        str, typer.Option(help="auto (bfloat16 autocast where the hardware has it), float32, or bfloat16.")
-    ] = "auto",
+    precision: Annotated[str, typer.Option(help=PRECISION_HELP)] = "auto",
     holdout: Annotated[float, typer.Option()] = 0.2,
     seed: Annotated[int, typer.Option()] = 0,
     tensorboard: Annotated[bool, typer.Option()] = False,
@@ -298,6 +297,7 @@ def verifier_command(
     ] = 1,
     holdout: Annotated[float, typer.Option(help="Share of problems held out for the metrics.")] = 0.2,
     seed: Annotated[int, typer.Option()] = 0,
+    precision: Annotated[str, typer.Option(help=f"classifier: {PRECISION_HELP}")] = "auto",
 ) -> None:
     """Train the verifier R(problem, code) on labelled programs; prints held-out pairwise accuracy
     and AUC, and saves a folder the server loads as its verifier. Data-parallel under `torchrun`
@@ -311,7 +311,7 @@ def verifier_command(
         config = VerifierConfig(
             base=base, out=out, design=design, loss=loss, lora=lora, reg=reg, epochs=epochs, lr=lr,
             pairs_per_problem=pairs_per_problem, batch_size=batch_size, micro_batch_size=micro_batch_size,
-            holdout=holdout, seed=seed,
+            holdout=holdout, seed=seed, precision=precision,
         )  # fmt: skip
         records = read_jsonl(codes, LabeledCode)
     with Bar(console=err_console, transient=True) as bar:
