@@ -337,6 +337,7 @@ def test_an_adapter_on_the_top_blocks_and_a_rerun_that_reuses_the_bases_heldout_
     kinds = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
     assert adapted == {("1", kind) for kind in kinds}  # block 1 of 0..1, every linear kind
     assert len(passes) == 2 and first.heldout_logprob_before is not None  # before and after
+    assert first.lora_layers == 1 and first.precision in ("float32", "bfloat16")
 
     passes.clear()
     second = train_generator(rows, config)

@@ -77,6 +77,8 @@ class SFTConfig(BaseModel):
 class SFTReport(BaseModel):
     base: str
     lora: bool
+    lora_layers: int | None = Field(None, description="The adapter's top blocks; None: every block.")
+    precision: str = Field("float32", description="What the products were computed in (auto resolved).")
     train_rows: int
     heldout_rows: int
     heldout_logprob_before: float | None = Field(None, description="Mean log p per target token, base model.")
@@ -267,6 +269,8 @@ def train_generator(rows: list[SFTRow], config: SFTConfig) -> SFTReport:
     return SFTReport(
         base=config.base,
         lora=config.lora,
+        lora_layers=config.lora_layers if config.lora else None,
+        precision="bfloat16" if bf16 else "float32",
         train_rows=len(train),
         heldout_rows=len(held),
         heldout_logprob_before=before,
