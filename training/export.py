@@ -99,7 +99,10 @@ def export_checkpoint(
             "base_model": base,
             "generator": None,
             "generator_adapter": "generator-adapter" if "generator" in parts else None,
-            "verifier": None if "verifier" not in parts else LIKELIHOOD if likelihood else "verifier",
+            # The likelihood verifier ships by name (also when re-exporting a checkpoint that names it).
+            "verifier": (LIKELIHOOD if verifier == LIKELIHOOD else "verifier")
+            if "verifier" in parts
+            else None,
             "training_data": [Path(d).name if Path(d).is_absolute() else d for d in manifest.training_data],
             # The stage metrics name the base too (the verifier report): no machine paths ship.
             "iterations": json.loads(json.dumps(manifest.iterations).replace(manifest.base_model, base)),
