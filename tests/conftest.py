@@ -19,6 +19,9 @@ from .helpers import DEFAULT_SCRIPT, WRITTEN_TESTS, LiveServer, Sandbox, process
 # Workers start in milliseconds on the bare interpreter and in seconds with the scientific
 # environment: tests that need numpy and friends ask for it (the `science` fixture).
 os.environ["MUCODE_SANDBOX_ENV"] = "none"
+# A checkpoint installed in this user's cache (`mucode models install-checkpoint`) would otherwise
+# become every test server's generator and verifier; the tests that want one name it.
+os.environ["MUCODE_CHECKPOINT"] = "none"
 
 
 @pytest.fixture(scope="session")

@@ -50,7 +50,8 @@ def test_eval_reports_pass_rates_per_turn_and_resumes(tmp_path: Path) -> None:
     # Turn 1 is wrong, turn 2 right: greedy single-turn fails everything, multi-turn fixes it.
     script = {name: [[wrong(name)], [right(name)]] for name in NAMES}
     (tmp_path / "script.json").write_text(json.dumps(script))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MUCODE_")}
+    # No MUCODE_ settings but one: a checkpoint installed in this user's cache stays out of it.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MUCODE_")} | {"MUCODE_CHECKPOINT": "none"}
     args = [
         "eval", "--problems", str(tmp_path / "problems.jsonl"),
         "--out", str(tmp_path / "eval" / "report.json"),
