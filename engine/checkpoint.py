@@ -77,10 +77,11 @@ def set_probe_base(folder: Path, base: str) -> None:
 
 
 def shipped_checkpoint() -> Path:
-    """The adapters trained in this repository (docs/benchmarks.md), inside the package."""
+    """The checkpoint trained in this repository, inside the package: the generator adapter SFT-trained
+    on DataFrameBench train and the likelihood verifier (docs/benchmarks.md)."""
     import mucode
 
-    return Path(mucode.__file__).parent / "checkpoints" / "humaneval-fold0"
+    return Path(mucode.__file__).parent / "checkpoints" / "dataframebench-sft"
 
 
 def installed_checkpoint() -> Path | None:

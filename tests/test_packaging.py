@@ -16,7 +16,7 @@ from .helpers import ROOT, package_roots
 
 # Data files the code reads at run time, by folder (pyproject.toml's package-data).
 DATA = {
-    "mucode": ["py.typed", "checkpoints/humaneval-fold0/mucode.json"],
+    "mucode": ["py.typed", "checkpoints/dataframebench-sft/mucode.json"],
     "sandbox": ["py.typed"],
     "server": ["static/index.html", "static/playground.js", "static/playground.css"],
     "training": ["configs/cpu.yaml", "configs/ddp.yaml", "configs/zero3.yaml"],
