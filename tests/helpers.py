@@ -161,6 +161,14 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def unset_env() -> dict[str, str]:
+    """This environment with no MUCODE_ settings, for a CLI run that must see only its own; a
+    checkpoint installed in this user's cache stays out of it too (``MUCODE_CHECKPOINT=none``)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("MUCODE_")} | {
+        "MUCODE_CHECKPOINT": "none"
+    }
+
+
 def run_cli(
     *args: str, env: dict[str, str] | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:

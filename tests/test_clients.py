@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from pathlib import Path
 
 import httpx
@@ -23,7 +22,7 @@ from mucode.clients import (
     TurnStarted,
 )
 
-from .helpers import LiveServer, run_cli
+from .helpers import LiveServer, run_cli, unset_env
 
 PROMPT = 'def double(x):\n    """Return twice x."""\n'
 TESTS = ["assert double(2) == 4", "assert double(0) == 0"]
@@ -143,7 +142,7 @@ def test_unreachable_server_is_a_clear_error() -> None:
 def test_cli_solve_on_a_server(live_server: LiveServer, tmp_path: Path) -> None:
     (tmp_path / "problem.md").write_text(PROMPT)
     (tmp_path / "tests.py").write_text("\n".join(TESTS) + "\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MUCODE_")}
+    env = unset_env()
     done = run_cli(
         "solve", str(tmp_path / "problem.md"), "--tests", str(tmp_path / "tests.py"),
         "--n", "2", "--server", live_server.url, "--json", env=env,

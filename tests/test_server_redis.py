@@ -29,6 +29,7 @@ from .helpers import (
     sandbox_busy_processes,
     server_settings,
     solve_body,
+    unset_env,
     wait_job,
 )
 
@@ -236,13 +237,12 @@ def test_a_separate_mucode_worker_runs_the_jobs(tmp_path: Path, prefix: str) -> 
     """The server runs no jobs itself (job_workers=0); a `mucode worker` process — another
     machine, as far as the server can tell — takes them from Redis."""
     import json as jsonlib
-    import os
     import sys
 
     server = redis_server(tmp_path, redis_url=REDIS_URL, redis_prefix=prefix, job_workers=0)
     script = tmp_path / "worker-script.json"
     script.write_text(jsonlib.dumps([[SCRIPTED_PASS]]))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MUCODE_")}
+    env = unset_env()
     env |= {
         "MUCODE_REDIS_URL": REDIS_URL,
         "MUCODE_REDIS_PREFIX": prefix,

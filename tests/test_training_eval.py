@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
-import os
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -20,7 +19,7 @@ from mucode.training.problems import humaneval_folds, load_problem_set
 from mucode.training.rollouts import label_traces
 from mucode.training.sample_cache import SampleCache
 
-from .helpers import Sandbox, run_cli
+from .helpers import Sandbox, run_cli, unset_env
 from .toy_problems import NAMES, right, write_problems, wrong
 
 
@@ -50,8 +49,7 @@ def test_eval_reports_pass_rates_per_turn_and_resumes(tmp_path: Path) -> None:
     # Turn 1 is wrong, turn 2 right: greedy single-turn fails everything, multi-turn fixes it.
     script = {name: [[wrong(name)], [right(name)]] for name in NAMES}
     (tmp_path / "script.json").write_text(json.dumps(script))
-    # No MUCODE_ settings but one: a checkpoint installed in this user's cache stays out of it.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MUCODE_")} | {"MUCODE_CHECKPOINT": "none"}
+    env = unset_env()
     args = [
         "eval", "--problems", str(tmp_path / "problems.jsonl"),
         "--out", str(tmp_path / "eval" / "report.json"),

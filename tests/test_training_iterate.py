@@ -21,7 +21,7 @@ pytest.importorskip("trl")
 from mucode.engine.checkpoint import read_manifest
 from mucode.engine.prompts import PROMPT_VERSION
 
-from .helpers import free_port, run_cli, wait_healthy
+from .helpers import free_port, run_cli, unset_env, wait_healthy
 from .tiny_models import build_causal_lm, build_classifier
 from .toy_problems import NAMES, right, toy_sft_rows, write_problems, wrong
 
@@ -61,7 +61,7 @@ def test_iterate_resumes_trains_and_serves(tmp_path: Path) -> None:
     write_problems(tmp_path / "problems.jsonl")
     write_policy(tmp_path / "policy.json")
     run = tmp_path / "run"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MUCODE_")}
+    env = unset_env()
 
     crashed = run_cli(
         *iterate_args(tmp_path), env=env | {"MUCODE_TRAIN_FAIL_AFTER": "iter-1/verifier"}, timeout=600
@@ -142,7 +142,7 @@ def roll_out(
     """The toy problems rolled out by the policy in tmp_path/policy.json to tmp_path/OUT:
     (environment, problem set, what the command printed)."""
     write_problems(tmp_path / "problems.jsonl")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MUCODE_")}
+    env = unset_env()
     problems = str(tmp_path / "problems.jsonl")
     rolled = run_cli(
         "train", "rollouts", "--problems", problems, "--model", "unused", "--out", str(tmp_path / out),
