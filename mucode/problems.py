@@ -12,6 +12,7 @@ import ast
 import gzip
 import json
 import re
+import tokenize
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -330,6 +331,158 @@ def public_methods(test_code: str, keep: int) -> str:
     return re.sub(r"\n{3,}(?=    def )", "\n\n", "\n".join(kept)) + "\n"
 
 
+_REFERENCE_ALIAS = "_reference_impl"
+_IMPORT = ast.Import | ast.ImportFrom
+
+
+def unwrap_reference(code: str, entry_point: str) -> str:
+    """A DataFrameBench reference solution without its adapter. Each is BigCodeBench's solution
+    followed by ``_reference_impl = task_func`` and a second ``def task_func`` (the task's
+    signature, often converting its arguments) that calls the first. A generator trained on that
+    text writes the function twice (a quarter of the first SFT generator's samples did, most of
+    them cut off at max_tokens). Here the same program reads as written by hand: where the second
+    definition only passes its parameters on, the first takes its signature and it goes; otherwise
+    the first becomes a private helper (``_task_func``) the entry point calls. Imports repeated in
+    between go. Code of any other shape comes back as it was."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return code
+    body, helper = tree.body, f"_{entry_point}"
+    aliases = [
+        n
+        for n in body
+        if isinstance(n, ast.Assign)
+        and [ast.unparse(t) for t in n.targets] == [_REFERENCE_ALIAS]
+        and ast.unparse(n.value) == entry_point
+    ]
+    defs = [n for n in body if isinstance(n, ast.FunctionDef) and n.name == entry_point]
+    taken = any(isinstance(n, ast.Name) and n.id == helper for n in ast.walk(tree))
+    if len(aliases) != 1 or len(defs) != 2 or taken or defs[0].decorator_list or defs[1].decorator_list:
+        return code
+    (alias,), (original, wrapper) = aliases, defs
+    if not original.lineno < alias.lineno < wrapper.lineno:
+        return code
+    lines = code.splitlines(keepends=True)
+    edits: dict[int, tuple[int, str]] = {}  # first line (0-based) -> (line after the last, new text)
+
+    def replace(node: ast.stmt, text: str = "") -> None:
+        edits[node.lineno - 1] = (node.end_lineno or node.lineno, text)
+
+    replace(alias)
+    between = body[body.index(alias) + 1 : body.index(wrapper)]
+    earlier = {ast.unparse(n) for n in body[: body.index(alias)] if isinstance(n, _IMPORT)}
+    for node in between:
+        if isinstance(node, _IMPORT) and ast.unparse(node) in earlier:
+            replace(node)
+    signature, wrapper_signature = _header(lines, original), _header(lines, wrapper)
+    only_imports = all(isinstance(n, _IMPORT) for n in between)
+    if _forwards(wrapper, original) and signature and wrapper_signature and only_imports:
+        edits[signature[0]] = (signature[1], "".join(lines[slice(*wrapper_signature)]))
+        replace(wrapper)
+        # The signature moves above imports it may need: they join the first ones.
+        moved = [n for n in between if (n.lineno - 1) not in edits]
+        top = next(n for n in body if isinstance(n, _IMPORT) or n is original)
+        for node in moved:
+            replace(node)
+        text = "".join("".join(lines[n.lineno - 1 : n.end_lineno]) for n in moved)
+        if text:
+            edits[top.lineno - 1] = (top.lineno - 1, text)
+    else:
+        # The renames, right to left on a line so the columns to their left stay right.
+        name = re.search(rf"\bdef\s+({re.escape(entry_point)})\b", lines[original.lineno - 1])
+        if name is None:
+            return code
+        renames = [(original.lineno, name.start(1), name.end(1))]
+        renames += [
+            (n.lineno, n.col_offset, n.end_col_offset or n.col_offset)
+            for n in ast.walk(wrapper)
+            if isinstance(n, ast.Name) and n.id == _REFERENCE_ALIAS
+        ]
+        for number, start, end in sorted(renames, reverse=True):
+            lines[number - 1] = lines[number - 1][:start] + helper + lines[number - 1][end:]
+    out, number = [], 0
+    while number < len(lines):
+        if number in edits:
+            after, text = edits.pop(number)
+            out.append(text)
+            if after > number:
+                number = after
+                continue
+        out.append(lines[number])
+        number += 1
+    return re.sub(r"\n{4,}", "\n\n\n", "".join(out)).rstrip() + "\n"
+
+
+def strip_docstrings(code: str) -> str:
+    """``code`` without the docstrings of its top-level functions and classes. DataFrameBench's
+    references carry BigCodeBench's (parameters, returns, requirements, an example: more than half
+    of their text) where the prompt shows one line; a generator trained on them learns to spend
+    its tokens there. Code that does not parse, or whose docstring shares a line with code, keeps
+    it."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return code
+    drop: set[int] = set()
+    for node in tree.body:
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            continue
+        first, *rest = node.body
+        if (
+            ast.get_docstring(node, clean=False) is None
+            or not rest
+            or rest[0].lineno <= (first.end_lineno or 0)
+        ):
+            continue
+        if first.lineno > node.lineno:  # a docstring on the def line stays
+            drop.update(range(first.lineno - 1, first.end_lineno or first.lineno))
+    lines = code.splitlines(keepends=True)
+    return "".join(line for number, line in enumerate(lines) if number not in drop)
+
+
+def _forwards(wrapper: ast.FunctionDef, original: ast.FunctionDef) -> bool:
+    """Whether ``wrapper`` takes ``original``'s parameters (names and kinds; annotations and
+    defaults may differ) and only returns its call on them (the first ones in order, the rest by
+    name)."""
+    args = wrapper.args
+
+    def names(a: ast.arguments) -> list[list[str]]:
+        return [[p.arg for p in kind] for kind in (a.posonlyargs, a.args, a.kwonlyargs)]
+
+    if names(args) != names(original.args) or args.vararg or args.kwarg or original.args.vararg:
+        return False
+    if original.args.kwarg or len(wrapper.body) != 1:
+        return False
+    (statement,) = wrapper.body
+    if not (isinstance(statement, ast.Return) and isinstance(statement.value, ast.Call)):
+        return False
+    call, params = statement.value, [p.arg for p in args.posonlyargs + args.args + args.kwonlyargs]
+    positional = [ast.unparse(a) for a in call.args]
+    named = {k.arg: ast.unparse(k.value) for k in call.keywords}
+    return (
+        ast.unparse(call.func) == _REFERENCE_ALIAS
+        and positional == params[: len(positional)]
+        and named == {p: p for p in params[len(positional) :]}
+    )
+
+
+def _header(lines: list[str], function: ast.FunctionDef) -> tuple[int, int] | None:
+    """The lines (0-based, end exclusive) of ``function``'s ``def ...:`` when its body starts on a
+    later line, else None."""
+    depth, start = 0, function.lineno - 1
+    source = iter(lines[start:])
+    for token in tokenize.generate_tokens(lambda: next(source, "")):
+        if token.type == tokenize.OP and token.string in "([{":
+            depth += 1
+        elif token.type == tokenize.OP and token.string in ")]}":
+            depth -= 1
+        elif token.type == tokenize.OP and token.string == ":" and depth == 0:
+            end = start + token.end[0]
+            return (start, end) if function.body[0].lineno > end else None
+    return None
+
+
 def load_dataframebench(split: str = "test", library: str = "pandas", public: int = 1) -> list[Problem]:
     """DataFrameBench (BigCodeBench tasks any dataframe library can solve), with ``library`` named
     in the prompt. The model sees the first ``public`` test method of each task; the whole unittest
@@ -345,14 +498,17 @@ def load_dataframebench(split: str = "test", library: str = "pandas", public: in
         )
         tests = str(row["test_code"])
         solutions = row.get("ground_truth") or {}
+        entry_point = str(row.get("entry_point") or "task_func")
         problems.append(
             Problem(
                 id=str(row["task_id"]),
                 prompt=prompt,
-                entry_point=str(row.get("entry_point") or "task_func"),
+                entry_point=entry_point,
                 public_tests=[public_methods(tests, public)] if public else [],
                 private_tests=[tests],
-                reference_solution=solutions.get(library) if isinstance(solutions, dict) else None,
+                reference_solution=strip_docstrings(unwrap_reference(str(solutions[library]), entry_point))
+                if isinstance(solutions, dict) and solutions.get(library)
+                else None,
                 source="dataframebench",
             )
         )

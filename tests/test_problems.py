@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from pathlib import Path
 
 import pytest
 
-from mucode.problems import Problem, docstring_examples, load_humaneval, load_jsonl, write_jsonl
+from mucode.problems import (
+    Problem,
+    docstring_examples,
+    load_humaneval,
+    load_jsonl,
+    strip_docstrings,
+    unwrap_reference,
+    write_jsonl,
+)
 from mucode.sandbox import ExecutionRequest
 from mucode.training.problems import load_problem_set
 
@@ -106,3 +115,107 @@ def test_dataframebench_reference_solutions_pass_in_the_scientific_sandbox(scien
         assert result.passed, (problem.id, result.feedback)
         public = science.run(problem.reference_solution or "", problem.public_tests, timeout_s=30)
         assert public.passed and public.total == 1, (problem.id, public.feedback)
+
+
+FORWARDING = """import pandas as pd
+
+
+def task_func(data, n=3):
+    \"\"\"Doc.\"\"\"
+    return pd.DataFrame(data).head(n)
+
+_reference_impl = task_func
+
+import pandas as pd
+from typing import Optional
+
+
+def task_func(data: dict, n: Optional[int] = 2):
+    return _reference_impl(data, n=n)
+"""
+
+CONVERTING = """import pandas as pd
+
+COLUMNS = ["a"]
+
+
+def task_func(df):
+    return df.sum()
+
+_reference_impl = task_func
+
+import pandas as pd
+
+
+def task_func(data: list):
+    result = _reference_impl(pd.DataFrame(data, columns=COLUMNS))
+    return result.to_dict()
+"""
+
+
+def test_reference_adapters_unwrap_into_the_same_program() -> None:
+    """DataFrameBench's references end in ``_reference_impl = task_func`` and a second definition;
+    a trained generator copied that. Unwrapped, one definition takes the wrapper's signature, or
+    the first becomes a helper; either way the program computes the same."""
+    forwarded = unwrap_reference(FORWARDING, "task_func")
+    assert forwarded.count("def task_func") == 1 and "_reference_impl" not in forwarded
+    assert "def task_func(data: dict, n: Optional[int] = 2):" in forwarded
+    # The import its signature needs moved above it; the repeated one went.
+    assert forwarded.index("from typing import Optional") < forwarded.index("def task_func")
+    assert forwarded.count("import pandas as pd") == 1
+    converted = unwrap_reference(CONVERTING, "task_func")
+    assert "def _task_func(df):" in converted and "_reference_impl" not in converted
+    assert "result = _task_func(pd.DataFrame(data, columns=COLUMNS))" in converted
+    for before, after, call in [
+        (FORWARDING, forwarded, "task_func([1, 2, 3])"),
+        (CONVERTING, converted, "task_func([1, 2])"),
+    ]:
+        scope_before: dict[str, object] = {}
+        scope_after: dict[str, object] = {}
+        exec(before, scope_before)
+        exec(after, scope_after)
+        assert str(eval(call, scope_before)) == str(eval(call, scope_after))
+    assert unwrap_reference("def task_func(:", "task_func") == "def task_func(:"  # not Python: as it was
+    plain = "def task_func(x):\n    return x\n"
+    assert unwrap_reference(plain, "task_func") == plain
+    for split in ("train", "val", "test"):  # all of them, and the loader does it
+        assert not [
+            p.id
+            for p in load_problem_set(f"dataframebench:{split}")
+            if "_reference_impl" in (p.reference_solution or "")
+        ]
+
+
+def test_docstrings_go_and_the_code_stays() -> None:
+    """BigCodeBench's long docstrings are half of a reference's text; an SFT target without them
+    teaches the code."""
+    code = '''import math
+
+
+class Box:
+    """A box."""
+
+    size = 2
+
+
+def area(r):
+    """The area.
+
+    Example: area(1) -> 3.14...
+    """
+    return math.pi * r * r
+
+
+def only_doc():
+    """Nothing else: the docstring stays, the function needs a body."""
+
+
+def inline(): "on the def line"; return 1
+'''
+    plain = strip_docstrings(code)
+    assert "A box." not in plain and "The area." not in plain and "Example" not in plain
+    assert "Nothing else" in plain and '"on the def line"' in plain
+    scope: dict[str, object] = {}
+    exec(plain, scope)
+    assert eval("area(1), Box.size, only_doc(), inline()", scope) == (math.pi, 2, None, 1)
+    assert strip_docstrings("def f(:") == "def f(:"
