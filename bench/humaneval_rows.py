@@ -4,7 +4,11 @@ how many first answers copy tests under the function as top-level asserts, and h
 final answers ended (extraction, finish reason; from the traces beside the rows). For partial
 runs too: a stopped evaluation's rows compare with a finished one's on the problems both have.
 
-    .venv/bin/python bench/humaneval_rows.py ROWS.jsonl [ROWS.jsonl ...]
+    .venv/bin/python bench/humaneval_rows.py ROWS.jsonl [ROWS.jsonl ...] [--pattern REGEX]
+
+``--pattern`` splits every sample of every turn in two, those whose text matches and the rest,
+and counts of each how many passed the public tests and how many were cut at max_tokens (a habit
+a trained generator picked up, and what it costs).
 
 A row file is what training/evaluate.py writes (NAME.CONFIG.jsonl); its traces are read from
 NAME.CONFIG.traces.jsonl or the .gz of it kept in docs/bench-data.
@@ -46,6 +50,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("rows", type=Path, nargs="+")
+    parser.add_argument("--pattern", type=re.compile, help="count the samples whose text matches")
     args = parser.parse_args()
     tables = {}
     for path in args.rows:
@@ -70,6 +75,23 @@ def main() -> None:
         print("  " + ", ".join(f"{k} {numbers[k]}" for k in keep), end=", ")
         print(f"tokens/problem {numbers['completion_tokens'] / len(shared):.0f}")
         print(f"  failures by how the answer ended (extraction/finish): {dict(endings)}")
+        if args.pattern:
+            print(f"  samples {pattern_split(args.pattern, [by_id[p] for p in sorted(common)])}")
+
+
+def pattern_split(pattern: re.Pattern[str], traces: list[SolveResult]) -> str:
+    counts: Counter[tuple[bool, str]] = Counter()
+    for t in traces:
+        for candidate in (c for turn in t.turns for c in turn.candidates):
+            matches = bool(pattern.search(candidate.text or ""))
+            counts[matches, "all"] += 1
+            counts[matches, "passed"] += bool(candidate.execution and candidate.execution.passed)
+            counts[matches, "length"] += candidate.finish_reason == "length"
+    return "; ".join(
+        f"{name}: {counts[m, 'all']}, passed the public tests {counts[m, 'passed']}, "
+        f"cut at max_tokens {counts[m, 'length']}"
+        for m, name in ((True, f"matching {pattern.pattern!r}"), (False, "the rest"))
+    )
 
 
 if __name__ == "__main__":
