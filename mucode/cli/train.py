@@ -104,14 +104,20 @@ def relabel_command(
     from mucode.training.schemas import write_jsonl
 
     episodes, codes = _labeled(problems, rollouts)
-    if references:
-        codes += reference_codes(load_problem_set(problems))
+    known = reference_codes(load_problem_set(problems)) if references else []
     with user_errors():
         scorer = load_code_verifier(verifier)
-    rows = relabel(episodes, experts(codes, scorer.score_sync if scorer else None))
+    chosen = experts(codes + known, scorer.score_sync if scorer else None)
+    rows = relabel(episodes, chosen)
     write_jsonl(rows, out)
     own = sum(r.source == "own" for r in rows)
-    console.print(f"{len(rows)} rows ({own} own, {len(rows) - own} expert) -> {out}")
+    # How much of the data is the reference solutions' text rather than the model's own programs.
+    reference = {c.problem_id: c.code for c in known}
+    quoted = sum(r.source == "expert" and chosen[r.problem_id] == reference.get(r.problem_id) for r in rows)
+    console.print(
+        f"{len(rows)} rows ({own} own, {len(rows) - own} expert, {quoted} of them a reference solution)"
+        f" -> {out}"
+    )
 
 
 @app.command("sft")
