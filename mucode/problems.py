@@ -386,8 +386,9 @@ def unwrap_reference(code: str, entry_point: str) -> str:
         for node in moved:
             replace(node)
         text = "".join("".join(lines[n.lineno - 1 : n.end_lineno]) for n in moved)
-        if text:
-            edits[top.lineno - 1] = (top.lineno - 1, text)
+        if text:  # before the first import, or before the signature when nothing is imported
+            after, replaced = edits.get(top.lineno - 1, (top.lineno - 1, ""))
+            edits[top.lineno - 1] = (after, text + replaced)
     else:
         # The renames, right to left on a line so the columns to their left stay right.
         name = re.search(rf"\bdef\s+({re.escape(entry_point)})\b", lines[original.lineno - 1])
@@ -411,7 +412,7 @@ def unwrap_reference(code: str, entry_point: str) -> str:
                 continue
         out.append(lines[number])
         number += 1
-    return re.sub(r"\n{4,}", "\n\n\n", "".join(out)).rstrip() + "\n"
+    return re.sub(r"\n{4,}", "\n\n\n", "".join(out)).strip("\n") + "\n"
 
 
 def strip_docstrings(code: str) -> str:

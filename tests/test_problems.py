@@ -163,6 +163,11 @@ def test_reference_adapters_unwrap_into_the_same_program() -> None:
     # The import its signature needs moved above it; the repeated one went.
     assert forwarded.index("from typing import Optional") < forwarded.index("def task_func")
     assert forwarded.count("import pandas as pd") == 1
+    # Nothing imported above the function: the moved import goes above its new signature.
+    bare = unwrap_reference(FORWARDING.removeprefix("import pandas as pd\n"), "task_func")
+    assert bare.index("from typing import Optional") < bare.index(
+        "def task_func(data: dict, n: Optional[int] = 2):"
+    )
     converted = unwrap_reference(CONVERTING, "task_func")
     assert "def _task_func(df):" in converted and "_reference_impl" not in converted
     assert "result = _task_func(pd.DataFrame(data, columns=COLUMNS))" in converted
