@@ -239,9 +239,9 @@ def test_reference_solutions_are_experts_where_no_rollout_was_right(tmp_path: Pa
     assert all("list(xs)" in t for t in targets[False])
     assert targets[True] == {right(name) for name in NAMES}
     # The stage says how many of its rows teach the references' text.
-    rows = len((tmp_path / "sft1.jsonl").read_text().splitlines())
+    count = len((tmp_path / "sft1.jsonl").read_text().splitlines())
     done = run_cli("train", "relabel", *rolled, "--out", str(tmp_path / "again.jsonl"), env=env)
-    assert f"{rows} expert, {rows} of them a reference solution" in done.stdout, done.stdout
+    assert f"{count} expert, {count} of them a reference solution" in done.stdout, done.stdout
 
 
 def test_a_state_that_failed_episodes_share_is_one_row(tmp_path: Path) -> None:
