@@ -300,12 +300,20 @@ def test_sft_saves_its_state_and_a_rerun_continues_from_it(tmp_path: Path) -> No
     steps = -(-len(rows) // 2)
     first = train_generator(rows, config)
     assert first.resumed_from_step is None
-    assert [p.name for p in (tmp_path / "gen" / "trainer").glob("checkpoint-*")] == [f"checkpoint-{steps}"]
+    trainer = tmp_path / "gen" / "trainer"
+    assert [p.name for p in trainer.glob("checkpoint-*")] == [f"checkpoint-{steps}"]
+    saved = json.loads((trainer / f"checkpoint-{steps}" / "mucode-elapsed.json").read_text())["seconds"]
+    assert 0 < saved <= first.seconds
+    # The run's report counts the sessions before the state it resumes from: pretend they were long.
+    (trainer / f"checkpoint-{steps}" / "mucode-elapsed.json").write_text(json.dumps({"seconds": 10_000}))
     second = train_generator(rows, config.model_copy(update={"epochs": 2}))
     assert second.resumed_from_step == steps
-    assert [p.name for p in (tmp_path / "gen" / "trainer").glob("checkpoint-*")] == [
-        f"checkpoint-{2 * steps}"
-    ]
+    assert [p.name for p in trainer.glob("checkpoint-*")] == [f"checkpoint-{2 * steps}"]
+    assert second.seconds > 10_000
+    state = json.loads((trainer / f"checkpoint-{2 * steps}" / "trainer_state.json").read_text())
+    losses = [entry["loss"] for entry in state["log_history"] if "loss" in entry]
+    assert len(losses) == 2 * steps  # both invocations' steps, and the loss averages them all
+    assert second.final_loss == pytest.approx(sum(losses) / len(losses))
     # Without checkpoint steps a run starts afresh whatever the folder holds.
     third = train_generator(rows, config.model_copy(update={"checkpoint_steps": 0}))
     assert third.resumed_from_step is None

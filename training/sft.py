@@ -83,8 +83,14 @@ class SFTReport(BaseModel):
     heldout_rows: int
     heldout_logprob_before: float | None = Field(None, description="Mean log p per target token, base model.")
     heldout_logprob_after: float | None = Field(None, description="The same after fine-tuning.")
-    final_loss: float | None
-    seconds: float
+    final_loss: float | None = Field(
+        None, description="Mean training loss over every optimizer step of the run, resumed ones included."
+    )
+    seconds: float = Field(
+        ...,
+        description="Wall time of the run: this invocation's and, when it resumed, the earlier ones' up "
+        "to the state it resumed from (work after that state was lost and is not counted).",
+    )
     resumed_from_step: int | None = Field(None, description="The optimizer step a rerun continued from.")
     processes: int = Field(1, description="Data-parallel processes that trained (torchrun, accelerate).")
 
@@ -126,6 +132,38 @@ def _last_checkpoint(folder: Path) -> Path | None:
     """The trainer's latest saved state (``checkpoint-<step>``), if any."""
     saved = [p for p in folder.glob("checkpoint-*") if p.name.removeprefix("checkpoint-").isdigit()]
     return max(saved, key=_step, default=None)
+
+
+ELAPSED = "mucode-elapsed.json"  # beside the trainer's state: the run's seconds up to that state
+
+
+def _elapsed_before(checkpoint: Path | None) -> float:
+    """Seconds the run had taken when ``checkpoint`` was saved (0 for a fresh run, or a state saved
+    before the trainer recorded it)."""
+    saved = checkpoint / ELAPSED if checkpoint else None
+    return float(json.loads(saved.read_text())["seconds"]) if saved and saved.exists() else 0.0
+
+
+def _elapsed_recorder(since: float, before: float) -> Any:
+    """A trainer callback that writes the run's seconds into each state it saves, so a run that
+    takes several sessions reports its whole wall time rather than its last invocation's."""
+    from transformers import TrainerCallback
+
+    class RecordElapsed(TrainerCallback):
+        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if state.is_world_process_zero:
+                seconds = before + time.perf_counter() - since
+                folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+                (folder / ELAPSED).write_text(json.dumps({"seconds": round(seconds, 1)}))
+
+    return RecordElapsed()
+
+
+def _mean_step_loss(log_history: list[dict[str, Any]]) -> float | None:
+    """The mean of the logged step losses: a resumed trainer keeps the earlier invocations' logs in
+    its state, while its own ``training_loss`` averages this invocation's steps only."""
+    losses = [float(entry["loss"]) for entry in log_history if "loss" in entry]
+    return sum(losses) / len(losses) if losses else None
 
 
 def lora_config(model: Any, rank: int, top_layers: int | None = None) -> Any:
@@ -248,8 +286,10 @@ def train_generator(rows: list[SFTRow], config: SFTConfig) -> SFTReport:
     # value (and TensorBoard when asked), so stdout stays the caller's.
     trainer.remove_callback(PrinterCallback)
     last = _last_checkpoint(config.out / "trainer") if config.checkpoint_steps else None
+    elapsed_before = _elapsed_before(last)
+    trainer.add_callback(_elapsed_recorder(started, elapsed_before))
     with _answer_positions_only():
-        result = trainer.train(resume_from_checkpoint=str(last) if last else None)
+        trainer.train(resume_from_checkpoint=str(last) if last else None)
     # trainer.save_model gathers sharded weights (ZeRO-3: 16-bit, per the shipped config) and writes
     # from the main process only, so the same code saves on one CPU and on many GPUs.
     if config.lora:
@@ -275,8 +315,8 @@ def train_generator(rows: list[SFTRow], config: SFTConfig) -> SFTReport:
         heldout_rows=len(held),
         heldout_logprob_before=before,
         heldout_logprob_after=after,
-        final_loss=float(result.training_loss) if result.training_loss is not None else None,
-        seconds=round(time.perf_counter() - started, 1),
+        final_loss=_mean_step_loss(trainer.state.log_history),
+        seconds=round(elapsed_before + time.perf_counter() - started, 1),
         resumed_from_step=_step(last) if last else None,
         processes=trainer.accelerator.num_processes,
     )
