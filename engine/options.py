@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Selection = Literal["auto", "pt+lv", "pt", "lv", "random", "agree"]
 
@@ -37,7 +37,21 @@ class SolveOptions(BaseModel):
         "prompt (at `temperature`, or 0.7 when that is 0), so that every turn tries something new. "
         "Off: repeats are kept, as in the paper.",
     )
+    fresh_samples: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="On a feedback turn, this many of the n slots (the last ones) are fresh samples "
+        "of the first-turn prompt, like refills, instead of answers to the feedback: for a generator "
+        "whose first answers are worth more than its repairs. At most n.",
+    )
     top_p: float = Field(0.95, gt=0.0, le=1.0)
     max_tokens: int = Field(768, ge=16, le=32768, description="Tokens per candidate.")
     seed: int = Field(0, description="Seeds sampling and tie-breaks: the same seed gives the same trace.")
     stop: list[str] = Field(default_factory=list, description="Extra stop strings for the generator.")
+
+    @model_validator(mode="after")
+    def _fresh_samples_fit(self) -> SolveOptions:
+        if self.fresh_samples > self.n:
+            raise ValueError(f"fresh_samples ({self.fresh_samples}) cannot exceed n ({self.n})")
+        return self

@@ -5,7 +5,8 @@ tests in the sandbox (in parallel; identical code runs once), score with the ver
 (``selection``), and stop if it passes the public tests; otherwise show the model the chosen code
 and its feedback and go on. A program already run in an earlier turn (same syntax tree) is never
 run again, and with ``refill_repeats`` its slot gets a fresh sample of the first-turn prompt: the
-default small model answers feedback with the program it was given nearly every time. Private
+default small model answers feedback with the program it was given nearly every time; with
+``fresh_samples`` the last slots of a feedback turn are such fresh samples from the start. Private
 tests never enter here: they only grade, elsewhere.
 """
 
@@ -364,11 +365,13 @@ class SearchEngine:
                 return self.generator.sample(messages, params)
             return self.generator.sample_watched(messages, params, watch(offset, on_event))
 
-        if not greedy_candidate or params.n == 1 or params.temperature == 0:
+        if not greedy_candidate or params.temperature == 0:
             return await sample(params, 0)
+        greedy_params = params.model_copy(update={"n": 1, "temperature": 0.0})
+        if params.n == 1:
+            return await sample(greedy_params, 0)
         greedy, sampled = await asyncio.gather(
-            sample(params.model_copy(update={"n": 1, "temperature": 0.0}), 0),
-            sample(params.model_copy(update={"n": params.n - 1}), 1),
+            sample(greedy_params, 0), sample(params.model_copy(update={"n": params.n - 1}), 1)
         )
         return [*greedy, *sampled]
 
@@ -394,25 +397,26 @@ class SearchEngine:
         self,
         problem: Problem,
         refill_from: list[ChatMessage],
-        candidates: list[Candidate],
-        repeats: list[Candidate],
+        slots: list[int],
         params: SamplingParams,
         tried: Tried,
-    ) -> None:
-        """Puts fresh samples of ``refill_from`` (the prompt format's ``refill_turn``) in the slots
-        of ``repeats``. One round: a refill that repeats too stays, marked as a repeat."""
+    ) -> list[Candidate]:
+        """Fresh samples of ``refill_from`` (the prompt format's ``refill_turn``) for ``slots``. One
+        round: a refill that repeats too stays, marked as a repeat."""
         refill = params.model_copy(
             update={
-                "n": len(repeats),
+                "n": len(slots),
                 "temperature": params.temperature or REFILL_TEMPERATURE,
                 "seed": (params.seed or 0) + REFILL_SEED_OFFSET,
             }
         )
-        for old, completion in zip(repeats, await self.generator.sample(refill_from, refill), strict=True):
-            fresh = self._candidate(problem, old.index, completion)
+        refills = []
+        for slot, completion in zip(slots, await self.generator.sample(refill_from, refill), strict=True):
+            fresh = self._candidate(problem, slot, completion)
             fresh.refill = True
             tried.mark_repeat(fresh)
-            candidates[old.index] = fresh
+            refills.append(fresh)
+        return refills
 
     async def _turn(
         self,
@@ -436,12 +440,26 @@ class SearchEngine:
             prefill=self.prompt.prefill if self.prefilled else "",
         )
         reporter = self._reporter(on_event, turn, options.turns)
-        completions = await self._sample(messages, params, options.greedy_candidate, reporter)
+        # The last `fresh_samples` slots of a feedback turn never see the feedback.
+        answers = options.n - (options.fresh_samples if turn > 1 else 0)
+        completions = (
+            await self._sample(
+                messages,
+                params.model_copy(update={"n": answers}),
+                options.greedy_candidate and options.n > 1,
+                reporter,
+            )
+            if answers
+            else []
+        )
         candidates = [self._candidate(problem, i, c) for i, c in enumerate(completions)]
         repeats = [c for c in candidates if tried.mark_repeat(c)]
         replaced = repeats if options.refill_repeats else []
-        if replaced:
-            await self._refill(problem, refill_from, candidates, replaced, params, tried)
+        slots = [*(c.index for c in replaced), *range(answers, options.n)]
+        if slots:
+            refills = await self._refill(problem, refill_from, slots, params, tried)
+            by_slot = {c.index: c for c in [*candidates, *refills]}
+            candidates = [by_slot[i] for i in range(options.n)]
         t1 = time.perf_counter()
         distinct = await self.execute(problem, candidates, reporter)
         t2 = time.perf_counter()
@@ -481,7 +499,7 @@ class SearchEngine:
         return TurnRecord(
             turn=turn,
             messages=list(messages),
-            refill_messages=list(refill_from) if replaced else None,
+            refill_messages=list(refill_from) if slots else None,
             candidates=candidates,
             replaced=replaced,
             selected=selected,

@@ -374,6 +374,49 @@ def test_a_hinted_refill_sees_the_failed_answers_feedback_but_not_its_code(sandb
     assert result.public_all_passed and second.chosen.text == RIGHT
 
 
+THRICE = "```python\ndef double(x):\n    return 3 * x\n```"  # passes double(0) only, a new tree
+
+
+def test_fresh_samples_take_the_last_slots_of_feedback_turns_only(sandbox: Sandbox) -> None:
+    generator = TwoPromptGenerator(first=[WRONG, WORSE, RIGHT], repair=[THRICE])
+    result, ran = counted_solve(sandbox, generator, n=2, turns=3, fresh_samples=1)
+    first, second = result.turns
+    assert not any(c.refill for c in first.candidates) and first.refill_messages is None
+    assert [(c.text, c.refill) for c in second.candidates] == [(THRICE, False), (RIGHT, True)]
+    assert second.replaced == [] and second.refill_messages == first.messages
+    assert second.chosen.text == RIGHT and result.stop_reason == "passed"
+    assert len(ran) == 4
+    # Turn 2: the greedy answer to the feedback, and one fresh sample on the refills' seed.
+    kinds = [(kind, p.n, p.temperature, p.seed) for kind, p in generator.requests]
+    assert kinds == [
+        ("first", 1, 0.0, turn_seed(0, 1, PROBLEM)),
+        ("first", 1, 0.7, turn_seed(0, 1, PROBLEM)),
+        ("repair", 1, 0.0, turn_seed(0, 2, PROBLEM)),
+        ("first", 1, 0.7, turn_seed(0, 2, PROBLEM) + REFILL_SEED_OFFSET),
+    ]
+    report = sandbox.loop.run(explain(sandbox.pool, PROBLEM, result))
+    assert report["passed_by_refill"] is True
+
+
+def test_fresh_samples_and_refilled_repeats_share_one_request(sandbox: Sandbox) -> None:
+    generator = TwoPromptGenerator(first=[WRONG, THRICE, WORSE, RIGHT], repair=[WRONG_AGAIN])
+    result, ran = counted_solve(sandbox, generator, n=2, turns=2, temperature=0.0, fresh_samples=1)
+    second = result.turns[1]
+    assert [c.text for c in second.replaced] == [WRONG_AGAIN]
+    assert [(c.index, c.text, c.refill) for c in second.candidates] == [(0, WORSE, True), (1, RIGHT, True)]
+    assert [(kind, p.n) for kind, p in generator.requests] == [("first", 2), ("repair", 1), ("first", 2)]
+    assert result.public_all_passed and len(ran) == 4
+
+
+def test_all_fresh_samples_never_show_the_feedback_and_more_than_n_is_refused(sandbox: Sandbox) -> None:
+    generator = TwoPromptGenerator(first=[WRONG, WORSE, RIGHT], repair=[])
+    result, _ = counted_solve(sandbox, generator, n=1, turns=3, temperature=0.0, fresh_samples=1)
+    assert [kind for kind, _ in generator.requests] == ["first", "first", "first"]
+    assert result.public_all_passed and len(result.turns) == 3
+    with pytest.raises(ValidationError, match="cannot exceed n"):
+        SolveOptions(n=2, fresh_samples=3)
+
+
 # ---------------------------------------------------------------------------- prompt formats
 def test_the_conversation_comes_before_the_task_in_the_first_turn() -> None:
     """mucode-chat-3: the conversation's system notes join the system message and its earlier

@@ -42,6 +42,10 @@ CONFIGS: dict[str, dict[str, Any]] = {
     # The paper's sampling: all five candidates at temperature 0.7, none of them greedy.
     "bon5-pt-sampled": {"n": 5, "turns": 3, "temperature": 0.7, "selection": "pt", "greedy_candidate": False},
     "bon5-pt+lv": {"n": 5, "turns": 3, "temperature": 0.7, "selection": "pt+lv"},
+    # Feedback turns keep K slots for fresh first-turn samples (a generator that answers better
+    # than it repairs).
+    "bon5-pt+lv-fresh2": {"n": 5, "turns": 3, "temperature": 0.7, "selection": "pt+lv", "fresh_samples": 2},
+    "bon5-pt+lv-fresh4": {"n": 5, "turns": 3, "temperature": 0.7, "selection": "pt+lv", "fresh_samples": 4},
     # Execution agreement on calls the generator writes (for problems without tests).
     "bon5-agree": {"n": 5, "turns": 3, "temperature": 0.7, "selection": "agree"},
 }
@@ -111,8 +115,9 @@ async def run_config(
         for line in rows_path.read_text().splitlines():
             row = json.loads(line)
             # Rows without the explanation columns are older: rerun them (their samples are cached).
+            # Options compare as models, so a row from before an option existed reads its default.
             same_prompt = row.get("prompt_version") == engine.prompt.version
-            if same_prompt and "covered" in row and row["options"] == options.model_dump(mode="json"):
+            if same_prompt and "covered" in row and SolveOptions(**row["options"]) == options:
                 done[row["problem"]] = row
     slots = asyncio.Semaphore(concurrency)
 
