@@ -111,13 +111,14 @@ async def run_config(
     rows already in ``rows_path`` (an interrupted run) are kept, not rerun."""
     options = SolveOptions(**CONFIGS[name], max_tokens=max_tokens, seed=seed)
     done = {}
+    # A row from before an option existed reads its default; one with an option since removed reruns.
+    current, defaults = options.model_dump(mode="json"), SolveOptions().model_dump(mode="json")
     if rows_path.exists():
         for line in rows_path.read_text().splitlines():
             row = json.loads(line)
             # Rows without the explanation columns are older: rerun them (their samples are cached).
-            # Options compare as models, so a row from before an option existed reads its default.
             same_prompt = row.get("prompt_version") == engine.prompt.version
-            if same_prompt and "covered" in row and SolveOptions(**row["options"]) == options:
+            if same_prompt and "covered" in row and {**defaults, **row["options"]} == current:
                 done[row["problem"]] = row
     slots = asyncio.Semaphore(concurrency)
 
