@@ -4,11 +4,12 @@ how many first answers copy tests under the function as top-level asserts, and h
 final answers ended (extraction, finish reason; from the traces beside the rows). For partial
 runs too: a stopped evaluation's rows compare with a finished one's on the problems both have.
 
-    .venv/bin/python bench/humaneval_rows.py ROWS.jsonl [ROWS.jsonl ...] [--pattern REGEX]
+    .venv/bin/python bench/humaneval_rows.py ROWS.jsonl [ROWS.jsonl ...] [--pattern REGEX] [--versus]
 
 ``--pattern`` splits every sample of every turn in two, those whose text matches and the rest,
 and counts of each how many passed the public tests and how many were cut at max_tokens (a habit
-a trained generator picked up, and what it costs).
+a trained generator picked up, and what it costs). ``--versus`` lists, for every two files, the
+problems one passed and the other did not (which problems two generators split between them).
 
 A row file is what training/evaluate.py writes (NAME.CONFIG.jsonl); its traces are read from
 NAME.CONFIG.traces.jsonl or the .gz of it kept in docs/bench-data.
@@ -21,6 +22,7 @@ import gzip
 import json
 import re
 from collections import Counter
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +53,7 @@ def main() -> None:
     )
     parser.add_argument("rows", type=Path, nargs="+")
     parser.add_argument("--pattern", type=re.compile, help="count the samples whose text matches")
+    parser.add_argument("--versus", action="store_true", help="problems each two files split")
     args = parser.parse_args()
     tables = {}
     for path in args.rows:
@@ -77,6 +80,11 @@ def main() -> None:
         print(f"  failures by how the answer ended (extraction/finish): {dict(endings)}")
         if args.pattern:
             print(f"  samples {pattern_split(args.pattern, [by_id[p] for p in sorted(common)])}")
+    if args.versus:
+        for a, b in combinations(tables, 2):
+            for x, y in ((a, b), (b, a)):
+                only = sorted(p for p in common if tables[x][p]["passed"] and not tables[y][p]["passed"])
+                print(f"passed by {x} and not by {y}: {len(only)} {only}")
 
 
 def pattern_split(pattern: re.Pattern[str], traces: list[SolveResult]) -> str:
