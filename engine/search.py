@@ -347,6 +347,8 @@ class SearchEngine:
         """The turn's n completions; with ``greedy_candidate`` the first is the greedy answer. Both
         requests go out together, so a batching backend decodes them as one batch. ``on_event``
         hears `generating` while they are written."""
+        if params.n == 0:
+            return []
         written = [0] * params.n
         last = float("-inf")  # the first report goes out at once
 
@@ -400,14 +402,19 @@ class SearchEngine:
         slots: list[int],
         params: SamplingParams,
         tried: Tried,
+        first_sample: int = 0,
     ) -> list[Candidate]:
         """Fresh samples of ``refill_from`` (the prompt format's ``refill_turn``) for ``slots``. One
-        round: a refill that repeats too stays, marked as a repeat."""
+        round: a refill that repeats too stays, marked as a repeat. ``first_sample`` shifts the
+        seed past samples of the same prompt already drawn this turn (backends seed sample k with
+        seed + k)."""
+        if not slots:
+            return []
         refill = params.model_copy(
             update={
                 "n": len(slots),
                 "temperature": params.temperature or REFILL_TEMPERATURE,
-                "seed": (params.seed or 0) + REFILL_SEED_OFFSET,
+                "seed": (params.seed or 0) + REFILL_SEED_OFFSET + first_sample,
             }
         )
         refills = []
@@ -440,25 +447,27 @@ class SearchEngine:
             prefill=self.prompt.prefill if self.prefilled else "",
         )
         reporter = self._reporter(on_event, turn, options.turns)
-        # The last `fresh_samples` slots of a feedback turn never see the feedback.
+        # The last `fresh_samples` slots of a feedback turn never see the feedback; they need
+        # nothing from the answers, so they are sampled beside them, in the same batch.
         answers = options.n - (options.fresh_samples if turn > 1 else 0)
-        completions = (
-            await self._sample(
+        fresh_slots = list(range(answers, options.n))
+        completions, fresh = await asyncio.gather(
+            self._sample(
                 messages,
                 params.model_copy(update={"n": answers}),
                 options.greedy_candidate and options.n > 1,
                 reporter,
-            )
-            if answers
-            else []
+            ),
+            self._refill(problem, refill_from, fresh_slots, params, tried),
         )
         candidates = [self._candidate(problem, i, c) for i, c in enumerate(completions)]
         repeats = [c for c in candidates if tried.mark_repeat(c)]
         replaced = repeats if options.refill_repeats else []
-        slots = [*(c.index for c in replaced), *range(answers, options.n)]
-        if slots:
-            refills = await self._refill(problem, refill_from, slots, params, tried)
-            by_slot = {c.index: c for c in [*candidates, *refills]}
+        refills = await self._refill(
+            problem, refill_from, [c.index for c in replaced], params, tried, len(fresh_slots)
+        )
+        if fresh or refills:
+            by_slot = {c.index: c for c in [*candidates, *fresh, *refills]}
             candidates = [by_slot[i] for i in range(options.n)]
         t1 = time.perf_counter()
         distinct = await self.execute(problem, candidates, reporter)
@@ -499,7 +508,7 @@ class SearchEngine:
         return TurnRecord(
             turn=turn,
             messages=list(messages),
-            refill_messages=list(refill_from) if slots else None,
+            refill_messages=list(refill_from) if fresh or refills else None,
             candidates=candidates,
             replaced=replaced,
             selected=selected,

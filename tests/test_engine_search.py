@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from pathlib import Path
 from typing import Any, cast
@@ -282,10 +283,15 @@ class TwoPromptGenerator(ScriptedGenerator):
         super().__init__([first])
         self.queues = {"first": list(first), "repair": list(repair)}
         self.requests: list[tuple[str, SamplingParams]] = []
+        self.in_flight = self.most_in_flight = 0
 
     async def sample(self, messages: list[ChatMessage], params: SamplingParams) -> list[Completion]:
         kind = "repair" if any(m.role == "assistant" for m in messages) else "first"
         self.requests.append((kind, params))
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        await asyncio.sleep(0)  # a request another one is sent beside is still out here
+        self.in_flight -= 1
         return [
             Completion(text=self.queues[kind].pop(0), prompt_tokens=10, completion_tokens=5)
             for _ in range(params.n)
@@ -398,13 +404,21 @@ def test_fresh_samples_take_the_last_slots_of_feedback_turns_only(sandbox: Sandb
     assert report["passed_by_refill"] is True
 
 
-def test_fresh_samples_and_refilled_repeats_share_one_request(sandbox: Sandbox) -> None:
+def test_fresh_samples_go_out_with_the_answers_and_refills_of_repeats_after(sandbox: Sandbox) -> None:
     generator = TwoPromptGenerator(first=[WRONG, THRICE, WORSE, RIGHT], repair=[WRONG_AGAIN])
     result, ran = counted_solve(sandbox, generator, n=2, turns=2, temperature=0.0, fresh_samples=1)
     second = result.turns[1]
     assert [c.text for c in second.replaced] == [WRONG_AGAIN]
-    assert [(c.index, c.text, c.refill) for c in second.candidates] == [(0, WORSE, True), (1, RIGHT, True)]
-    assert [(kind, p.n) for kind, p in generator.requests] == [("first", 2), ("repair", 1), ("first", 2)]
+    assert [(c.index, c.text, c.refill) for c in second.candidates] == [(0, RIGHT, True), (1, WORSE, True)]
+    # The fresh sample needs nothing from the answer, so both requests go out together; the
+    # repeat's refill follows on the next seed, a sample the fresh one did not draw.
+    seed = turn_seed(0, 2, PROBLEM) + REFILL_SEED_OFFSET
+    requests = [(kind, p.n, p.seed) for kind, p in generator.requests]
+    assert requests[1:] == [
+        ("repair", 1, turn_seed(0, 2, PROBLEM)),
+        ("first", 1, seed),
+        ("first", 1, seed + 1),
+    ]
     assert result.public_all_passed and len(ran) == 4
 
 
