@@ -108,6 +108,27 @@ REFILL_TEMPERATURE = 0.7  # refills of a greedy search: a greedy refill would be
 PROGRESS_INTERVAL_S = 2.0  # between two `generating` events of a turn: a line each in a chat pane
 
 
+class TurnProgress:
+    """Tokens written so far in each of a turn's n slots, whichever request writes them (the
+    answers, fresh samples, refills of repeats), told as `generating` events at most every
+    ``PROGRESS_INTERVAL_S``."""
+
+    def __init__(self, n: int, tell: EventCallback) -> None:
+        self.written = [0] * n
+        self.tell = tell
+        self.last = float("-inf")  # the first report goes out at once
+
+    def watch(self, slots: list[int]) -> TokenProgress:
+        def report(tokens: list[int]) -> None:
+            for slot, count in zip(slots, tokens, strict=True):
+                self.written[slot] = count
+            if time.monotonic() - self.last >= PROGRESS_INTERVAL_S:
+                self.last = time.monotonic()
+                self.tell(SearchEvent(kind="generating", turn=0, turns=0, tokens=list(self.written)))
+
+        return report
+
+
 class Tried:
     """The programs a search has run, by shape (``shape.shape``), with the turn that ran them:
     a program is never run (or scored) twice in one search."""
@@ -337,45 +358,39 @@ class SearchEngine:
             usage,
         )
 
+    def _request(
+        self,
+        messages: list[ChatMessage],
+        params: SamplingParams,
+        slots: list[int],
+        progress: TurnProgress | None,
+    ) -> Awaitable[list[Completion]]:
+        if progress is None:  # nobody watches (rollouts, evaluations): no progress to relay
+            return self.generator.sample(messages, params)
+        return self.generator.sample_watched(messages, params, progress.watch(slots))
+
     async def _sample(
         self,
         messages: list[ChatMessage],
         params: SamplingParams,
         greedy_candidate: bool,
-        on_event: EventCallback | None,
+        progress: TurnProgress | None,
     ) -> list[Completion]:
-        """The turn's n completions; with ``greedy_candidate`` the first is the greedy answer. Both
-        requests go out together, so a batching backend decodes them as one batch. ``on_event``
-        hears `generating` while they are written."""
+        """The turn's first n completions; with ``greedy_candidate`` the first is the greedy
+        answer. Both requests go out together, so a batching backend decodes them as one batch."""
         if params.n == 0:
             return []
-        written = [0] * params.n
-        last = float("-inf")  # the first report goes out at once
-
-        def watch(offset: int, tell: EventCallback) -> TokenProgress:
-            def report(tokens: list[int]) -> None:
-                nonlocal last
-                written[offset : offset + len(tokens)] = tokens
-                if time.monotonic() - last >= PROGRESS_INTERVAL_S:
-                    last = time.monotonic()
-                    tell(SearchEvent(kind="generating", turn=0, turns=0, tokens=list(written)))
-
-            return report
-
-        def sample(params: SamplingParams, offset: int) -> Awaitable[list[Completion]]:
-            if on_event is None:  # nobody watches (rollouts, evaluations): no progress to relay
-                return self.generator.sample(messages, params)
-            return self.generator.sample_watched(messages, params, watch(offset, on_event))
-
         if not greedy_candidate or params.temperature == 0:
-            return await sample(params, 0)
+            return await self._request(messages, params, list(range(params.n)), progress)
         greedy_params = params.model_copy(update={"n": 1, "temperature": 0.0})
         if params.n == 1:
-            return await sample(greedy_params, 0)
-        greedy, sampled = await asyncio.gather(
-            sample(greedy_params, 0), sample(params.model_copy(update={"n": params.n - 1}), 1)
+            return await self._request(messages, greedy_params, [0], progress)
+        sampled = params.model_copy(update={"n": params.n - 1})
+        greedy, rest = await asyncio.gather(
+            self._request(messages, greedy_params, [0], progress),
+            self._request(messages, sampled, list(range(1, params.n)), progress),
         )
-        return [*greedy, *sampled]
+        return [*greedy, *rest]
 
     def _candidate(self, problem: Problem, index: int, completion: Completion) -> Candidate:
         text = self.prompt.answer_text(completion.text, completion.finish_reason, self.prefilled)
@@ -402,6 +417,7 @@ class SearchEngine:
         slots: list[int],
         params: SamplingParams,
         tried: Tried,
+        progress: TurnProgress | None,
         first_sample: int = 0,
     ) -> list[Candidate]:
         """Fresh samples of ``refill_from`` (the prompt format's ``refill_turn``) for ``slots``. One
@@ -418,7 +434,8 @@ class SearchEngine:
             }
         )
         refills = []
-        for slot, completion in zip(slots, await self.generator.sample(refill_from, refill), strict=True):
+        completions = await self._request(refill_from, refill, slots, progress)
+        for slot, completion in zip(slots, completions, strict=True):
             fresh = self._candidate(problem, slot, completion)
             fresh.refill = True
             tried.mark_repeat(fresh)
@@ -447,6 +464,7 @@ class SearchEngine:
             prefill=self.prompt.prefill if self.prefilled else "",
         )
         reporter = self._reporter(on_event, turn, options.turns)
+        progress = None if reporter is None else TurnProgress(options.n, reporter)
         # The last `fresh_samples` slots of a feedback turn never see the feedback; they need
         # nothing from the answers, so they are sampled beside them, in the same batch.
         answers = options.n - (options.fresh_samples if turn > 1 else 0)
@@ -456,15 +474,15 @@ class SearchEngine:
                 messages,
                 params.model_copy(update={"n": answers}),
                 options.greedy_candidate and options.n > 1,
-                reporter,
+                progress,
             ),
-            self._refill(problem, refill_from, fresh_slots, params, tried),
+            self._refill(problem, refill_from, fresh_slots, params, tried, progress),
         )
         candidates = [self._candidate(problem, i, c) for i, c in enumerate(completions)]
         repeats = [c for c in candidates if tried.mark_repeat(c)]
         replaced = repeats if options.refill_repeats else []
         refills = await self._refill(
-            problem, refill_from, [c.index for c in replaced], params, tried, len(fresh_slots)
+            problem, refill_from, [c.index for c in replaced], params, tried, progress, len(fresh_slots)
         )
         if fresh or refills:
             by_slot = {c.index: c for c in [*candidates, *fresh, *refills]}

@@ -10,7 +10,7 @@ from typing import Any, cast
 import pytest
 from pydantic import ValidationError
 
-from mucode.engine import prompts
+from mucode.engine import prompts, search
 from mucode.engine.checkpoint import Manifest, write_manifest
 from mucode.engine.generators.base import Completion, SamplingParams
 from mucode.engine.generators.scripted import ScriptedGenerator
@@ -420,6 +420,21 @@ def test_fresh_samples_go_out_with_the_answers_and_refills_of_repeats_after(sand
         ("first", 1, seed + 1),
     ]
     assert result.public_all_passed and len(ran) == 4
+
+
+def test_every_slot_reports_its_tokens_whichever_request_writes_it(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(search, "PROGRESS_INTERVAL_S", 0.0)  # every report goes out
+    generator = TwoPromptGenerator(first=[WRONG, THRICE, WORSE, RIGHT], repair=[WRONG_AGAIN])
+    engine = SearchEngine(generator, sandbox.pool)
+    events: list[SearchEvent] = []
+    options = SolveOptions(n=2, turns=2, temperature=0.0, fresh_samples=1)
+    sandbox.loop.run(engine.solve(PROBLEM, options, on_event=events.append))
+    second = [e.tokens for e in events if e.kind == "generating" and e.turn == 2]
+    # Each request reports half of its answers' 5 tokens, then all: the feedback answer (slot 0),
+    # the fresh sample beside it (slot 1), then the refill of the answer, a repeat, in slot 0.
+    assert second == [[2, 0], [5, 0], [5, 2], [5, 5], [2, 5], [5, 5]]
 
 
 def test_all_fresh_samples_never_show_the_feedback_and_more_than_n_is_refused(sandbox: Sandbox) -> None:
