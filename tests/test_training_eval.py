@@ -10,11 +10,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import pytest
+
 from mucode.engine.generators.base import Completion, Generator, SamplingParams
 from mucode.engine.generators.scripted import ScriptedGenerator
 from mucode.engine.options import SolveOptions
 from mucode.engine.search import SearchEngine
 from mucode.engine.trace import ChatMessage
+from mucode.training.evaluate import EvaluationBusy, evaluate, one_writer
 from mucode.training.problems import humaneval_folds, load_problem_set
 from mucode.training.rollouts import label_traces
 from mucode.training.sample_cache import SampleCache
@@ -101,6 +104,12 @@ def test_eval_reports_pass_rates_per_turn_and_resumes(tmp_path: Path) -> None:
     again = run_cli(*args, env=env | {"MUCODE_SCRIPT": str(tmp_path / "script.json")})
     assert again.returncode == 0
     assert (tmp_path / "eval" / "report.greedy-3.jsonl").read_text().splitlines() == rows  # nothing rerun
+    # A second evaluation of the same report while one runs fails at once and writes nothing.
+    with one_writer(tmp_path / "eval" / "report.json"):
+        busy = run_cli(*args, env=env | {"MUCODE_SCRIPT": str(tmp_path / "script.json")})
+    assert busy.returncode == 2 and "another evaluation is writing" in busy.stderr, busy.stderr[-2000:]
+    assert "Traceback" not in busy.stderr
+    assert (tmp_path / "eval" / "report.greedy-3.jsonl").read_text().splitlines() == rows
     bad = run_cli("eval", "--problems", "nope", "--out", str(tmp_path / "x.json"), env=env)
     assert bad.returncode != 0
     assert "unknown problem set" in bad.stderr
@@ -117,6 +126,17 @@ def test_eval_reports_pass_rates_per_turn_and_resumes(tmp_path: Path) -> None:
     assert all(c["passed"] == ("sorted(xs)" in c["code"]) for c in codes)
     neither = run_cli("train", "codes", "--problems", str(tmp_path / "problems.jsonl"), "--out", "x", env=env)
     assert neither.returncode == 2 and "give --rollouts or --traces" in neither.stderr
+
+
+def test_evaluate_refuses_a_report_another_evaluation_is_writing(tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    generator = ScriptedGenerator([["x"]])
+    with one_writer(out), pytest.raises(EvaluationBusy, match="another evaluation is writing"):
+        asyncio.run(evaluate([], generator, None, ["greedy-1"], out, problem_set="toy"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.lock"]
+    # The lock goes with its holder: the next evaluation may start.
+    with one_writer(out):
+        pass
 
 
 def test_mbpp_schema_from_local_files(tmp_path: Path) -> None:

@@ -10,10 +10,12 @@ interrupted evaluation resumes. The report is JSON plus a PNG plot of pass rate 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from itertools import pairwise
 from pathlib import Path
 from typing import Any, TextIO
@@ -196,6 +198,28 @@ def summary(name: str, options: SolveOptions, rows: list[dict[str, Any]]) -> dic
     }
 
 
+class EvaluationBusy(ValueError):
+    """Another evaluation is writing the same report."""
+
+
+@contextlib.contextmanager
+def one_writer(out: Path) -> Iterator[None]:
+    """Holds OUT-stem.lock (an advisory lock the OS drops when the process dies) for as long as an
+    evaluation writes OUT's rows. Two evaluations appending to the same rows would each run what
+    the other is running and leave two rows, maybe disagreeing, for a problem (it happened)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lock = out.with_suffix(".lock")
+    with lock.open("w") as held:
+        try:
+            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise EvaluationBusy(
+                f"another evaluation is writing {out} (it holds {lock}); wait for it to finish "
+                "or give another --out"
+            ) from None
+        yield
+
+
 def runnable(names: list[str], verifier: Verifier | None) -> list[str]:
     """The configurations that make sense here: the verifier rules need a verifier."""
     unknown = [n for n in names if n not in CONFIGS]
@@ -220,8 +244,7 @@ async def evaluate(
 ) -> dict[str, Any]:
     """Runs ``names`` on ``problems``; writes OUT (JSON), OUT-stem.CONFIG.jsonl rows and
     OUT-stem.CONFIG.traces.jsonl traces, the shared samples (OUT-stem.samples.jsonl, see
-    sample_cache) and a plot."""
-    out.parent.mkdir(parents=True, exist_ok=True)
+    sample_cache) and a plot; one evaluation at a time per OUT (``one_writer``)."""
     report: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{len(os.sched_getaffinity(0))} cores",
@@ -231,16 +254,17 @@ async def evaluate(
         "problems": f"{problem_set}: {len(problems)} problems (private tests grade)",
         "results": [],
     }
-    async with SandboxPool() as pool:
-        engine = SearchEngine(
-            SampleCache(generator, out.with_name(f"{out.stem}.samples.jsonl")), pool, verifier, prompt
-        )
-        for name in runnable(names, verifier):
-            rows = out.with_name(f"{out.stem}.{name}.jsonl")
-            report["results"].append(
-                await run_config(engine, pool, problems, name, max_tokens, seed, rows, concurrency)
+    with one_writer(out):
+        async with SandboxPool() as pool:
+            engine = SearchEngine(
+                SampleCache(generator, out.with_name(f"{out.stem}.samples.jsonl")), pool, verifier, prompt
             )
-            out.write_text(json.dumps(report, indent=2))
+            for name in runnable(names, verifier):
+                rows = out.with_name(f"{out.stem}.{name}.jsonl")
+                report["results"].append(
+                    await run_config(engine, pool, problems, name, max_tokens, seed, rows, concurrency)
+                )
+                out.write_text(json.dumps(report, indent=2))
     plot(report, out.with_suffix(".png"))
     log(table(report))
     return report

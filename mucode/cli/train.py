@@ -470,7 +470,7 @@ def eval_command(
 
     from mucode.engine.loading import configured_prompt, load_configured_verifier, load_generator
     from mucode.engine.settings import EngineSettings
-    from mucode.training.evaluate import evaluate, runnable
+    from mucode.training.evaluate import EvaluationBusy, evaluate, one_writer, runnable
     from mucode.training.problems import load_problem_set
 
     overrides: dict[str, Any] = {
@@ -484,6 +484,8 @@ def eval_command(
         problem_set = load_problem_set(problems)[:limit]
         names = [c for c in configs.split(",") if c]
         runnable(names, None)  # unknown names fail here, before a model loads
+        with one_writer(out):  # and so does a second evaluation of the same OUT
+            pass
 
     async def run() -> None:
         gen = await asyncio.to_thread(load_generator, settings)
@@ -496,4 +498,7 @@ def eval_command(
         finally:
             await gen.close()
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except EvaluationBusy as busy:  # one that started while this model loaded
+        raise fail(str(busy)) from None
