@@ -73,7 +73,16 @@ def main() -> None:
         )
         shared = [rows[p] for p in sorted(common)]
         numbers = summary(path.name, SolveOptions.model_validate(known(shared[0]["options"])), shared)
-        keep = ("solved_after_feedback", "solved_by_refills", "repeat_share", "improve_share")
+        keep = (
+            "pass_rate_by_turn",
+            "solved_after_feedback",
+            "solved_by_refills",
+            "coverage",
+            "selection_losses",
+            "feedback_samples",
+            "repeat_share",
+            "improve_share",
+        )
         print(f"{path}: passed {passed}, first answers with top-level asserts {copies}")
         print("  " + ", ".join(f"{k} {numbers[k]}" for k in keep), end=", ")
         print(f"tokens/problem {numbers['completion_tokens'] / len(shared):.0f}")
