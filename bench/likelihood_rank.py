@@ -3,7 +3,7 @@
     .venv/bin/python bench/likelihood_rank.py \
         --model ~/.cache/mucode/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf \
         --traces report.bon5-pt.traces.jsonl.gz --codes codes.jsonl.gz --rows runs/likelihood/dfb.jsonl \
-        [--split humaneval:fold0 --split humaneval:fold1]
+        [--lora generator-lora.gguf] [--split humaneval:fold0 --split humaneval:fold1]
 
 For the first turn of every trace (the five candidates a Best-of-5 chooses from), the GGUF model
 reads each answer after the conversation that produced it and gives every token's log-probability
@@ -127,6 +127,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", required=True, help="GGUF file")
+    parser.add_argument("--lora", default=None, help="GGUF LoRA applied to it (a trained generator's)")
     parser.add_argument("--traces", type=Path, required=True)
     parser.add_argument("--codes", type=Path, required=True, help="LabeledCode rows for the traces' programs")
     parser.add_argument("--rows", type=Path, required=True, help="per-candidate rows (resumable)")
@@ -140,8 +141,8 @@ def main() -> None:
     done = {str(row["problem_id"]) for _, row in iter_jsonl(args.rows)} if args.rows.exists() else set()
     threads = len(os.sched_getaffinity(0))
     llama = Llama(
-        model_path=args.model, n_ctx=args.n_ctx, n_batch=512, n_threads=threads, n_threads_batch=threads,
-        logits_all=True, verbose=False,
+        model_path=args.model, lora_path=args.lora, n_ctx=args.n_ctx, n_batch=512, n_threads=threads,
+        n_threads_batch=threads, logits_all=True, verbose=False,
     )  # fmt: skip
     format_chat = chat_formatter(llama)
     args.rows.parent.mkdir(parents=True, exist_ok=True)
@@ -171,7 +172,7 @@ def main() -> None:
     rows = [r for r in rows if "uniform" not in r]
     splits = {"all": None, **{s: {p.id for p in load_problem_set(s)} for s in args.split}}
     report: dict[str, Any] = {
-        "model": args.model, "traces": str(args.traces), "machine": machine(),
+        "model": args.model, "lora": args.lora, "traces": str(args.traces), "machine": machine(),
         "scored_candidates": len(rows), "unlabelled_problems": sum(v is None for v in uniform.values()),
         "answer_tokens_per_second_this_run": round(scored / seconds, 1) if scored else None,
     }  # fmt: skip
