@@ -30,7 +30,7 @@ import numpy as np
 from _machine import machine
 
 from mucode.engine.generators.llamacpp import chat_formatter
-from mucode.engine.generators.llamacpp_batch import token_logprob
+from mucode.engine.generators.llamacpp_batch import apply_lora, token_logprob
 from mucode.engine.prompts import FENCE_OPEN
 from mucode.engine.trace import SolveResult, TurnRecord
 from mucode.problems import iter_jsonl
@@ -141,9 +141,12 @@ def main() -> None:
     done = {str(row["problem_id"]) for _, row in iter_jsonl(args.rows)} if args.rows.exists() else set()
     threads = len(os.sched_getaffinity(0))
     llama = Llama(
-        model_path=args.model, lora_path=args.lora, n_ctx=args.n_ctx, n_batch=512, n_threads=threads,
-        n_threads_batch=threads, logits_all=True, verbose=False,
+        model_path=args.model, n_ctx=args.n_ctx, n_batch=512, n_threads=threads, n_threads_batch=threads,
+        logits_all=True, verbose=False,
     )  # fmt: skip
+    if args.lora:
+        # As the engine applies it: llama.cpp frees an adapter with the weights, not on its own.
+        apply_lora(llama._model.model, llama._ctx.ctx, args.lora)
     format_chat = chat_formatter(llama)
     args.rows.parent.mkdir(parents=True, exist_ok=True)
     started, scored = time.perf_counter(), 0
