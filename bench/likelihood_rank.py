@@ -3,7 +3,7 @@
     .venv/bin/python bench/likelihood_rank.py \
         --model ~/.cache/mucode/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf \
         --traces report.bon5-pt.traces.jsonl.gz --codes codes.jsonl.gz --rows runs/likelihood/dfb.jsonl \
-        [--lora generator-lora.gguf] [--split humaneval:fold0 --split humaneval:fold1]
+        [--lora generator-lora.gguf [--lora-scale 0.5]] [--split humaneval:fold0 --split humaneval:fold1]
 
 For the first turn of every trace (the five candidates a Best-of-5 chooses from), the GGUF model
 reads each answer after the conversation that produced it and gives every token's log-probability
@@ -128,6 +128,7 @@ def main() -> None:
     )
     parser.add_argument("--model", required=True, help="GGUF file")
     parser.add_argument("--lora", default=None, help="GGUF LoRA applied to it (a trained generator's)")
+    parser.add_argument("--lora-scale", type=float, default=1.0, help="its scale (MUCODE_LORA_SCALE)")
     parser.add_argument("--traces", type=Path, required=True)
     parser.add_argument("--codes", type=Path, required=True, help="LabeledCode rows for the traces' programs")
     parser.add_argument("--rows", type=Path, required=True, help="per-candidate rows (resumable)")
@@ -146,7 +147,7 @@ def main() -> None:
     )  # fmt: skip
     if args.lora:
         # As the engine applies it: llama.cpp frees an adapter with the weights, not on its own.
-        apply_lora(llama._model.model, llama._ctx.ctx, args.lora)
+        apply_lora(llama._model.model, llama._ctx.ctx, args.lora, args.lora_scale)
     format_chat = chat_formatter(llama)
     args.rows.parent.mkdir(parents=True, exist_ok=True)
     started, scored = time.perf_counter(), 0
@@ -175,7 +176,8 @@ def main() -> None:
     rows = [r for r in rows if "uniform" not in r]
     splits = {"all": None, **{s: {p.id for p in load_problem_set(s)} for s in args.split}}
     report: dict[str, Any] = {
-        "model": args.model, "lora": args.lora, "traces": str(args.traces), "machine": machine(),
+        "model": args.model, "lora": args.lora, "lora_scale": args.lora_scale, "traces": str(args.traces),
+        "machine": machine(),
         "scored_candidates": len(rows), "unlabelled_problems": sum(v is None for v in uniform.values()),
         "answer_tokens_per_second_this_run": round(scored / seconds, 1) if scored else None,
     }  # fmt: skip

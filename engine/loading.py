@@ -76,6 +76,7 @@ def load_generator(settings: EngineSettings, progress: Progress | None = None) -
         generator = LlamaCppGenerator.load(
             gguf or pull_gguf(progress=progress),
             lora=settings.lora,
+            lora_scale=settings.lora_scale,
             n_ctx=settings.n_ctx,
             kv_tokens=settings.kv_tokens,
             max_sequences=settings.parallel,

@@ -25,6 +25,12 @@ class EngineSettings(BaseSettings):
         description="llama.cpp: a GGUF LoRA adapter applied to the model (MUCODE_MODEL when a .gguf, else "
         "the bundled GGUF). An installed checkpoint sets it to its generator's adapter.",
     )
+    lora_scale: float = Field(
+        1.0,
+        ge=0.0,
+        description="llama.cpp: the scale the LoRA adapter is applied at; 1 is the adapter as trained, "
+        "between 0 and 1 the model moves only part of the way from the base toward it.",
+    )
     verifier: str | None = Field(
         None,
         description="Verifier folder (HF classifier, PEFT adapter or probe), or `likelihood` (the "

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from mucode.engine.checkpoint import BUNDLED_BASE, Manifest, read_manifest, write_manifest
 from mucode.engine.model_store import hf_folder
@@ -232,6 +233,13 @@ def test_a_checkpoint_with_a_gguf_lora_runs_on_llamacpp_over_the_bundled_gguf(
     # An explicit model is served as given: the adapter is never put on another base.
     explicit = EngineSettings(checkpoint=str(checkpoint), model="/models/other.gguf").resolved()
     assert explicit.model == "/models/other.gguf" and explicit.lora is None
+    # The adapter's scale is the user's to set, with or without a checkpoint; a negative one is refused.
+    assert settings.lora_scale == 1.0
+    monkeypatch.setenv("MUCODE_LORA_SCALE", "0.5")
+    assert EngineSettings(checkpoint=str(checkpoint)).resolved().lora_scale == 0.5
+    monkeypatch.setenv("MUCODE_LORA_SCALE", "-1")
+    with pytest.raises(ValidationError, match="greater than or equal to 0"):
+        EngineSettings(checkpoint=str(checkpoint))
 
 
 def test_a_generator_from_train_sft_ships_with_the_likelihood_verifier(cache: Path, tmp_path: Path) -> None:

@@ -178,3 +178,20 @@ def test_llamacpp_with_the_converted_adapter_is_the_peft_model(tmp_path: Path) -
     assert completion.logprob == pytest.approx(forced, abs=0.01 * len(answer))
     # Measured: 0.03 from the adapted model's figure, 0.20 from the base's.
     assert abs(completion.logprob - forced) < abs(completion.logprob - unadapted) / 3
+
+    # MUCODE_LORA_SCALE: at scale 0 the adapter is loaded and moves nothing.
+    unscaled = LlamaCppGenerator.load(
+        pull_gguf(), n_ctx=1024, kv_tokens=2048, max_sequences=2, lora=lora, lora_scale=0.0
+    )
+    try:
+        assert unscaled.adapter == "adapter.gguf at scale 0"
+        (completion,) = asyncio.run(
+            unscaled.complete(prompt, SamplingParams(n=1, temperature=1.0, max_tokens=48, seed=0))
+        )
+    finally:
+        asyncio.run(unscaled.close())
+    answer = with_lora.tokenize(completion.text.encode(), add_bos=False, special=False)
+    forced = _forced_logprobs(with_lora, context + answer)[len(context) - 1 :].sum()
+    unadapted = _forced_logprobs(base, context + answer)[len(context) - 1 :].sum()
+    assert completion.logprob == pytest.approx(unadapted, abs=0.01 * len(answer))
+    assert abs(completion.logprob - unadapted) < abs(completion.logprob - forced) / 3

@@ -46,6 +46,7 @@ class LlamaCppGenerator(Generator):
         kv_streams: bool = False,
         n_threads: int | None = None,
         lora: str | Path | None = None,
+        lora_scale: float = 1.0,
     ) -> LlamaCppGenerator:
         from llama_cpp import Llama
 
@@ -63,9 +64,12 @@ class LlamaCppGenerator(Generator):
             prefix_cache=prefix_cache,
             streams=kv_streams,
             lora=None if lora is None else str(lora),
+            lora_scale=lora_scale,
         )
         generator = cls(llama, name=Path(gguf).name, decoder=decoder)
-        generator.adapter = None if lora is None else Path(lora).name
+        if lora is not None:
+            scaled = "" if lora_scale == 1.0 else f" at scale {lora_scale:g}"
+            generator.adapter = Path(lora).name + scaled
         return generator
 
     def _opened(self, messages: list[ChatMessage]) -> str:

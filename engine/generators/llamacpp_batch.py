@@ -89,16 +89,16 @@ def token_logprob(logits: Any, token: int) -> float:
     return float(logits[token] - top - np.log(np.exp(logits - top).sum()))
 
 
-def apply_lora(model: Any, ctx: Any, path: str) -> None:
+def apply_lora(model: Any, ctx: Any, path: str, scale: float = 1.0) -> None:
     """Loads the GGUF LoRA at ``path`` onto ``model`` (which then owns it: llama.cpp frees it
-    with the weights) and applies it at full scale in the context ``ctx``."""
+    with the weights) and applies it at ``scale`` in the context ``ctx``."""
     import llama_cpp as lc
 
     adapter = lc.llama_adapter_lora_init(model, path.encode())
     if not adapter:
         raise GeneratorError(f"llama.cpp could not load the LoRA adapter {path}")
     adapters = (lc.llama_adapter_lora_p_ctypes * 1)(adapter)
-    if lc.llama_set_adapters_lora(ctx, adapters, 1, (ctypes.c_float * 1)(1.0)) != 0:
+    if lc.llama_set_adapters_lora(ctx, adapters, 1, (ctypes.c_float * 1)(scale)) != 0:
         raise GeneratorError(f"llama.cpp could not apply the LoRA adapter {path}")
 
 
@@ -149,8 +149,9 @@ class BatchDecoder:
         prefix_cache: int = 0,
         streams: bool = False,
         lora: str | None = None,
+        lora_scale: float = 1.0,
     ) -> None:
-        """``lora``: a GGUF LoRA adapter file, applied to the model at full scale."""
+        """``lora``: a GGUF LoRA adapter file, applied to the model at ``lora_scale``."""
         import llama_cpp as lc
 
         self._lc = lc
@@ -178,7 +179,7 @@ class BatchDecoder:
             raise GeneratorError(f"llama.cpp could not create a context of {kv_tokens} tokens")
         if lora is not None:
             try:
-                apply_lora(llama.model, self._ctx, lora)
+                apply_lora(llama.model, self._ctx, lora, lora_scale)
             except GeneratorError:
                 lc.llama_free(self._ctx)
                 raise
