@@ -162,15 +162,21 @@ def test_llamacpp_with_the_converted_adapter_is_the_peft_model(tmp_path: Path) -
     assert peft_change.std() > 0.1  # the adapter matters
     assert np.corrcoef(peft_change, llama_change)[0, 1] > 0.9  # 0.997 measured (quantization noise)
 
-    generator = LlamaCppGenerator.load(pull_gguf(), n_ctx=1024, kv_tokens=2048, max_sequences=2, lora=lora)
-    try:
-        assert generator.adapter == "adapter.gguf" and generator.description.endswith("+ adapter.gguf")
-        prompt = TEXT[: TEXT.index("    if")]
-        (completion,) = asyncio.run(
-            generator.complete(prompt, SamplingParams(n=1, temperature=1.0, max_tokens=48, seed=0))
-        )
-    finally:
-        asyncio.run(generator.close())
+    prompt = TEXT[: TEXT.index("    if")]
+
+    def sample(**adapter: Any) -> tuple[Any, Any]:
+        """The batch decoder's seeded sample of the prompt (the decoder closed after it)."""
+        decoder = LlamaCppGenerator.load(pull_gguf(), n_ctx=1024, kv_tokens=2048, max_sequences=2, **adapter)
+        try:
+            (done,) = asyncio.run(
+                decoder.complete(prompt, SamplingParams(n=1, temperature=1.0, max_tokens=48, seed=0))
+            )
+        finally:
+            asyncio.run(decoder.close())
+        return decoder, done
+
+    generator, completion = sample(lora=lora)
+    assert generator.adapter == "adapter.gguf" and generator.description.endswith("+ adapter.gguf")
     context = with_lora.tokenize(prompt.encode(), add_bos=True, special=True)
     answer = with_lora.tokenize(completion.text.encode(), add_bos=False, special=False)
     forced = _forced_logprobs(with_lora, context + answer)[len(context) - 1 :].sum()
@@ -181,19 +187,9 @@ def test_llamacpp_with_the_converted_adapter_is_the_peft_model(tmp_path: Path) -
 
     # MUCODE_LORA_SCALE: at scale 0 the adapter is loaded and moves nothing; the same sample, read
     # as likely, as the decoder without it, where the adapter at full scale reads it otherwise.
-    def sample(**adapter: Any) -> Any:
-        decoder = LlamaCppGenerator.load(pull_gguf(), n_ctx=1024, kv_tokens=2048, max_sequences=2, **adapter)
-        try:
-            (done,) = asyncio.run(
-                decoder.complete(prompt, SamplingParams(n=1, temperature=1.0, max_tokens=48, seed=0))
-            )
-        finally:
-            asyncio.run(decoder.close())
-        return decoder.adapter, done
-
-    name, unscaled = sample(lora=lora, lora_scale=0.0)
+    scaled, unscaled = sample(lora=lora, lora_scale=0.0)
     _, plain = sample()
-    assert name == "adapter.gguf at scale 0"
+    assert scaled.adapter == "adapter.gguf at scale 0"
     assert unscaled.text == plain.text
     assert unscaled.logprob == pytest.approx(plain.logprob, abs=1e-3)
     assert abs(completion.logprob - plain.logprob) > 0.1
