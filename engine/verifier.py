@@ -101,7 +101,7 @@ class HFVerifier(TorchVerifier):
         batch = self.tokenizer(
             texts, return_tensors="pt", padding=True, truncation=True, max_length=self.max_length
         )
-        return self.model(**batch).logits[:, 0].float()
+        return self.model(**batch.to(self.model.device)).logits[:, 0].float()
 
 
 PROBE_CONFIG = "probe.json"  # {"base": the frozen model's folder, "max_length": tokens}
@@ -167,19 +167,26 @@ def program_features(model: Any, tokenizer: Any, texts: list[str], max_length: i
         splits.append(split)
         groups.setdefault(tuple(ids[:split]), []).append(k)
     rows: list[Any] = [None] * len(texts)
+    device = model.device  # every tensor beside the model's weights (a GPU's, when served there)
     for prefix, members in groups.items():
         suffixes = [batch["input_ids"][k][splits[k] :] for k in members]
         width = max(len(s) for s in suffixes)
-        ids = torch.tensor([s + [tokenizer.pad_token_id] * (width - len(s)) for s in suffixes])
-        mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in suffixes])
+        ids = torch.tensor([s + [tokenizer.pad_token_id] * (width - len(s)) for s in suffixes], device=device)
+        mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in suffixes], device=device)
         cache = DynamicCache(config=model.config)
         if prefix:
-            model.base_model(input_ids=torch.tensor([prefix]), use_cache=True, **{cache_arg: cache})
+            model.base_model(
+                input_ids=torch.tensor([prefix], device=device), use_cache=True, **{cache_arg: cache}
+            )
             cache.batch_repeat_interleave(len(members))
-            mask = torch.cat([torch.ones(len(members), len(prefix), dtype=mask.dtype), mask], dim=1)
+            mask = torch.cat(
+                [torch.ones(len(members), len(prefix), dtype=mask.dtype, device=device), mask], dim=1
+            )
         hidden = model.base_model(input_ids=ids, attention_mask=mask, **{cache_arg: cache}).last_hidden_state
         for row, (k, suffix) in enumerate(zip(members, suffixes, strict=True)):
-            rows[k] = _features(model, hidden[row, : len(suffix)].float(), torch.tensor(suffix))
+            rows[k] = _features(
+                model, hidden[row, : len(suffix)].float(), torch.tensor(suffix, device=device)
+            )
     return torch.stack(rows)
 
 
@@ -194,7 +201,7 @@ def _features(model: Any, hidden: Any, ids: Any) -> Any:
             torch.log_softmax(model.get_output_embeddings()(hidden[chunk - 1]).float(), dim=-1)
             .gather(1, ids[chunk].unsqueeze(1))
             .squeeze(1)
-            for chunk in torch.split(torch.arange(1, len(ids)), LOGIT_CHUNK)
+            for chunk in torch.split(torch.arange(1, len(ids), device=ids.device), LOGIT_CHUNK)
         ]
     )
     likelihood = torch.tensor(
@@ -203,7 +210,8 @@ def _features(model: Any, hidden: Any, ids: Any) -> Any:
             float(logprobs.min()),
             float((logprobs < math.log(0.1)).float().mean()),
             math.log(len(logprobs)),
-        ]
+        ],
+        device=hidden.device,
     )
     return torch.cat([hidden[-1], hidden[1:].mean(dim=0), likelihood])
 

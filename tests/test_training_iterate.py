@@ -242,6 +242,15 @@ def test_reference_solutions_are_experts_where_no_rollout_was_right(tmp_path: Pa
     count = len((tmp_path / "sft1.jsonl").read_text().splitlines())
     done = run_cli("train", "relabel", *rolled, "--out", str(tmp_path / "again.jsonl"), env=env)
     assert f"{count} expert, {count} of them a reference solution" in done.stdout, done.stdout
+    # The verifier's data gets the same positives: each sampled problem's reference, once.
+    sampled = ("--problems", problems, "--rollouts", str(tmp_path / "r.jsonl"))
+    codes = stage_rows(env, tmp_path / "codes.jsonl", "codes", *sampled)
+    with_references = stage_rows(env, tmp_path / "codes-refs.jsonl", "codes", *sampled, "--references")
+    assert not any(c["passed"] for c in codes)
+    assert with_references[: len(codes)] == codes
+    added = with_references[len(codes) :]
+    assert len({c["problem_id"] for c in added}) == len(added) == len(NAMES)
+    assert all(c["passed"] and "sorted(xs)" in c["code"] for c in added)
 
 
 def test_a_state_that_failed_episodes_share_is_one_row(tmp_path: Path) -> None:
@@ -300,6 +309,8 @@ def test_sft_saves_its_state_and_a_rerun_continues_from_it(tmp_path: Path) -> No
     steps = -(-len(rows) // 2)
     first = train_generator(rows, config)
     assert first.resumed_from_step is None
+    assert 0 < first.train_seconds <= first.seconds  # the steps alone, within the stage's time
+    assert first.train_tokens > 0
     trainer = tmp_path / "gen" / "trainer"
     assert [p.name for p in trainer.glob("checkpoint-*")] == [f"checkpoint-{steps}"]
     saved = json.loads((trainer / f"checkpoint-{steps}" / "mucode-elapsed.json").read_text())["seconds"]
@@ -314,6 +325,8 @@ def test_sft_saves_its_state_and_a_rerun_continues_from_it(tmp_path: Path) -> No
     losses = [entry["loss"] for entry in state["log_history"] if "loss" in entry]
     assert len(losses) == 2 * steps  # both invocations' steps, and the loss averages them all
     assert second.final_loss == pytest.approx(sum(losses) / len(losses))
+    # Its own steps' tokens: the second epoch's rows, as many as the first's.
+    assert second.train_tokens == first.train_tokens
     # Without checkpoint steps a run starts afresh whatever the folder holds.
     third = train_generator(rows, config.model_copy(update={"checkpoint_steps": 0}))
     assert third.resumed_from_step is None

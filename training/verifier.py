@@ -419,10 +419,12 @@ def train_probe(
     torch.manual_seed(config.seed)
     train, held = split_by_problem(codes, config.holdout, config.seed)
     examples = training_examples(train, config)
-    model, tokenizer = load_probe_base(config.base)
+    # The features (a forward pass per program) on the GPU when there is one; the head's fit on
+    # them takes seconds anywhere and stays on the CPU.
+    model, tokenizer = load_probe_base(config.base, device="cuda" if torch.cuda.is_available() else "cpu")
     texts = list(dict.fromkeys(verifier_input(c.prompt, c.code) for c in codes))
     row = {text: k for k, text in enumerate(texts)}
-    features = probe_features(model, tokenizer, texts, config, progress)
+    features = probe_features(model, tokenizer, texts, config, progress).cpu()
 
     targets = probe_targets(train, examples, row, config.loss)  # (examples: pairs unless bce)
     head, final_loss = fit_probe(features, code_rows(train, row), config.reg, **targets)

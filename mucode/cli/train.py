@@ -200,6 +200,13 @@ def codes_command(
             help="Search traces instead (`mucode eval`'s OUT.CONFIG.traces.jsonl[.gz]), labelled here."
         ),
     ] = None,
+    references: Annotated[
+        bool,
+        typer.Option(
+            help="Add the reference solution of each problem the programs came from, labelled correct: "
+            "a positive for every problem, where samples rarely pass."
+        ),
+    ] = False,
 ) -> None:
     """Every distinct program of rollouts or search traces with its oracle label, for `train
     verifier` and `train verifier-eval` (held-out problems give a held-out set)."""
@@ -227,6 +234,16 @@ def codes_command(
                 return await label_traces(searches, by_id, pool)
 
         codes = asyncio.run(label())
+    if references:
+        from mucode.training.relabel import reference_codes
+
+        sampled = {c.problem_id for c in codes}
+        seen = {(c.problem_id, c.code) for c in codes}  # a sample may be the reference itself
+        codes += [
+            c
+            for c in reference_codes(load_problem_set(problems))
+            if c.problem_id in sampled and (c.problem_id, c.code) not in seen
+        ]
     write_jsonl(codes, out)
     right = sum(c.passed for c in codes)
     console.print(
