@@ -45,6 +45,11 @@ def test_humaneval_folds_are_disjoint_stable_and_cover_the_set() -> None:
     assert ids_a | ids_b == {p.id for p in load_problem_set("humaneval")}
     assert [p.id for p in humaneval_folds()[0]] == [p.id for p in a]
     assert [p.id for p in load_problem_set("humaneval:fold1")] == [p.id for p in b]
+    # `humaneval` is the problems with public tests; `humaneval:all` adds the 13 without.
+    everything = load_problem_set("humaneval:all")
+    assert len(everything) == 164
+    assert [p.id for p in everything if p.public_tests] == [p.id for p in load_problem_set("humaneval")]
+    assert sum(not p.public_tests for p in everything) == 13
 
 
 def test_eval_reports_pass_rates_per_turn_and_resumes(tmp_path: Path) -> None:
@@ -58,8 +63,9 @@ def test_eval_reports_pass_rates_per_turn_and_resumes(tmp_path: Path) -> None:
         "--out", str(tmp_path / "eval" / "report.json"),
         "--configs", "greedy-1,greedy-3,bon5-pt,bon5-pt+lv", "--generator", "scripted",
     ]  # fmt: skip
-    done = run_cli(*args, env=env | {"MUCODE_SCRIPT": str(tmp_path / "script.json")})
+    done = run_cli(*args, "--limit", "99", env=env | {"MUCODE_SCRIPT": str(tmp_path / "script.json")})
     assert done.returncode == 0, done.stderr[-2000:]
+    assert f"{len(NAMES)} of the {len(NAMES)} problems of" in done.stdout  # a limit past the end says so
     report = json.loads((tmp_path / "eval" / "report.json").read_text())
     results = {r["config"]: r for r in report["results"]}
     assert set(results) == {"greedy-1", "greedy-3", "bon5-pt"}  # pt+lv needs a verifier: skipped

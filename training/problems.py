@@ -62,7 +62,9 @@ NO_TESTS = ":no-tests"
 
 
 def load_problem_set(spec: str) -> list[Problem]:
-    """``humaneval``, ``humaneval:fold0``, ``humaneval:fold1``, ``dataframebench:train|val|test``
+    """``humaneval`` (the 151 problems whose docstrings give examples, which become the public
+    tests), ``humaneval:all`` (all 164; the 13 without public tests get one turn, chosen by
+    execution agreement), ``humaneval:fold0``, ``humaneval:fold1``, ``dataframebench:train|val|test``
     (then optionally ``:polars`` instead of ``:pandas``, and ``:K`` test methods shown instead of
     1: ``dataframebench:val:pandas:2``), ``mbpp:train`` / ``mbpp:test``
     (hub, online), ``mbpp-file:PATH`` (local MBPP-schema JSON/JSONL) or a JSONL file of problems.
@@ -83,11 +85,13 @@ def load_problem_set(spec: str) -> list[Problem]:
         return load_mbpp(data_files=spec.split(":", 1)[1])
     if spec == "humaneval":
         return [p for p in load_humaneval() if p.public_tests]
+    if spec == "humaneval:all":
+        return load_humaneval()
     if spec in ("humaneval:fold0", "humaneval:fold1"):
         return humaneval_folds()[int(spec[-1])]
     if Path(spec).exists():
         return load_jsonl(spec)
     raise ValueError(
-        f"unknown problem set {spec!r}: use humaneval, humaneval:fold0, humaneval:fold1, "
+        f"unknown problem set {spec!r}: use humaneval, humaneval:all, humaneval:fold0, humaneval:fold1, "
         "dataframebench:train|val|test or a .jsonl file"
     )

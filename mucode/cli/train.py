@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Training: µCode expert iteration and its stages.", no_args_is_help=True)
 
 PROBLEMS_HELP = (
-    "humaneval:fold0, humaneval:fold1, humaneval, dataframebench:SPLIT or a JSONL file; add :no-tests "
-    "to withhold the public tests."
+    "humaneval:fold0, humaneval:fold1, humaneval (the 151 with public tests), humaneval:all (164), "
+    "dataframebench:SPLIT or a JSONL file; add :no-tests to withhold the public tests."
 )
 PRECISION_HELP = "auto (bfloat16 autocast where the hardware computes in it), float32, or bfloat16."
 
@@ -498,11 +498,16 @@ def eval_command(
     }
     with user_errors():
         settings = EngineSettings(**{k: v for k, v in overrides.items() if v is not None})
-        problem_set = load_problem_set(problems)[:limit]
+        whole = load_problem_set(problems)
+        problem_set = whole[:limit]
         names = [c for c in configs.split(",") if c]
         runnable(names, None)  # unknown names fail here, before a model loads
         with one_writer(out):  # and so does a second evaluation of the same OUT
             pass
+
+    # Say what runs: a --limit past the set's end, or `humaneval` (151) taken for all 164, is
+    # otherwise silent.
+    console.print(f"{len(problem_set)} of the {len(whole)} problems of {problems}")
 
     async def run() -> None:
         gen = await asyncio.to_thread(load_generator, settings)
