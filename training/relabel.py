@@ -62,7 +62,14 @@ def reference_codes(problems: list[Problem]) -> list[LabeledCode]:
     """The problems' reference solutions as programs the oracle knows to be right: with them among
     the candidates, every problem has a correct expert even where no rollout solved it."""
     return [
-        LabeledCode(problem_id=p.id, prompt=p.prompt, code=p.reference_solution, passed=True, iteration=0)
+        LabeledCode(
+            problem_id=p.id,
+            prompt=p.prompt,
+            code=p.reference_solution,
+            passed=True,
+            iteration=0,
+            reference=True,
+        )
         for p in problems
         if p.reference_solution
     ]

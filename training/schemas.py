@@ -22,6 +22,11 @@ class LabeledCode(BaseModel):
     code: str
     passed: bool = Field(..., description="Oracle: passes the public and the private tests.")
     iteration: int = Field(0, description="Expert-iteration round that produced it.")
+    reference: bool = Field(
+        False,
+        description="The problem's reference solution, not a sample: trained on, never measured "
+        "(references differ from samples in ways a random network's features already pick up).",
+    )
 
 
 class Pair(BaseModel):

@@ -263,10 +263,10 @@ def verifier_eval_command(
 
     from mucode.engine.verifier import load_code_verifier
     from mucode.training.schemas import LabeledCode, read_jsonl
-    from mucode.training.verifier import heldout_metrics
+    from mucode.training.verifier import heldout_metrics, sampled
 
     with user_errors():
-        records = read_jsonl(codes, LabeledCode)
+        records = sampled(read_jsonl(codes, LabeledCode))  # reference solutions are not measured
         scorer = load_code_verifier(verifier)
     if scorer is None:
         raise fail("no verifier given")
