@@ -309,7 +309,9 @@ def test_sft_saves_its_state_and_a_rerun_continues_from_it(tmp_path: Path) -> No
     steps = -(-len(rows) // 2)
     first = train_generator(rows, config)
     assert first.resumed_from_step is None
+    assert first.train_seconds is not None
     assert 0 < first.train_seconds <= first.seconds  # the steps alone, within the stage's time
+    assert first.train_tokens is not None
     assert first.train_tokens > 0
     trainer = tmp_path / "gen" / "trainer"
     assert [p.name for p in trainer.glob("checkpoint-*")] == [f"checkpoint-{steps}"]

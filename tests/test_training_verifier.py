@@ -92,12 +92,12 @@ def test_verifier_separates_held_out_code_and_loads_in_the_server(
         base=str(base), out=tmp_path / "verifier", design=design, loss=loss, lora=lora,
         lr=3e-3, epochs=4, pairs_per_problem=6, batch_size=6, holdout=0.2, max_length=128,
     )  # fmt: skip
-    codes = labeled_codes()
+    samples = labeled_codes()
     # A reference per problem trains like any correct program but is never measured.
     references = [
-        c.model_copy(update={"code": c.code + "  # reference", "reference": True}) for c in codes[::6]
+        c.model_copy(update={"code": c.code + "  # reference", "reference": True}) for c in samples[::6]
     ]
-    report = train_verifier(codes + references, config)
+    report = train_verifier(samples + references, config)
     assert report.design == design
     assert report.heldout_problems == 3
     assert report.heldout_programs == 3 * 6
