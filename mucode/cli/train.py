@@ -237,12 +237,12 @@ def codes_command(
     if references:
         from mucode.training.relabel import reference_codes
 
-        sampled = {c.problem_id for c in codes}
+        problem_ids = {c.problem_id for c in codes}
         seen = {(c.problem_id, c.code) for c in codes}  # a sample may be the reference itself
         codes += [
             c
             for c in reference_codes(load_problem_set(problems))
-            if c.problem_id in sampled and (c.problem_id, c.code) not in seen
+            if c.problem_id in problem_ids and (c.problem_id, c.code) not in seen
         ]
     write_jsonl(codes, out)
     right = sum(c.passed for c in codes)
