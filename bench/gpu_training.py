@@ -79,22 +79,22 @@ def serving_cost(folder: Path, codes: list[Any], repeat: int) -> dict[str, Any]:
     problem's candidates together as the search does."""
     import torch
 
-    from mucode.engine.verifier import load_verifier
+    from mucode.engine.verifier import load_code_verifier
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    verifier: Any = load_verifier(folder, device=device)
+    verifier = load_code_verifier(folder)  # the GPU's when there is one
+    assert verifier is not None
     by_problem: dict[str, list[Any]] = {}
     for c in codes:
         by_problem.setdefault(c.problem_id, []).append(c)
     groups = list(by_problem.values())[:repeat]
     verifier.score_sync(groups[0][0].prompt, [c.code for c in groups[0]])  # warm-up
-    if device == "cuda":
+    if torch.cuda.is_available():
         torch.cuda.synchronize()
     started = time.perf_counter()
     scored = 0
     for group in groups:
         scored += len(verifier.score_sync(group[0].prompt, [c.code for c in group]))
-    if device == "cuda":
+    if torch.cuda.is_available():
         torch.cuda.synchronize()
     seconds = time.perf_counter() - started
     return {

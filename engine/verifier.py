@@ -266,9 +266,16 @@ def load_verifier(path: str | Path | None, *, device: str = "cpu") -> Verifier |
     return HFVerifier(model, tokenizer, name=str(folder))
 
 
-def load_code_verifier(path: str | Path | None, *, device: str = "cpu") -> TorchVerifier | None:
+def load_code_verifier(path: str | Path | None, *, device: str | None = None) -> TorchVerifier | None:
     """A verifier that reads programs, for training's relabelling and held-out scoring: a folder;
-    ``likelihood`` only scores answers while the generator writes them."""
+    ``likelihood`` only scores answers while the generator writes them. By default on the GPU when
+    there is one, as the training stages run (relabel and verifier-eval score every program)."""
+    if path is None or str(path) in ("", "none"):
+        return None
+    if device is None:
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     verifier = load_verifier(path, device=device)
     if verifier is not None and not isinstance(verifier, TorchVerifier):
         raise ValueError(
