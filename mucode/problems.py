@@ -548,7 +548,9 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, object]]]:
             yield number, row
 
 
-def write_jsonl(problems: Iterable[Problem], path: str | Path) -> None:
+def write_jsonl(records: Iterable[BaseModel], path: str | Path) -> None:
+    """One JSON object per record; the folder is made if missing (an output path names a file)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as handle:
-        for problem in problems:
-            handle.write(problem.model_dump_json() + "\n")
+        for record in records:
+            handle.write(record.model_dump_json() + "\n")

@@ -248,7 +248,7 @@ def test_a_generator_from_train_sft_ships_with_the_likelihood_verifier(cache: Pa
     from mucode.engine.loading import load_configured_verifier
     from mucode.engine.settings import EngineSettings
     from mucode.engine.verifier import LikelihoodVerifier
-    from mucode.training.schemas import write_jsonl
+    from mucode.problems import write_jsonl
 
     base = build_causal_lm(hf_folder())
     write_jsonl(toy_sft_rows(), tmp_path / "rows.jsonl")

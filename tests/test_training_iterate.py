@@ -238,6 +238,12 @@ def test_reference_solutions_are_experts_where_no_rollout_was_right(tmp_path: Pa
     # Without references the best program known is a wrong one; with them, the reference.
     assert all("list(xs)" in t for t in targets[False])
     assert targets[True] == {right(name) for name in NAMES}
+    # Correct experts only: nothing was right, so no rows teach a wrong program (written into a
+    # folder the stage makes); with the references, the same rows as before.
+    correct = ("--problems", problems, "--rollouts", str(tmp_path / "r.jsonl"), "--correct-only")
+    assert stage_rows(env, tmp_path / "new" / "none.jsonl", "relabel", *correct) == []
+    refs = stage_rows(env, tmp_path / "refs.jsonl", "relabel", *correct, "--references")
+    assert refs == [json.loads(line) for line in (tmp_path / "sft1.jsonl").read_text().splitlines()]
     # The stage says how many of its rows teach the references' text.
     count = len((tmp_path / "sft1.jsonl").read_text().splitlines())
     done = run_cli("train", "relabel", *rolled, "--out", str(tmp_path / "again.jsonl"), env=env)
@@ -270,7 +276,7 @@ def test_a_state_that_failed_episodes_share_is_one_row(tmp_path: Path) -> None:
 def test_sft_runs_under_accelerate_launch_and_data_parallel_under_torchrun(tmp_path: Path) -> None:
     """The shipped accelerate config drives the same command, and so does torchrun with two
     data-parallel processes (DDP on GPUs and ZeRO-3 were not run here: no GPU)."""
-    from mucode.training.schemas import write_jsonl
+    from mucode.problems import write_jsonl
 
     build_causal_lm(tmp_path / "base")
     rows = toy_sft_rows()

@@ -180,7 +180,7 @@ def test_probe_features_read_the_code_and_its_likelihood(tmp_path: Path) -> None
 def test_cli_trains_a_verifier_and_reports_bad_input(tmp_path: Path) -> None:
     import json
 
-    from mucode.training.schemas import write_jsonl
+    from mucode.problems import write_jsonl
 
     from .helpers import run_cli
 
@@ -223,7 +223,7 @@ def test_verifier_trains_data_parallel_under_torchrun(tmp_path: Path) -> None:
 
     from safetensors.torch import load_file
 
-    from mucode.training.schemas import write_jsonl
+    from mucode.problems import write_jsonl
 
     base = build_classifier(tmp_path / "base")
     write_jsonl(labeled_codes(10), tmp_path / "codes.jsonl")

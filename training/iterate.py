@@ -25,11 +25,11 @@ from mucode.engine import prompts
 from mucode.engine.checkpoint import Manifest, write_manifest
 from mucode.engine.generators.base import Generator
 from mucode.engine.verifier import load_code_verifier
-from mucode.problems import Problem
+from mucode.problems import Problem, write_jsonl
 
 from .relabel import SFTRow, experts, labeled_codes, reference_codes, relabel
 from .rollouts import Progress, Rollout, rollout_options, rollout_stage
-from .schemas import read_jsonl, write_jsonl
+from .schemas import read_jsonl
 from .sft import SFTConfig, train_generator
 from .verifier import VerifierConfig, train_verifier
 

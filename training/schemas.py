@@ -5,7 +5,6 @@ training rollout are one format."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -69,9 +68,3 @@ def read_jsonl(path: str | Path, model: type[M]) -> list[M]:
                 f"{path}:{number}: not a valid {model.__name__}: {where}: {first['msg']}"
             ) from exc
     return records
-
-
-def write_jsonl(records: Iterable[BaseModel], path: str | Path) -> None:
-    with open(path, "w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(record.model_dump_json() + "\n")

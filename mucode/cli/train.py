@@ -96,18 +96,24 @@ def relabel_command(
     references: Annotated[
         bool, typer.Option(help="The problems' reference solutions are candidate experts too.")
     ] = False,
+    only_correct: Annotated[
+        bool,
+        typer.Option("--correct-only", help="Experts the oracle passed only: no rows teach a wrong program."),
+    ] = False,
 ) -> None:
     """Local experts (100·oracle + verifier) and the SFT rows they give every state."""
     from mucode.engine.verifier import load_code_verifier
+    from mucode.problems import write_jsonl
     from mucode.training.problems import load_problem_set
-    from mucode.training.relabel import experts, reference_codes, relabel
-    from mucode.training.schemas import write_jsonl
+    from mucode.training.relabel import correct_only, experts, reference_codes, relabel
 
     episodes, codes = _labeled(problems, rollouts)
     known = reference_codes(load_problem_set(problems)) if references else []
     with user_errors():
         scorer = load_code_verifier(verifier)
     chosen = experts(codes + known, scorer.score_sync if scorer else None)
+    if only_correct:
+        chosen = correct_only(chosen, codes + known)
     rows = relabel(episodes, chosen)
     write_jsonl(rows, out)
     own = sum(r.source == "own" for r in rows)
@@ -213,10 +219,11 @@ def codes_command(
     import asyncio
 
     from mucode.engine.trace import SolveResult
+    from mucode.problems import write_jsonl
     from mucode.sandbox import SandboxPool
     from mucode.training.problems import load_problem_set
     from mucode.training.rollouts import label_traces
-    from mucode.training.schemas import read_jsonl, write_jsonl
+    from mucode.training.schemas import read_jsonl
 
     if bool(rollouts) == bool(traces):
         raise fail("give --rollouts or --traces (one of them)")
