@@ -157,7 +157,7 @@ def test_sharded_rollouts_add_up_to_the_whole_run(tmp_path: Path) -> None:
     write_policy(tmp_path / "policy.json")
     roll_out(tmp_path, 2)
     for k in (0, 1, 2):
-        roll_out(tmp_path, 2, "--shard", f"{k}/3", out=f"shard-{k}.jsonl")
+        roll_out(tmp_path, 2, "--shard", f"{k}/3", out=f"shards/shard-{k}.jsonl")  # a folder it makes
 
     def episodes(*names: str) -> list[tuple[Any, ...]]:
         rows = [json.loads(line) for name in names for line in (tmp_path / name).read_text().splitlines()]
@@ -165,8 +165,8 @@ def test_sharded_rollouts_add_up_to_the_whole_run(tmp_path: Path) -> None:
 
     whole = episodes("r.jsonl")
     assert len(whole) == 12
-    assert episodes("shard-0.jsonl", "shard-1.jsonl", "shard-2.jsonl") == whole
-    assert episodes("shard-0.jsonl") != episodes("shard-1.jsonl")
+    assert episodes("shards/shard-0.jsonl", "shards/shard-1.jsonl", "shards/shard-2.jsonl") == whole
+    assert episodes("shards/shard-0.jsonl") != episodes("shards/shard-1.jsonl")
     bad = run_cli("train", "rollouts", "--problems", "x", "--model", "m", "--out", "o", "--shard", "3/3")
     assert bad.returncode == 2
     assert "expected K/N with 0 <= K < N" in " ".join(bad.stderr.split())

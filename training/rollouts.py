@@ -129,6 +129,7 @@ async def collect_rollouts(
             progress("rollouts", len(done), total)
 
     todo = [(p, i) for p in problems for i in range(per_problem) if (p.id, i) not in done]
+    path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as out:
         await asyncio.gather(*(episode(p, i, out) for p, i in todo))
     return [done[(p.id, i)] for p in problems for i in range(per_problem)]
