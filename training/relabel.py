@@ -5,11 +5,11 @@ For every problem, the expert is the best program seen in any rollout under
 ties, and when nothing is correct it picks its favourite). Optionally the problems' reference
 solutions join the candidates (``reference_codes``): the oracle knows them to be right. Every
 state of a failed trajectory is relabelled with the expert's code; every state of a successful
-trajectory keeps the trajectory's own final code. With ``correct_only`` a problem whose expert
-is not known to be right gives rows only from its successful trajectories. A row is (the
-conversation up to that state) -> the target answer; a row already made (the first turn of two
-failed episodes of a problem, say) is made once, as training on it twice teaches nothing new and
-costs a pass.
+trajectory keeps the trajectory's own final code. Given only the programs the oracle passed, a
+problem nothing solved has no expert and gives rows only from its successful trajectories. A row
+is (the conversation up to that state) -> the target answer; a row already made (the first turn
+of two failed episodes of a problem, say) is made once, as training on it twice teaches nothing
+new and costs a pass.
 """
 
 from __future__ import annotations
@@ -91,13 +91,6 @@ def experts(
         )
         chosen[problem_id] = group[best].code
     return chosen
-
-
-def correct_only(chosen: dict[str, str], codes: list[LabeledCode]) -> dict[str, str]:
-    """The experts the oracle passed: rejection sampling's targets, where a problem nothing solved
-    gives no rows instead of teaching the verifier's favourite wrong program."""
-    passed = {(c.problem_id, c.code) for c in codes if c.passed}
-    return {p: code for p, code in chosen.items() if (p, code) in passed}
 
 
 def relabel(rollouts: list[Rollout], expert: dict[str, str]) -> list[SFTRow]:

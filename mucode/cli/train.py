@@ -105,15 +105,15 @@ def relabel_command(
     from mucode.engine.verifier import load_code_verifier
     from mucode.problems import write_jsonl
     from mucode.training.problems import load_problem_set
-    from mucode.training.relabel import correct_only, experts, reference_codes, relabel
+    from mucode.training.relabel import experts, reference_codes, relabel
 
     episodes, codes = _labeled(problems, rollouts)
     known = reference_codes(load_problem_set(problems)) if references else []
     with user_errors():
         scorer = load_code_verifier(verifier)
-    chosen = experts(codes + known, scorer.score_sync if scorer else None)
-    if only_correct:
-        chosen = correct_only(chosen, codes + known)
+    # Rejection sampling's experts: wrong programs are never candidates (nor scored).
+    candidates = [c for c in codes + known if c.passed or not only_correct]
+    chosen = experts(candidates, scorer.score_sync if scorer else None)
     rows = relabel(episodes, chosen)
     write_jsonl(rows, out)
     own = sum(r.source == "own" for r in rows)
