@@ -3,7 +3,9 @@ numbers in docs/benchmarks.md. Each row is a token of a different sequence at po
 cache holds 100 earlier tokens per sequence), with logits for every row or for one row only (the
 difference is the output layer's cost per sampled row), and what reading one sampled token's
 log-probability from a row's logits costs (the likelihood verifier's input, read every token).
-With ``--lora``, the same steps again with a GGUF LoRA adapter applied (a trained generator).
+With ``--lora``, the same steps again with a GGUF LoRA adapter applied (a trained generator), and
+with the adapter switched on or off before every step (what a server with a scoped adapter,
+``MUCODE_LORA_SCOPE``, pays for each pass when both kinds of problem are decoding).
 
     .venv/bin/python bench/llamacpp_steps.py [--gguf FILE] [--lora ADAPTER.gguf] [--steps 20]
 """
@@ -14,23 +16,33 @@ import argparse
 import json
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from _machine import machine
 
-from mucode.engine.generators.llamacpp_batch import apply_lora, token_logprob
+from mucode.engine.generators.llamacpp_batch import load_lora, set_lora, token_logprob
 from mucode.engine.model_store import pull_gguf
 
 ROWS = (1, 2, 4, 5, 8, 16)
 
 
-def step_ms(lc: Any, ctx: Any, batch: Any, rows: int, all_logits: bool, steps: int) -> float:
+def step_ms(
+    lc: Any,
+    ctx: Any,
+    batch: Any,
+    rows: int,
+    all_logits: bool,
+    steps: int,
+    before: Callable[[int], None] = lambda step: None,
+) -> float:
     lc.llama_memory_clear(lc.llama_get_memory(ctx), True)
     warm = 100
     for step in range(warm + steps):
         if step == warm:
             start = time.perf_counter()
+        before(step)
         batch.n_tokens = rows
         for row in range(rows):
             batch.token[row] = 100 + step
@@ -84,9 +96,16 @@ def main() -> None:
             for n in ROWS
         }
         if args.lora:
-            apply_lora(llama.model, ctx, args.lora)
+            adapter = load_lora(llama.model, args.lora)
+            set_lora(ctx, adapter)
             for n in ROWS:
                 rows[str(n)]["ms_one_logit_lora"] = step_ms(lc, ctx, batch, n, False, args.steps)
+
+            def switch(step: int) -> None:
+                set_lora(ctx, adapter if step % 2 else None)
+
+            for n in ROWS:
+                rows[str(n)]["ms_one_logit_switching"] = step_ms(lc, ctx, batch, n, False, args.steps, switch)
     finally:
         lc.llama_batch_free(batch)
         lc.llama_free(ctx)

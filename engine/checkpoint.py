@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from .adapter_scope import AdapterScope
 from .verifier import LIKELIHOOD, PROBE_CONFIG
 
 MANIFEST = "mucode.json"
@@ -26,6 +27,11 @@ class Manifest(BaseModel):
     )
     generator_lora: str | None = Field(
         None, description="The generator adapter as a GGUF LoRA on the bundled GGUF (llama.cpp)."
+    )
+    generator_scope: AdapterScope = Field(
+        "all",
+        description="The problems the generator's GGUF LoRA is applied to on llama.cpp (the rest get "
+        "the base model): what it was trained on and measured to help.",
     )
     verifier: str | None = Field(
         None, description="Verifier folder, relative to the checkpoint, or `likelihood` (untrained)."

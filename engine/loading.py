@@ -77,6 +77,7 @@ def load_generator(settings: EngineSettings, progress: Progress | None = None) -
             gguf or pull_gguf(progress=progress),
             lora=settings.lora,
             lora_scale=settings.lora_scale,
+            lora_scope=settings.lora_scope or "all",
             n_ctx=settings.n_ctx,
             kv_tokens=settings.kv_tokens,
             max_sequences=settings.parallel,
@@ -91,6 +92,13 @@ def load_generator(settings: EngineSettings, progress: Progress | None = None) -
             model or pull_hf(progress=progress),
             dtype=compute_dtype(settings.dtype, gpu=settings.device.startswith("cuda")),
             device=settings.device,
+        )
+    if backend in ("vllm", "transformers") and settings.lora_scope not in (None, "all"):
+        log.warning(
+            "generator: MUCODE_LORA_SCOPE=%s is applied on llama.cpp only; %s serves the trained "
+            "generator to every problem",
+            settings.lora_scope,
+            backend,
         )
     log.info("generator: %s", generator.description)
     return generator

@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .adapter_scope import AdapterScope
+
 Backend = Literal["auto", "vllm", "llama-cpp", "transformers", "openai", "scripted"]
 
 
@@ -30,6 +32,12 @@ class EngineSettings(BaseSettings):
         ge=0.0,
         description="llama.cpp: the scale the LoRA adapter is applied at; 1 is the adapter as trained, "
         "between 0 and 1 the model moves only part of the way from the base toward it.",
+    )
+    lora_scope: AdapterScope | None = Field(
+        None,
+        description="llama.cpp: the problems the LoRA adapter is applied to: `all`, or `data-libraries` "
+        "(problems naming pandas, numpy, scikit-learn, matplotlib, ...); the others are answered by the "
+        "base model in the same decode loop. Unset: the checkpoint's, else `all`.",
     )
     verifier: str | None = Field(
         None,
@@ -115,6 +123,7 @@ class EngineSettings(BaseSettings):
                 "model": self.model or resolve(checkpoint, manifest.generator),
                 # The same generator for llama.cpp: the bundled GGUF with the adapter converted for it.
                 "lora": self.lora or (None if self.model else resolve(checkpoint, manifest.generator_lora)),
+                "lora_scope": self.lora_scope or (None if self.lora else manifest.generator_scope),
                 "verifier": self.verifier or resolve(checkpoint, manifest.verifier),
                 # A verifier-only checkpoint leaves the generator, and so its prompt, as they were.
                 "prompt_version": self.prompt_version

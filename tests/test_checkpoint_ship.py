@@ -242,6 +242,57 @@ def test_a_checkpoint_with_a_gguf_lora_runs_on_llamacpp_over_the_bundled_gguf(
         EngineSettings(checkpoint=str(checkpoint))
 
 
+def test_a_scoped_adapter_is_applied_to_the_problems_of_its_kind_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`generator_scope: data-libraries` (the shipped DataFrameBench adapter): every DataFrameBench
+    problem names a data library and no HumanEval problem does, so the adapter reaches the first
+    and leaves the second to the base model; a chat is scoped by its problem, not by the programs
+    of later turns; the manifest sets it, MUCODE_LORA_SCOPE overrides it."""
+    from mucode.engine.adapter_scope import chat_problem, in_scope
+    from mucode.engine.settings import EngineSettings
+    from mucode.engine.trace import ChatMessage
+    from mucode.problems import load_humaneval
+    from mucode.training.problems import load_problem_set
+
+    assert not any(in_scope("data-libraries", p.prompt) for p in load_humaneval())
+    for split in ("train", "val", "test", "test:polars"):
+        problems = load_problem_set(f"dataframebench:{split}")
+        assert problems and all(in_scope("data-libraries", p.prompt) for p in problems), split
+    assert in_scope("all", "def add(a, b): ...")
+    assert in_scope("data-libraries", "How do I pivot a DataFrame by month?")
+    chat = [
+        ChatMessage(role="system", content="You write Python."),
+        ChatMessage(role="user", content="Write add(a, b)."),
+        ChatMessage(role="assistant", content="import numpy as np\ndef add(a, b): return np.add(a, b)"),
+        ChatMessage(role="user", content="Tests failed: numpy is not allowed."),
+    ]
+    assert chat_problem(chat) == "Write add(a, b)." and not in_scope("data-libraries", chat_problem(chat))
+
+    checkpoint = tmp_path / "checkpoint"
+    checkpoint.mkdir()
+    manifest = Manifest(
+        base_model=BUNDLED_BASE,
+        generator_adapter="generator-adapter",
+        generator_lora="generator-lora.gguf",
+        generator_scope="data-libraries",
+        prompt_version="mucode-chat-3",
+    )
+    write_manifest(checkpoint, manifest)
+    assert EngineSettings(checkpoint=str(checkpoint)).resolved().lora_scope == "data-libraries"
+    assert EngineSettings(checkpoint="none").resolved().lora_scope is None
+    # A user's own adapter is not scoped by the checkpoint's.
+    assert EngineSettings(checkpoint=str(checkpoint), lora="/x.gguf").resolved().lora_scope is None
+    monkeypatch.setenv("MUCODE_LORA_SCOPE", "all")
+    assert EngineSettings(checkpoint=str(checkpoint)).resolved().lora_scope == "all"
+    monkeypatch.setenv("MUCODE_LORA_SCOPE", "pandas")
+    with pytest.raises(ValidationError, match="'all' or 'data-libraries'"):
+        EngineSettings()
+    # The shipped checkpoint is scoped so.
+    shipped = Path(__file__).parents[1] / "mucode" / "checkpoints" / "dataframebench-sft"
+    assert read_manifest(shipped).generator_scope == "data-libraries"
+
+
 def test_a_generator_from_train_sft_ships_with_the_likelihood_verifier(cache: Path, tmp_path: Path) -> None:
     """`train sft --lora` leaves a generator checkpoint; `export --likelihood` pairs its adapter
     with the untrained verifier, which installs as a name and serves by default."""

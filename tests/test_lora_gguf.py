@@ -128,6 +128,7 @@ def test_llamacpp_with_the_converted_adapter_is_the_peft_model(tmp_path: Path) -
     from mucode.engine.generators.base import SamplingParams
     from mucode.engine.generators.llamacpp import LlamaCppGenerator
     from mucode.engine.model_store import pull_gguf, pull_hf
+    from mucode.engine.trace import ChatMessage
 
     tokenizer = AutoTokenizer.from_pretrained(pull_hf())
     ids = tokenizer(TEXT, return_tensors="pt").input_ids
@@ -164,18 +165,24 @@ def test_llamacpp_with_the_converted_adapter_is_the_peft_model(tmp_path: Path) -
 
     prompt = TEXT[: TEXT.index("    if")]
 
-    def sample(**adapter: Any) -> tuple[Any, Any]:
-        """The batch decoder's seeded sample of the prompt (the decoder closed after it)."""
-        decoder = LlamaCppGenerator.load(pull_gguf(), n_ctx=1024, kv_tokens=2048, max_sequences=2, **adapter)
+    def sample(*prompts: str, **adapter: Any) -> tuple[Any, list[Any]]:
+        """The batch decoder's seeded samples of ``prompts``, decoded side by side (the decoder
+        closed after them); a KV stream each, so that a sample does not depend on its neighbours."""
+        decoder = LlamaCppGenerator.load(
+            pull_gguf(), n_ctx=1024, max_sequences=2, kv_streams=True, prefix_cache=0, **adapter
+        )
+        params = SamplingParams(n=1, temperature=1.0, max_tokens=48, seed=0)
+
+        async def together() -> list[Any]:
+            return await asyncio.gather(*(decoder.complete(p, params) for p in prompts))
+
         try:
-            (done,) = asyncio.run(
-                decoder.complete(prompt, SamplingParams(n=1, temperature=1.0, max_tokens=48, seed=0))
-            )
+            done = asyncio.run(together())
         finally:
             asyncio.run(decoder.close())
-        return decoder, done
+        return decoder, [one for (one,) in done]
 
-    generator, completion = sample(lora=lora)
+    generator, (completion,) = sample(prompt, lora=lora)
     assert generator.adapter == "adapter.gguf" and generator.description.endswith("+ adapter.gguf")
     context = with_lora.tokenize(prompt.encode(), add_bos=True, special=True)
     answer = with_lora.tokenize(completion.text.encode(), add_bos=False, special=False)
@@ -187,9 +194,56 @@ def test_llamacpp_with_the_converted_adapter_is_the_peft_model(tmp_path: Path) -
 
     # MUCODE_LORA_SCALE: at scale 0 the adapter is loaded and moves nothing; the same sample, read
     # as likely, as the decoder without it, where the adapter at full scale reads it otherwise.
-    scaled, unscaled = sample(lora=lora, lora_scale=0.0)
-    _, plain = sample()
+    scaled, (unscaled,) = sample(prompt, lora=lora, lora_scale=0.0)
+    library = "import pandas as pd\n\n" + prompt
+    _, (plain, plain_library) = sample(prompt, library)
     assert scaled.adapter == "adapter.gguf at scale 0"
     assert unscaled.text == plain.text
     assert unscaled.logprob == pytest.approx(plain.logprob, abs=1e-3)
     assert abs(completion.logprob - plain.logprob) > 0.1
+
+    # MUCODE_LORA_SCOPE=data-libraries: the adapter reaches the prompt that names a data library
+    # and not the other, decoded side by side (a pass each); each sample is the one the decoder
+    # gives with the adapter everywhere, or without it.
+    _, (adapted_library,) = sample(library, lora=lora)
+    scoped, (scoped_plain, scoped_library) = sample(prompt, library, lora=lora, lora_scope="data-libraries")
+    assert scoped.adapter == "adapter.gguf on data-libraries problems"
+    assert (scoped_plain.text, scoped_library.text) == (plain.text, adapted_library.text)
+    assert scoped_plain.logprob == pytest.approx(plain.logprob, abs=1e-3)
+    assert scoped_library.logprob == pytest.approx(adapted_library.logprob, abs=1e-3)
+    assert abs(adapted_library.logprob - plain_library.logprob) > 0.1
+
+    # A chat is scoped by its problem (the first user message), whichever way it is decoded.
+    chats = {
+        "Use pandas to count the rows of each group.": True,
+        "Write add(a, b).": False,
+    }
+    generator = LlamaCppGenerator.load(
+        pull_gguf(), n_ctx=1024, max_sequences=2, lora=lora, lora_scope="data-libraries"
+    )
+    asked: list[bool] = []
+    submit = generator.decoder.submit
+
+    def recorded(
+        prompt: list[int], params: Any, on_text: Any = None, on_tokens: Any = None, adapter: bool = True
+    ) -> Any:
+        asked.append(adapter)
+        return submit(prompt, params, on_text, on_tokens, adapter=adapter)
+
+    generator.decoder.submit = recorded  # type: ignore[method-assign]
+    one = SamplingParams(n=1, temperature=0.0, max_tokens=2)
+
+    async def every_way(problem: str) -> None:
+        chat = [ChatMessage(role="user", content=problem)]
+        await generator.sample(chat, one)
+        await generator.sample_watched(chat, one, lambda written: None)
+        async for _ in generator.stream([*chat, ChatMessage(role="user", content="import numpy")], one):
+            pass
+
+    try:
+        for problem, expected in chats.items():
+            asked.clear()
+            asyncio.run(every_way(problem))
+            assert asked == [expected] * 3, problem
+    finally:
+        asyncio.run(generator.close())

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+from ..adapter_scope import AdapterScope, chat_problem, in_scope
 from ..fim import detect
 from ..trace import ChatMessage
 from .base import Completion, Generator, GeneratorError, SamplingParams, TokenProgress, stream_text
@@ -21,10 +22,11 @@ class LlamaCppGenerator(Generator):
     backend = "llama-cpp"
     supports_prefill = True
 
-    def __init__(self, llama: Any, name: str, decoder: BatchDecoder) -> None:
+    def __init__(self, llama: Any, name: str, decoder: BatchDecoder, scope: AdapterScope = "all") -> None:
         self.llama = llama
         self.model = name
         self.decoder = decoder
+        self.scope = scope  # the problems the decoder's adapter, if any, is applied to
         self.fim = detect(self._is_special)
         # Rendered here rather than by create_chat_completion so that an answer can be prefilled
         # (the template's text, then the prefill, then the model).
@@ -47,6 +49,7 @@ class LlamaCppGenerator(Generator):
         n_threads: int | None = None,
         lora: str | Path | None = None,
         lora_scale: float = 1.0,
+        lora_scope: AdapterScope = "all",
     ) -> LlamaCppGenerator:
         from llama_cpp import Llama
 
@@ -66,10 +69,11 @@ class LlamaCppGenerator(Generator):
             lora=None if lora is None else str(lora),
             lora_scale=lora_scale,
         )
-        generator = cls(llama, name=Path(gguf).name, decoder=decoder)
+        generator = cls(llama, name=Path(gguf).name, decoder=decoder, scope=lora_scope)
         if lora is not None:
             scaled = "" if lora_scale == 1.0 else f" at scale {lora_scale:g}"
-            generator.adapter = Path(lora).name + scaled
+            scoped = "" if lora_scope == "all" else f" on {lora_scope} problems"
+            generator.adapter = Path(lora).name + scaled + scoped
         return generator
 
     def _opened(self, messages: list[ChatMessage]) -> str:
@@ -78,7 +82,12 @@ class LlamaCppGenerator(Generator):
         return str(self._chat_template(messages=chat).prompt)
 
     async def sample(self, messages: list[ChatMessage], params: SamplingParams) -> list[Completion]:
-        return await self.complete(self._opened(messages) + params.prefill, params)
+        return await self._complete(
+            self._opened(messages) + params.prefill, params, self._chat_adapter(messages)
+        )
+
+    def _chat_adapter(self, messages: list[ChatMessage]) -> bool:
+        return in_scope(self.scope, chat_problem(messages))
 
     async def sample_watched(
         self, messages: list[ChatMessage], params: SamplingParams, on_tokens: TokenProgress
@@ -89,26 +98,38 @@ class LlamaCppGenerator(Generator):
             with contextlib.suppress(RuntimeError):  # the caller's loop is closed: nobody to tell
                 loop.call_soon_threadsafe(on_tokens, written)
 
-        return await self.complete(self._opened(messages) + params.prefill, params, from_decoder)
+        prompt = self._opened(messages) + params.prefill
+        return await self._complete(prompt, params, self._chat_adapter(messages), from_decoder)
 
-    async def complete(
-        self, prompt: str, params: SamplingParams, on_tokens: TokenProgress | None = None
+    async def complete(self, prompt: str, params: SamplingParams) -> list[Completion]:
+        return await self._complete(prompt, params, in_scope(self.scope, prompt))
+
+    async def _complete(
+        self, prompt: str, params: SamplingParams, adapter: bool, on_tokens: TokenProgress | None = None
     ) -> list[Completion]:
         tokens = self.llama.tokenize(prompt.encode(), add_bos=True, special=True)
-        return await asyncio.wrap_future(self.decoder.submit(tokens, params, on_tokens=on_tokens))
+        submitted = self.decoder.submit(tokens, params, on_tokens=on_tokens, adapter=adapter)
+        return await asyncio.wrap_future(submitted)
 
     async def stream(
         self, messages: list[ChatMessage], params: SamplingParams
     ) -> AsyncIterator[str | Completion]:
-        async for piece in self.stream_complete(self._opened(messages) + params.prefill, params):
+        prompt = self._opened(messages) + params.prefill
+        async for piece in self._stream(prompt, params, self._chat_adapter(messages)):
             yield piece
 
     async def stream_complete(self, prompt: str, params: SamplingParams) -> AsyncIterator[str | Completion]:
+        async for piece in self._stream(prompt, params, in_scope(self.scope, prompt)):
+            yield piece
+
+    async def _stream(
+        self, prompt: str, params: SamplingParams, adapter: bool
+    ) -> AsyncIterator[str | Completion]:
         tokens = self.llama.tokenize(prompt.encode(), add_bos=True, special=True)
         one = params.model_copy(update={"n": 1})
 
         def start(on_text: Callable[[str], None]) -> asyncio.Future[list[Completion]]:
-            return asyncio.wrap_future(self.decoder.submit(tokens, one, on_text))
+            return asyncio.wrap_future(self.decoder.submit(tokens, one, on_text, adapter=adapter))
 
         async for piece in stream_text(start, one.stop):
             yield piece

@@ -76,10 +76,12 @@ def draft(history: array[int], limit: int, longest: int = 4, shortest: int = 2) 
 
 @dataclass
 class _Cached:
-    """A prompt kept in the KV cache: its cells are also held by ``seq_id``."""
+    """A prompt kept in the KV cache: its cells are also held by ``seq_id``. Computed with the
+    adapter or without it, it serves only requests decoded the same way."""
 
     tokens: list[int]
     seq_id: int
+    adapter: bool = False
 
 
 def token_logprob(logits: Any, token: int) -> float:
@@ -89,17 +91,34 @@ def token_logprob(logits: Any, token: int) -> float:
     return float(logits[token] - top - np.log(np.exp(logits - top).sum()))
 
 
-def apply_lora(model: Any, ctx: Any, path: str, scale: float = 1.0) -> None:
-    """Loads the GGUF LoRA at ``path`` onto ``model`` (which then owns it: llama.cpp frees it
-    with the weights) and applies it at ``scale`` in the context ``ctx``."""
+def load_lora(model: Any, path: str) -> Any:
+    """Loads the GGUF LoRA at ``path`` onto ``model``, which then owns it (llama.cpp frees it with
+    the weights)."""
     import llama_cpp as lc
 
     adapter = lc.llama_adapter_lora_init(model, path.encode())
     if not adapter:
         raise GeneratorError(f"llama.cpp could not load the LoRA adapter {path}")
-    adapters = (lc.llama_adapter_lora_p_ctypes * 1)(adapter)
-    if lc.llama_set_adapters_lora(ctx, adapters, 1, (ctypes.c_float * 1)(scale)) != 0:
-        raise GeneratorError(f"llama.cpp could not apply the LoRA adapter {path}")
+    return adapter
+
+
+def set_lora(ctx: Any, adapter: Any, scale: float = 1.0) -> None:
+    """Decodes in ``ctx`` with ``adapter`` at ``scale`` from now on; with ``None``, with the base
+    model's weights alone."""
+    import llama_cpp as lc
+
+    if adapter is None:
+        status = lc.llama_set_adapters_lora(ctx, None, 0, None)
+    else:
+        adapters = (lc.llama_adapter_lora_p_ctypes * 1)(adapter)
+        status = lc.llama_set_adapters_lora(ctx, adapters, 1, (ctypes.c_float * 1)(scale))
+    if status != 0:
+        raise GeneratorError("llama.cpp could not set the LoRA adapter")
+
+
+def apply_lora(model: Any, ctx: Any, path: str, scale: float = 1.0) -> None:
+    """Loads the GGUF LoRA at ``path`` onto ``model`` and applies it at ``scale`` in ``ctx``."""
+    set_lora(ctx, load_lora(model, path), scale)
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:
@@ -123,6 +142,7 @@ class _Request:
     on_text: Callable[[str], None] | None = None  # the text so far, after each token (one sample)
     on_tokens: Callable[[list[int]], None] | None = None  # tokens per sample, after each step
     sequences: list[_Sequence] = field(default_factory=list)
+    adapter: bool = False  # decoded with the LoRA adapter
     fed: int = 0  # prompt tokens already in the KV cache
     cells: int = 0  # KV cells reserved: the prompt plus max_tokens per sequence
 
@@ -151,7 +171,8 @@ class BatchDecoder:
         lora: str | None = None,
         lora_scale: float = 1.0,
     ) -> None:
-        """``lora``: a GGUF LoRA adapter file, applied to the model at ``lora_scale``."""
+        """``lora``: a GGUF LoRA adapter file, applied at ``lora_scale`` to the requests that ask
+        for it (all of them unless ``submit`` says otherwise)."""
         import llama_cpp as lc
 
         self._lc = lc
@@ -174,15 +195,12 @@ class BatchDecoder:
         params.kv_unified = not streams
         params.n_threads = params.n_threads_batch = n_threads
         params.no_perf = True
+        self._lora = None if lora is None else load_lora(llama.model, lora)
+        self._lora_scale = lora_scale
+        self._lora_on = False  # whether the context decodes with the adapter now
         self._ctx = lc.llama_init_from_model(llama.model, params)
         if not self._ctx:
             raise GeneratorError(f"llama.cpp could not create a context of {kv_tokens} tokens")
-        if lora is not None:
-            try:
-                apply_lora(llama.model, self._ctx, lora, lora_scale)
-            except GeneratorError:
-                lc.llama_free(self._ctx)
-                raise
         self._memory = lc.llama_get_memory(self._ctx)
         self._vocab = lc.llama_model_get_vocab(llama.model)
         self._n_vocab = lc.llama_vocab_n_tokens(self._vocab)
@@ -205,13 +223,16 @@ class BatchDecoder:
         params: SamplingParams,
         on_text: Callable[[str], None] | None = None,
         on_tokens: Callable[[list[int]], None] | None = None,
+        adapter: bool = True,
     ) -> concurrent.futures.Future[list[Completion]]:
         """Queue a request; the future holds its ``params.n`` completions. Called from the decode
         thread: ``on_text`` (one sample only) with the text so far after every token,
-        ``on_tokens`` with the tokens each sample has written after every step that added some."""
+        ``on_tokens`` with the tokens each sample has written after every step that added some.
+        ``adapter=False`` decodes it with the base model even when the decoder has a LoRA."""
         request = _Request(
             prompt, params, concurrent.futures.Future(), on_text if params.n == 1 else None, on_tokens
         )
+        request.adapter = adapter and self._lora is not None
         samples = request.samples
         request.cells = samples * self.n_ctx if self.streams else len(prompt) + samples * params.max_tokens
         if not prompt:
@@ -277,7 +298,7 @@ class BatchDecoder:
             kept_cells = sum(self._kept_cells(kept.tokens) for kept in self._kept)
             if request.samples > len(self._free_ids) or request.cells > self._free_cells + kept_cells:
                 return
-            source = self._longest_kept(request.prompt)
+            source = self._longest_kept(request.prompt, request.adapter)
             # Kept prompts give way to requests, the one this request would reuse last.
             for victim in sorted(self._kept, key=lambda kept: kept is source):  # stable: LRU first
                 if request.cells <= self._free_cells:
@@ -295,10 +316,13 @@ class BatchDecoder:
                 self._reuse(request, source)
             self._running.append(request)
 
-    def _longest_kept(self, prompt: list[int]) -> _Cached | None:
-        """The kept prompt sharing the most leading tokens with ``prompt`` (at least MIN_REUSE)."""
+    def _longest_kept(self, prompt: list[int], adapter: bool) -> _Cached | None:
+        """The kept prompt, computed the same way, sharing the most leading tokens with ``prompt``
+        (at least MIN_REUSE)."""
         best, shared = None, MIN_REUSE - 1
         for kept in self._kept:
+            if kept.adapter != adapter:
+                continue
             n = common_prefix(kept.tokens, prompt)
             if n > shared:
                 best, shared = kept, n
@@ -330,7 +354,7 @@ class BatchDecoder:
         prompt = request.prompt
         if not self.prefix_cache or len(prompt) < MIN_REUSE:
             return
-        for kept in list(self._kept):
+        for kept in [kept for kept in self._kept if kept.adapter == request.adapter]:
             shared = common_prefix(kept.tokens, prompt)
             if shared == len(prompt):
                 return  # already kept (whole or as the start of a longer one)
@@ -341,7 +365,7 @@ class BatchDecoder:
             self._forget(self._kept[0])
         if self._free_cells < cells:
             return
-        kept = _Cached(list(prompt), self._kept_ids.pop())
+        kept = _Cached(list(prompt), self._kept_ids.pop(), request.adapter)
         # The first sequence holds just the prompt now: its first answer token is fed next step.
         self._lc.llama_memory_seq_cp(self._memory, request.sequences[0].seq_id, kept.seq_id, -1, -1)
         self._free_cells -= cells
@@ -375,10 +399,20 @@ class BatchDecoder:
         return chain
 
     def _step(self) -> None:
-        lc = self._lc
         for request in list(self._running):
             if request.future.cancelled():
                 self._finish(request)
+        # llama.cpp applies an adapter to a whole batch: requests with and without it decode in
+        # passes of their own, the context's current setting first.
+        for adapter in sorted({r.adapter for r in self._running}, key=lambda a: a != self._lora_on):
+            self._decode([r for r in self._running if r.adapter == adapter], adapter)
+        for request in list(self._running):
+            if all(seq.finish_reason for seq in request.sequences):
+                self._finish(request)
+
+    def _decode(self, running: list[_Request], adapter: bool) -> None:
+        """One decode pass over ``running``: a token for every sequence, then prompts."""
+        lc = self._lc
         rows: list[tuple[int, int, list[int], bool]] = []  # token, position, sequences, output
         readers: list[tuple[int, _Request, list[_Sequence]]] = []  # output row -> who samples it
         computed: list[_Request] = []  # requests whose prompt this step completes
@@ -388,7 +422,7 @@ class BatchDecoder:
             rows.append((token, pos, seq_ids, output))
             return len(rows) - 1
 
-        for request in self._running:
+        for request in running:
             for seq in request.sequences:
                 if request.fed < len(request.prompt) or seq.finish_reason is not None:
                     continue
@@ -401,7 +435,7 @@ class BatchDecoder:
                 limit = min(
                     self.draft_tokens,
                     request.params.max_tokens - len(seq.tokens) - 1,
-                    self.step_tokens - len(rows) - len(self._running),
+                    self.step_tokens - len(rows) - len(running),
                 )
                 guess = draft(seq.history, limit) if limit > 0 and not seq.alone else []
                 seq.alone = False
@@ -410,7 +444,7 @@ class BatchDecoder:
                     add(token, pos + offset, [seq.seq_id], True)
         # Prompts fill what is left of the step, oldest request first; in streams, only the first
         # sample's (copied to the others once computed).
-        for request in self._running:
+        for request in running:
             room = self.step_tokens - len(rows)
             if request.fed == len(request.prompt) or room == 0:
                 continue
@@ -426,6 +460,9 @@ class BatchDecoder:
         if not rows:
             return
         at = self._fill(rows)
+        if adapter != self._lora_on:
+            set_lora(self._ctx, self._lora if adapter else None, self._lora_scale)
+            self._lora_on = adapter
         status = lc.llama_decode(self._ctx, self._batch)
         if status != 0:
             raise GeneratorError(f"llama_decode failed with status {status}")
@@ -445,9 +482,6 @@ class BatchDecoder:
             if request.on_tokens is not None:
                 written = [len(seq.tokens) for seq in request.sequences]
                 request.on_tokens(written * request.params.n if request.samples == 1 else written)
-        for request in list(self._running):
-            if all(seq.finish_reason for seq in request.sequences):
-                self._finish(request)
 
     def _fill(self, rows: list[tuple[int, int, list[int], bool]]) -> list[int]:
         """Put the rows in the batch by sequence id (stable: a sequence's rows stay in order, so
