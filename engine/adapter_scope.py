@@ -8,7 +8,7 @@ the rest with the base model's weights, in the same decode loop (llama.cpp)."""
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Literal, cast, get_args
 
 from .trace import ChatMessage
 
@@ -21,6 +21,12 @@ _DATA_LIBRARY = re.compile(
     r"|dataframe|ndarray)\b",
     re.IGNORECASE,
 )
+
+
+def parse_scope(text: str) -> AdapterScope:
+    if text not in get_args(AdapterScope):
+        raise ValueError(f"an adapter scope is {' or '.join(get_args(AdapterScope))}, not {text!r}")
+    return cast(AdapterScope, text)
 
 
 def names_a_data_library(text: str) -> bool:

@@ -70,9 +70,13 @@ def test_export_then_install_serves_the_trained_pair_by_default(cache: Path, tmp
     lora_run(tmp_path / "run", base)
     env = os.environ.copy()
 
-    exported = run_cli("train", "export", str(tmp_path / "run"), "--out", str(tmp_path / "ship"), env=env)
+    ship = ("train", "export", str(tmp_path / "run"), "--out", str(tmp_path / "ship"))
+    wrong = run_cli(*ship, "--scope", "pandas", env=env)
+    assert wrong.returncode != 0 and "data-libraries" in wrong.stderr and "Traceback" not in wrong.stderr
+    exported = run_cli(*ship, "--scope", "data-libraries", env=env)
     assert exported.returncode == 0, exported.stderr[-2000:]
     shipped = read_manifest(tmp_path / "ship")
+    assert shipped.generator_scope == "data-libraries"
     assert shipped.base_model == BUNDLED_BASE
     assert shipped.generator is None
     assert shipped.training_data == ["humaneval:fold0 (first 12)", "rollouts.jsonl"]
@@ -94,6 +98,7 @@ def test_export_then_install_serves_the_trained_pair_by_default(cache: Path, tmp
     # Unset MUCODE_CHECKPOINT: the installed checkpoint is the default generator and verifier.
     settings = EngineSettings(generator="transformers", dtype="float32").resolved()
     assert settings.checkpoint == str(cache / "checkpoint")
+    assert settings.lora_scope == "data-libraries"  # installing keeps it
     assert settings.model == str((cache / "checkpoint" / "generator").resolve())
     merged = AutoModelForCausalLM.from_pretrained(settings.model)
     plain = AutoModelForCausalLM.from_pretrained(base)

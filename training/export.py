@@ -11,6 +11,7 @@ import shutil
 from collections.abc import Collection
 from pathlib import Path
 
+from mucode.engine.adapter_scope import parse_scope
 from mucode.engine.checkpoint import (
     ADAPTER_CONFIG,
     ADAPTER_WEIGHTS,
@@ -59,15 +60,21 @@ def _copy_probe(source: Path, target: Path) -> None:
 
 
 def export_checkpoint(
-    run: Path, out: Path, parts: Collection[str] = PARTS, likelihood: bool = False
+    run: Path,
+    out: Path,
+    parts: Collection[str] = PARTS,
+    likelihood: bool = False,
+    scope: str | None = None,
 ) -> Manifest:
     """Copies ``parts`` of ``run`` (its generator adapter, its verifier) to ``out`` (replaced).
     Only what is small ships: a LoRA generator, a LoRA or probe verifier. ``likelihood`` ships the
     untrained verifier (the generator's own likelihood of a program) as the verifier part instead:
-    for a run whose trained verifier lost to it, or that trained none (``mucode train sft``)."""
+    for a run whose trained verifier lost to it, or that trained none (``mucode train sft``).
+    ``scope``: the problems the generator is applied to (default: the run's)."""
     if not parts or set(parts) - set(PARTS):
         raise ValueError(f"parts to export: generator and/or verifier, not {', '.join(parts) or 'none'}")
     manifest = read_manifest(run)
+    generator_scope = manifest.generator_scope if scope is None else parse_scope(scope)
     adapter = resolve(run, manifest.generator_adapter)
     verifier = LIKELIHOOD if likelihood else resolve(run, manifest.verifier)
     if "generator" in parts and adapter is None:
@@ -99,6 +106,7 @@ def export_checkpoint(
             "base_model": base,
             "generator": None,
             "generator_adapter": "generator-adapter" if "generator" in parts else None,
+            "generator_scope": generator_scope,
             # The likelihood verifier ships by name (also when re-exporting a checkpoint that names it).
             "verifier": (LIKELIHOOD if verifier == LIKELIHOOD else "verifier")
             if "verifier" in parts

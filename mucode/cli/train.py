@@ -369,6 +369,13 @@ def export_command(
         bool,
         typer.Option(help="The verifier part is the untrained likelihood verifier, not the run's own."),
     ] = False,
+    scope: Annotated[
+        str | None,
+        typer.Option(
+            help="The problems a server applies the generator to (llama.cpp): all, or data-libraries "
+            "(the rest get the base model). Default: the run's (all)."
+        ),
+    ] = None,
 ) -> None:
     """The run's generator adapter and verifier with a manifest: a few MB that ship and install
     anywhere (`mucode models install-checkpoint`). Ship only the part that won: `--parts verifier`
@@ -376,7 +383,7 @@ def export_command(
     from mucode.training.export import export_checkpoint
 
     with user_errors():
-        export_checkpoint(run, out, [p.strip() for p in parts.split(",") if p.strip()], likelihood)
+        export_checkpoint(run, out, [p.strip() for p in parts.split(",") if p.strip()], likelihood, scope)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     console.print(f"{out} ({size / 1e6:.1f} MB)")
 
