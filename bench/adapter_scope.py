@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import time
 from typing import Any
 
@@ -77,7 +78,7 @@ def main() -> None:
             }
         finally:
             asyncio.run(generator.close())
-        print(name, rows[name], flush=True)
+        print(name, rows[name], file=sys.stderr, flush=True)
     report = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": machine(),
