@@ -230,7 +230,7 @@ class SearchEngine:
         return SolveResult(
             problem_id=problem.id,
             prompt_version=self.prompt.version,
-            generator=self.generator.description,
+            generator=self.generator.describe(first),
             verifier=self.verifier_name,
             options=options,
             turns=records,

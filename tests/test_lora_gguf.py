@@ -245,5 +245,7 @@ def test_llamacpp_with_the_converted_adapter_is_the_peft_model(tmp_path: Path) -
             asked.clear()
             asyncio.run(every_way(problem))
             assert asked == [expected] * 3, problem
+            named = generator.describe([ChatMessage(role="user", content=problem)])
+            assert named == f"llama-cpp:{pull_gguf().name}" + (f" + {generator.adapter}" if expected else "")
     finally:
         asyncio.run(generator.close())

@@ -15,6 +15,7 @@ from mucode.engine.checkpoint import read_manifest
 from mucode.engine.model_store import GGUF_SHA256, GGUF_SIZE, pull_gguf
 from mucode.problems import Problem, load_humaneval
 from mucode.sandbox import ExecutionRequest, execute_sync
+from mucode.training.problems import load_problem_set
 
 from .helpers import run_cli, serve_process
 
@@ -133,7 +134,8 @@ def test_shipped_checkpoint_installs_and_solves(tmp_path: Path) -> None:
     """The checkpoint in the package (the DataFrameBench generator adapter and the likelihood
     verifier): merged into the real base for vLLM and transformers (a CLI solve names the generator
     and verifier in its trace), and converted to a GGUF LoRA that `mucode serve` runs on llama.cpp
-    (/health names the adapter and the verifier; the openai SDK gets an answer ranked by the
+    (/health names the adapter, scoped to data-library problems, and the verifier; the openai SDK
+    gets a HumanEval answer from the base and a DataFrameBench one from the adapter, ranked by the
     likelihood llama.cpp read while sampling)."""
     target = tmp_path / "checkpoint"
     done = run_cli("models", "install-checkpoint", "--target", str(target), timeout=900)
@@ -158,5 +160,8 @@ def test_shipped_checkpoint_installs_and_solves(tmp_path: Path) -> None:
         assert health["generator"]["adapter"] == "generator-lora.gguf on data-libraries problems"
         assert health["generator"]["verifier"] == verifier
         _, _, trace = solve_through_sdk(url, problem, n=2, turns=1)
-        assert trace["generator"] == f"llama-cpp:{pull_gguf().name} + {health['generator']['adapter']}"
+        assert trace["generator"] == f"llama-cpp:{pull_gguf().name}"  # the base answered
         assert all(c["verifier_score"] is not None for c in trace["turns"][0]["candidates"])
+        library = load_problem_set("dataframebench:test")[0]
+        _, _, trace = solve_through_sdk(url, library, n=2, turns=1)
+        assert trace["generator"] == f"llama-cpp:{pull_gguf().name} + {health['generator']['adapter']}"

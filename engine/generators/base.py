@@ -98,6 +98,11 @@ class Generator(ABC):
     def description(self) -> str:
         return f"{self.backend}:{self.model}" + (f" + {self.adapter}" if self.adapter else "")
 
+    def describe(self, messages: list[ChatMessage]) -> str:
+        """What answers the chat ``messages`` (a trace's generator): the description, unless the
+        backend applies its adapter to some problems only."""
+        return self.description
+
 
 class TemplatedGenerator(Generator):
     """A backend that renders the model's chat template itself (transformers, vLLM): a chat is

@@ -89,6 +89,9 @@ class LlamaCppGenerator(Generator):
     def _chat_adapter(self, messages: list[ChatMessage]) -> bool:
         return in_scope(self.scope, chat_problem(messages))
 
+    def describe(self, messages: list[ChatMessage]) -> str:
+        return self.description if self._chat_adapter(messages) else f"{self.backend}:{self.model}"
+
     async def sample_watched(
         self, messages: list[ChatMessage], params: SamplingParams, on_tokens: TokenProgress
     ) -> list[Completion]:
