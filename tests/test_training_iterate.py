@@ -411,3 +411,35 @@ def test_scoring_only_the_answers_positions_trains_the_same_adapter(
     assert answers_only.final_loss == pytest.approx(every_position.final_loss, rel=1e-5)
     a, b = (load_file(str(tmp_path / d / "adapter" / "adapter_model.safetensors")) for d in "ab")
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_a_second_iteration_trains_on_from_the_first_ones_adapter(tmp_path: Path) -> None:
+    """`init_adapter` (`train sft --init-adapter`): the next iteration starts from the last one's
+    adapter — its held-out figure before training is the first's after — keeps its blocks, and
+    ships as one adapter of the same base; without lora it is refused in one line."""
+    from pydantic import ValidationError
+    from safetensors.torch import load_file
+
+    from mucode.training.sft import SFTConfig, train_generator
+
+    build_causal_lm(tmp_path / "base")
+    rows = toy_sft_rows()
+    first = SFTConfig(
+        base=str(tmp_path / "base"), out=tmp_path / "iter-1", lora=True, lora_layers=1, lr=5e-3, epochs=1,
+        batch_size=2, holdout=0.4,
+    )  # fmt: skip
+    one = train_generator(rows, first)
+    second = first.model_copy(
+        update={"out": tmp_path / "iter-2", "init_adapter": tmp_path / "iter-1" / "adapter"}
+    )
+    two = train_generator(rows, second)
+    assert one.heldout_logprob_after is not None and two.heldout_logprob_before is not None
+    assert two.heldout_logprob_before == pytest.approx(one.heldout_logprob_after, abs=1e-4)
+    assert two.init_adapter == str(tmp_path / "iter-1" / "adapter") and two.lora_layers == 1
+    a, b = (
+        load_file(str(tmp_path / d / "adapter" / "adapter_model.safetensors")) for d in ("iter-1", "iter-2")
+    )
+    assert a.keys() == b.keys()  # the same blocks and modules
+    assert any(not a[k].equal(b[k]) for k in a)  # trained on
+    with pytest.raises(ValidationError, match="train with lora"):
+        SFTConfig(base="b", out=tmp_path / "x", init_adapter=tmp_path / "iter-1" / "adapter")

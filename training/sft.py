@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from mucode.engine.checkpoint import Manifest, write_manifest
 from mucode.engine.loading import compute_dtype
@@ -42,6 +42,12 @@ class SFTConfig(BaseModel):
         ge=1,
         description="Adapt the top K transformer blocks only (the gradient stops K blocks down: 1.8x "
         "cheaper at 4 of 24 on a CPU). Default: every block.",
+    )
+    init_adapter: Path | None = Field(
+        None,
+        description="With lora: train on from this LoRA adapter of `base` (an earlier iteration's) instead "
+        "of a fresh one, keeping its rank and blocks: the next µCode iteration starts where the last "
+        "stopped, and still ships as one adapter of the same base.",
     )
     lr: float | None = Field(
         None, description="Default: the paper's 5e-7 for a full fine-tune, 1e-4 for a LoRA adapter."
@@ -73,15 +79,24 @@ class SFTConfig(BaseModel):
     seed: int = 0
     report_to: list[str] = Field(default_factory=list, description='e.g. ["tensorboard"]')
 
+    @model_validator(mode="after")
+    def _adapter_needs_lora(self) -> SFTConfig:
+        if self.init_adapter is not None and not self.lora:
+            raise ValueError("init_adapter continues a LoRA adapter: train with lora")
+        return self
+
 
 class SFTReport(BaseModel):
     base: str
     lora: bool
     lora_layers: int | None = Field(None, description="The adapter's top blocks; None: every block.")
+    init_adapter: str | None = Field(None, description="The adapter training started from, if any.")
     precision: str = Field("float32", description="What the products were computed in (auto resolved).")
     train_rows: int
     heldout_rows: int
-    heldout_logprob_before: float | None = Field(None, description="Mean log p per target token, base model.")
+    heldout_logprob_before: float | None = Field(
+        None, description="Mean log p per target token before training: the base, with init_adapter if any."
+    )
     heldout_logprob_after: float | None = Field(None, description="The same after fine-tuning.")
     final_loss: float | None = Field(
         None, description="Mean training loss over every optimizer step of the run, resumed ones included."
@@ -216,7 +231,11 @@ def _heldout_before(
     outlasts a session) does not pay the pass over the held-out rows again."""
     saved = config.out / "heldout-before.json"
     rows = "\n".join(r.model_dump_json() for r in held)
-    key = {"base": config.base, "rows": hashlib.sha256(rows.encode()).hexdigest()}
+    key = {
+        "base": config.base,
+        "init_adapter": None if config.init_adapter is None else str(config.init_adapter),
+        "rows": hashlib.sha256(rows.encode()).hexdigest(),
+    }
     if saved.exists():
         record = json.loads(saved.read_text())
         if record["key"] == key:
@@ -262,9 +281,17 @@ def train_generator(rows: list[SFTRow], config: SFTConfig) -> SFTReport:
     if not train:
         raise ValueError("no SFT rows to train on")
     tokenizer = AutoTokenizer.from_pretrained(config.base)
-    base = AutoModelForCausalLM.from_pretrained(config.base, dtype=torch.float32)
-    before = _heldout_before(config, held, lambda: target_logprob(base, tokenizer, held))
+    base: Any = AutoModelForCausalLM.from_pretrained(config.base, dtype=torch.float32)
     peft_config = lora_config(base, config.lora_rank, config.lora_layers) if config.lora else None
+    lora_layers = config.lora_layers if config.lora else None
+    if config.init_adapter is not None:
+        from peft import PeftModel
+
+        base = PeftModel.from_pretrained(base, config.init_adapter, is_trainable=True)
+        peft_config = None  # the adapter's own
+        blocks = getattr(base.peft_config["default"], "layers_to_transform", None)
+        lora_layers = len(blocks) if isinstance(blocks, list) else None
+    before = _heldout_before(config, held, lambda: target_logprob(base, tokenizer, held))
     bf16 = compute_dtype(config.precision, gpu=torch.cuda.is_available()) == "bfloat16"
     args = TrainerArguments(
         output_dir=str(config.out / "trainer"),
@@ -324,7 +351,8 @@ def train_generator(rows: list[SFTRow], config: SFTConfig) -> SFTReport:
     return SFTReport(
         base=config.base,
         lora=config.lora,
-        lora_layers=config.lora_layers if config.lora else None,
+        lora_layers=lora_layers,
+        init_adapter=None if config.init_adapter is None else str(config.init_adapter),
         precision="bfloat16" if bf16 else "float32",
         train_rows=len(train),
         heldout_rows=len(held),

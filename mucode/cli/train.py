@@ -136,6 +136,13 @@ def sft_command(
     lora_layers: Annotated[
         int | None, typer.Option(help="With --lora: adapt the top K blocks only (default: every block).")
     ] = None,
+    init_adapter: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --lora: train on from this adapter of --base (an earlier iteration's OUT/adapter, "
+            "a checkpoint's generator-adapter) instead of a fresh one."
+        ),
+    ] = None,
     lr: Annotated[
         float | None, typer.Option(help="Default: 5e-7 (the paper's, full fine-tune), 1e-4 with --lora.")
     ] = None,
@@ -167,7 +174,8 @@ def sft_command(
     with user_errors():
         records = read_jsonl(rows, SFTRow)
         config = SFTConfig(
-            base=base, out=out, lora=lora, lora_rank=lora_rank, lora_layers=lora_layers, lr=lr, epochs=epochs,
+            base=base, out=out, lora=lora, lora_rank=lora_rank, lora_layers=lora_layers,
+            init_adapter=init_adapter, lr=lr, epochs=epochs,
             batch_size=batch_size, micro_batch_size=micro_batch_size, checkpoint_steps=checkpoint_steps,
             gradient_checkpointing=gradient_checkpointing, precision=precision, holdout=holdout, seed=seed,
             report_to=["tensorboard"] if tensorboard else [],
