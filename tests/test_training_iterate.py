@@ -340,6 +340,17 @@ def test_sft_saves_its_state_and_a_rerun_continues_from_it(tmp_path: Path) -> No
     assert third.resumed_from_step is None
 
 
+def top_block_adapter(tmp_path: Path, out: Path) -> Any:
+    """A tiny base in ``tmp_path`` and an SFT config training a LoRA on its top block into ``out``."""
+    from mucode.training.sft import SFTConfig
+
+    build_causal_lm(tmp_path / "base")
+    return SFTConfig(
+        base=str(tmp_path / "base"), out=out, lora=True, lora_layers=1, lr=5e-3, epochs=1, batch_size=2,
+        holdout=0.4,
+    )  # fmt: skip
+
+
 def test_an_adapter_on_the_top_blocks_and_a_rerun_that_reuses_the_bases_heldout_pass(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -348,7 +359,7 @@ def test_an_adapter_on_the_top_blocks_and_a_rerun_that_reuses_the_bases_heldout_
     from safetensors.torch import load_file
 
     from mucode.training import sft
-    from mucode.training.sft import SFTConfig, train_generator
+    from mucode.training.sft import train_generator
 
     passes: list[int] = []
     measure = sft.target_logprob
@@ -358,12 +369,8 @@ def test_an_adapter_on_the_top_blocks_and_a_rerun_that_reuses_the_bases_heldout_
         return measure(model, tokenizer, rows)
 
     monkeypatch.setattr(sft, "target_logprob", counted)
-    build_causal_lm(tmp_path / "base")
     rows = toy_sft_rows()
-    config = SFTConfig(
-        base=str(tmp_path / "base"), out=tmp_path / "gen", lora=True, lora_layers=1, lr=5e-3, epochs=1,
-        batch_size=2, holdout=0.4,
-    )  # fmt: skip
+    config = top_block_adapter(tmp_path, tmp_path / "gen")
     first = train_generator(rows, config)
     weights = load_file(str(tmp_path / "gen" / "adapter" / "adapter_model.safetensors"))
     adapted = {(k.split(".layers.")[1].split(".")[0], k.split(".")[-3]) for k in weights}
@@ -422,12 +429,8 @@ def test_a_second_iteration_trains_on_from_the_first_ones_adapter(tmp_path: Path
 
     from mucode.training.sft import SFTConfig, train_generator
 
-    build_causal_lm(tmp_path / "base")
     rows = toy_sft_rows()
-    first = SFTConfig(
-        base=str(tmp_path / "base"), out=tmp_path / "iter-1", lora=True, lora_layers=1, lr=5e-3, epochs=1,
-        batch_size=2, holdout=0.4,
-    )  # fmt: skip
+    first = top_block_adapter(tmp_path, tmp_path / "iter-1")
     one = train_generator(rows, first)
     second = first.model_copy(
         update={"out": tmp_path / "iter-2", "init_adapter": tmp_path / "iter-1" / "adapter"}

@@ -282,8 +282,6 @@ def train_generator(rows: list[SFTRow], config: SFTConfig) -> SFTReport:
         raise ValueError("no SFT rows to train on")
     tokenizer = AutoTokenizer.from_pretrained(config.base)
     base: Any = AutoModelForCausalLM.from_pretrained(config.base, dtype=torch.float32)
-    peft_config = lora_config(base, config.lora_rank, config.lora_layers) if config.lora else None
-    lora_layers = config.lora_layers if config.lora else None
     if config.init_adapter is not None:
         from peft import PeftModel
 
@@ -291,6 +289,9 @@ def train_generator(rows: list[SFTRow], config: SFTConfig) -> SFTReport:
         peft_config = None  # the adapter's own
         blocks = getattr(base.peft_config["default"], "layers_to_transform", None)
         lora_layers = len(blocks) if isinstance(blocks, list) else None
+    else:
+        peft_config = lora_config(base, config.lora_rank, config.lora_layers) if config.lora else None
+        lora_layers = config.lora_layers if config.lora else None
     before = _heldout_before(config, held, lambda: target_logprob(base, tokenizer, held))
     bf16 = compute_dtype(config.precision, gpu=torch.cuda.is_available()) == "bfloat16"
     args = TrainerArguments(
