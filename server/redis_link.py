@@ -1,8 +1,9 @@
 """The server's Redis connection, and the rule for when Redis fails: serve without it.
 
 Every Redis call goes through ``RedisLink.call``: short timeouts, and an error (Redis stopped,
-network gone, timeout) becomes the caller's fallback value plus a metric and one log line per
-outage, never a failed request. The next call tries Redis again, so it recovers by itself.
+network gone, timeout, a socket closed under the event loop) becomes the caller's fallback value
+plus a metric and one log line per outage, never a failed request. The next call tries Redis
+again, so it recovers by itself.
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ class RedisLink:
     async def call(self, op: str, action: Callable[[Redis], Awaitable[T]], fallback: T) -> T:
         try:
             value = await action(self.client)
-        except (RedisError, OSError) as exc:
+        except (RedisError, OSError, RuntimeError) as exc:
+            # RuntimeError: under uvloop, redis-py writing to a socket Redis just closed raises
+            # "the handler is closed" instead of a ConnectionError; it is the same outage.
             self.metrics.redis_errors.labels(op).inc()
             if self.healthy:
                 log.warning("redis unavailable (%s: %s); serving without it", op, exc)

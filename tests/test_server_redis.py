@@ -6,6 +6,7 @@ The outage test starts and kills its own redis-server so the shared one is never
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import threading
@@ -20,6 +21,8 @@ import pytest
 import redis
 
 from mucode.server.jobs import LocalJobs
+from mucode.server.metrics import Metrics
+from mucode.server.redis_link import RedisLink
 
 from .helpers import (
     SLOW,
@@ -324,3 +327,21 @@ def test_redis_killed_and_restarted_under_load_loses_no_request(tmp_path: Path) 
         server.stop()
         redis_proc.kill()
         redis_proc.wait()
+
+
+def test_a_socket_closed_under_the_event_loop_is_an_outage_too() -> None:
+    """uvloop reports a write to a socket Redis just closed as a RuntimeError, not a redis-py
+    ConnectionError (seen in CI under load): the link serves the fallback, as for any outage."""
+    metrics = Metrics()
+    link = RedisLink("redis://127.0.0.1:1/0", "mucode-test", metrics)
+
+    async def closed(_: Any) -> str:
+        raise RuntimeError("unable to perform operation on <TCPTransport closed=True>; the handler is closed")
+
+    async def both() -> tuple[str, bool]:
+        value = await link.call("cache_get", closed, "fallback")
+        return value, await link.ping()
+
+    assert asyncio.run(both()) == ("fallback", False)
+    assert not link.healthy
+    assert metrics.registry.get_sample_value("mucode_redis_errors_total", {"op": "cache_get"}) == 1
