@@ -59,8 +59,19 @@ def random_model(config: Path, tokenizer: Path, folder: Path) -> Path:
 
 
 def stage(name: str, command: list[str], timeout: float, log: Path) -> dict[str, Any]:
-    """One ``mucode`` command in its own process: its wall time, exit status and log."""
+    """One ``mucode`` command in its own process: its wall time, exit status, the most GPU memory
+    in use while it ran (nvidia-smi, every 0.5 s, where there is one) and its log."""
     started = time.perf_counter()
+    smi = shutil.which("nvidia-smi")
+    watch = (
+        subprocess.Popen(
+            [smi, "--query-gpu=memory.used", "--format=csv,noheader,nounits", "-lms", "500"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        if smi
+        else None
+    )
     with log.open("a") as out:
         out.write(f"\n== {name}: {' '.join(command)}\n")
         out.flush()
@@ -68,10 +79,15 @@ def stage(name: str, command: list[str], timeout: float, log: Path) -> dict[str,
             code = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, timeout=timeout).returncode
         except subprocess.TimeoutExpired:
             code = None
-    return {
+    result: dict[str, Any] = {
         "seconds": round(time.perf_counter() - started, 1),
         "exit": code if code is not None else "timeout",
     }
+    if watch is not None:
+        watch.terminate()
+        readings = [int(line) for line in (watch.communicate()[0] or "").split() if line.isdigit()]
+        result["peak_gpu_mib"] = max(readings, default=None)
+    return result
 
 
 def serving_cost(folder: Path, codes: list[Any], repeat: int) -> dict[str, Any]:
@@ -122,6 +138,13 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2, help="the paper's 2, for both stages")
     parser.add_argument("--sft-micro-batch", type=int, default=4)
     parser.add_argument("--verifier-micro-batch", type=int, default=8)
+    parser.add_argument(
+        "--verifier-processes",
+        type=int,
+        default=0,
+        help="run the classifier verifier under torchrun with this many processes, as the recipe does "
+        "(DDP over NCCL); 0: one plain process",
+    )
     parser.add_argument("--stage-timeout", type=float, default=600)
     parser.add_argument("--serve-problems", type=int, default=20)
     args = parser.parse_args()
@@ -148,6 +171,9 @@ def main() -> None:
     codes = read_jsonl(args.codes, LabeledCode)
     report["codes"] = {"programs": len(codes), "correct": sum(c.passed for c in codes)}
     mucode = [sys.executable, "-m", "mucode.cli", "train"]
+    processes = str(args.verifier_processes)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", processes]
+    launchers = {"verifier": [*torchrun, *mucode[1:]] if args.verifier_processes else mucode}
     stages = args.stages.split(",")
 
     def save() -> None:
@@ -179,8 +205,9 @@ def main() -> None:
                     if (work / design / "config.json").exists() or (work / design / "probe.json").exists()
                 }
             else:
+                launcher = launchers.get(step, mucode)
                 entry[step] = stage(
-                    step, [*mucode, *commands[step], "--out", str(out)], args.stage_timeout, log
+                    step, [*launcher, *commands[step], "--out", str(out)], args.stage_timeout, log
                 )
                 if (out / "verifier-report.json").exists():
                     entry[step]["report"] = json.loads((out / "verifier-report.json").read_text())

@@ -323,7 +323,9 @@ def train_verifier(
         model.save_pretrained(config.out)
         tokenizer.save_pretrained(config.out)
     accelerator.wait_for_everyone()
-    return write_report(config, train, held, examples, float(final), started, metrics, world)
+    report = write_report(config, train, held, examples, float(final), started, metrics, world)
+    accelerator.end_training()  # under torchrun: NCCL warns of a leaked process group otherwise
+    return report
 
 
 def probe_features(
