@@ -123,7 +123,9 @@ class EngineSettings(BaseSettings):
                 "model": self.model or resolve(checkpoint, manifest.generator),
                 # The same generator for llama.cpp: the bundled GGUF with the adapter converted for it.
                 "lora": self.lora or (None if self.model else resolve(checkpoint, manifest.generator_lora)),
-                "lora_scope": self.lora_scope or (None if self.lora else manifest.generator_scope),
+                # The scope belongs to the checkpoint's generator: a user's own model or adapter has none.
+                "lora_scope": self.lora_scope
+                or (None if self.lora or self.model else manifest.generator_scope),
                 "verifier": self.verifier or resolve(checkpoint, manifest.verifier),
                 # A verifier-only checkpoint leaves the generator, and so its prompt, as they were.
                 "prompt_version": self.prompt_version

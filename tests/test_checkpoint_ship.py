@@ -288,6 +288,7 @@ def test_a_scoped_adapter_is_applied_to_the_problems_of_its_kind_only(
     assert EngineSettings(checkpoint="none").resolved().lora_scope is None
     # A user's own adapter is not scoped by the checkpoint's.
     assert EngineSettings(checkpoint=str(checkpoint), lora="/x.gguf").resolved().lora_scope is None
+    assert EngineSettings(checkpoint=str(checkpoint), model="/own.gguf").resolved().lora_scope is None
     monkeypatch.setenv("MUCODE_LORA_SCOPE", "all")
     assert EngineSettings(checkpoint=str(checkpoint)).resolved().lora_scope == "all"
     monkeypatch.setenv("MUCODE_LORA_SCOPE", "pandas")
