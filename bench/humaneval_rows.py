@@ -9,7 +9,8 @@ runs too: a stopped evaluation's rows compare with a finished one's on the probl
 ``--pattern`` splits every sample of every turn in two, those whose text matches and the rest,
 and counts of each how many passed the public tests and how many were cut at max_tokens (a habit
 a trained generator picked up, and what it costs). ``--versus`` lists, for every two files, the
-problems one passed and the other did not (which problems two generators split between them).
+problems one passed and the other did not (which problems two generators split between them), and
+the exact McNemar test's p-value on them.
 
 A row file is what training/evaluate.py writes (NAME.CONFIG.jsonl); its traces are read from
 NAME.CONFIG.traces.jsonl or the .gz of it kept in docs/bench-data.
@@ -23,6 +24,7 @@ import json
 import re
 from collections import Counter
 from itertools import combinations
+from math import comb
 from pathlib import Path
 from typing import Any
 
@@ -91,9 +93,20 @@ def main() -> None:
             print(f"  samples {pattern_split(args.pattern, [by_id[p] for p in sorted(common)])}")
     if args.versus:
         for a, b in combinations(tables, 2):
+            split = []
             for x, y in ((a, b), (b, a)):
                 only = sorted(p for p in common if tables[x][p]["passed"] and not tables[y][p]["passed"])
                 print(f"passed by {x} and not by {y}: {len(only)} {only}")
+                split.append(len(only))
+            print(f"  exact McNemar test on the {sum(split)} split problems: p = {mcnemar(*split):.3f}")
+
+
+def mcnemar(wins: int, losses: int) -> float:
+    """Two-sided exact McNemar (sign) test: how often two equally good searches split the problems
+    at least this unevenly. Problems both pass or both fail say nothing about which is better."""
+    n = wins + losses
+    tail: float = sum(comb(n, k) for k in range(min(wins, losses) + 1)) / 2**n
+    return min(1.0, 2 * tail)
 
 
 def pattern_split(pattern: re.Pattern[str], traces: list[SolveResult]) -> str:
