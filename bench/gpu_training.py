@@ -171,9 +171,11 @@ def main() -> None:
     codes = read_jsonl(args.codes, LabeledCode)
     report["codes"] = {"programs": len(codes), "correct": sum(c.passed for c in codes)}
     mucode = [sys.executable, "-m", "mucode.cli", "train"]
-    processes = str(args.verifier_processes)
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", processes]
-    launchers = {"verifier": [*torchrun, *mucode[1:]] if args.verifier_processes else mucode}
+    # The recipe trains the classifier under torchrun (DDP); every other stage is one process.
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node"]
+    verifier_launcher = (
+        [*torchrun, str(args.verifier_processes), *mucode[1:]] if args.verifier_processes else mucode
+    )
     stages = args.stages.split(",")
 
     def save() -> None:
@@ -205,7 +207,7 @@ def main() -> None:
                     if (work / design / "config.json").exists() or (work / design / "probe.json").exists()
                 }
             else:
-                launcher = launchers.get(step, mucode)
+                launcher = verifier_launcher if step == "verifier" else mucode
                 entry[step] = stage(
                     step, [*launcher, *commands[step], "--out", str(out)], args.stage_timeout, log
                 )
